@@ -1,0 +1,1 @@
+"""Gradio demos, one module per concept. Each defines TITLE, ORDER and a module-level `demo` (gr.Blocks)."""

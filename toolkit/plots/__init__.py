@@ -1,0 +1,1 @@
+"""Figures: one function per view, each reading a trace and returning a plotly Figure."""

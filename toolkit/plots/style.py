@@ -1,0 +1,33 @@
+"""Shared look for every figure: large text for the back of the room, colour-blind-safe colours, dark mode."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+# Okabe-Ito: distinguishable with every common colour-vision deficiency.
+CATEGORICAL = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+CATEGORICAL_DARK = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#FFFFFF"]
+SEQUENTIAL = "Viridis"  # perceptually uniform and colour-blind safe
+DIVERGING = "RdBu"  # use with zmid=0 for signed values (advantages, differences)
+MASKED = "rgba(128,128,128,0.25)"  # cells that do not exist (causal mask), drawn apart from data
+FONT_SIZE = 18
+
+
+def palette(dark: bool = False) -> list[str]:
+    return CATEGORICAL_DARK if dark else CATEGORICAL
+
+
+def apply(fig: go.Figure, dark: bool = False, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Set template, fonts and margins in place; returns the figure for chaining."""
+    fig.update_layout(
+        template="plotly_dark" if dark else "plotly_white",
+        font=dict(size=FONT_SIZE),
+        margin=dict(l=60, r=30, t=70 if title else 30, b=60),
+        colorway=palette(dark),
+    )
+    if dark:
+        fig.update_layout(paper_bgcolor="#0b0f19", plot_bgcolor="#0b0f19")
+    if title:
+        fig.update_layout(title=dict(text=title, font=dict(size=FONT_SIZE + 4)))
+    if height:
+        fig.update_layout(height=height)
+    return fig

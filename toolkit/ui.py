@@ -1,0 +1,115 @@
+"""Shared helpers for the Gradio demos: the offline theme, URL presets, dark mode, friendly errors.
+
+Demos stay thin: they build a module-level ``demo`` (a gr.Blocks) without loading any model, and their named
+handlers call the toolkit. Bad input becomes a ``gr.Error`` (a message in the UI), never a stack trace.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any, Callable
+
+import gradio as gr
+
+log = logging.getLogger("lecture")
+
+MAX_TEXT_CHARS = 20_000  # longer input is refused before tokenising (token limits are per demo)
+
+# System fonts only: the default Gradio theme would fetch Google Fonts, which fails offline.
+FONT = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
+FONT_MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+CSS = """
+.gradio-container { font-size: 18px; }
+footer { display: none !important; }
+"""
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default(font=FONT, font_mono=FONT_MONO, text_size="lg")
+
+
+class UserError(gr.Error):
+    """Bad input from a person: shown in the UI as a message (a gr.Error), also a clear exception in the API."""
+
+
+def safe(fn: Callable) -> Callable:
+    """Wrap a handler: user errors pass through as messages; anything else becomes a short message, logged."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # the server must stay up and the page must show a sentence, not a trace
+            log.exception("handler %s failed", fn.__name__)
+            raise UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}") from err
+
+    return wrapper
+
+
+def query(request: gr.Request | None) -> dict[str, str]:
+    """The page's URL query parameters (empty when called outside a browser session)."""
+    if request is None:
+        return {}
+    try:
+        return dict(request.query_params)
+    except Exception:
+        return {}
+
+
+def is_dark(request: gr.Request | None) -> bool:
+    return query(request).get("__theme") == "dark"
+
+
+def preset(params: dict[str, str], key: str, default: Any, cast: Callable = str, choices: list | None = None) -> Any:
+    """One preset value from the URL query, cast and checked; the default when absent or unusable."""
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError):
+        return default
+    if isinstance(value, float) and not math.isfinite(value):
+        return default
+    if choices is not None and value not in choices:
+        return default
+    return value
+
+
+def as_int(value: Any, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """Parse an integer from a widget or API call; out-of-range values are clamped, junk is a UserError."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a whole number, got {value!r}.") from None
+    if not math.isfinite(f):
+        raise UserError(f"{name} must be a finite number, got {value!r}.")
+    i = int(round(f))
+    if lo is not None:
+        i = max(lo, i)
+    if hi is not None:
+        i = min(hi, i)
+    return i
+
+
+def as_float(value: Any, name: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(f):
+        raise UserError(f"{name} must be a finite number, got {value!r}.")
+    return f
+
+
+def as_text(value: Any, name: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:
+    """Non-empty text, refused when longer than max_chars (token truncation is the demo's job)."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise UserError(f"Please type some {name}: it is empty.")
+    if len(text) > max_chars:
+        raise UserError(f"The {name} is {len(text):,} characters long; the limit is {max_chars:,}. Shorten it.")
+    return text
