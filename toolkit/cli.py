@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-_PLUGINS: list[str] = []
+_PLUGINS: list[str] = ["toolkit.deck_cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

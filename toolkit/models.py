@@ -154,7 +154,15 @@ def _load_uncached(key: str) -> Loaded:
         return _from_folder(key, folder, entry.kind)
     path = Path(key).expanduser()
     if path.is_dir():
-        return _from_folder(key, path, None)
+        if not (path / "config.json").is_file():
+            raise ModelUnavailable(f"{key!r} is not a model folder (expected a folder with config.json).")
+        try:
+            return _from_folder(key, path, None)
+        except Exception as err:
+            raise ModelUnavailable(
+                f"could not load the model folder {key!r} ({type(err).__name__}: {_first_line(err)}). "
+                "Fix: check that it holds config.json, the weights (*.safetensors) and the tokenizer files."
+            ) from err
     if path.exists() or key.startswith((".", "/", "~")):
         raise ModelUnavailable(f"{key!r} is not a model folder (expected a folder with config.json).")
     try:

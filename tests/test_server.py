@@ -1,0 +1,91 @@
+"""The one demo server: index, every demo mounted, presets, iframe-friendly, offline, local-only, safe files."""
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from toolkit import cli, server
+
+
+def _get(url: str) -> tuple[int, dict, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode("utf-8", "replace")
+
+
+def test_every_demo_module_is_discovered_in_deck_order():
+    infos = server.discover()
+    assert "model_card" in infos
+    orders = [i.order for i in infos.values()]
+    assert orders == sorted(orders)
+    for name, info in infos.items():
+        assert info.title and info.description, name
+    with pytest.raises(KeyError, match="unknown demo"):
+        server.discover(["no_such_demo"])
+
+
+def test_index_and_each_demo_page(live_server):
+    status, _, page = _get(live_server.url + "/")
+    assert status == 200
+    for name in server.discover():
+        assert f'href="/demo/{name}/"' in page
+        status, headers, html = _get(f"{live_server.url}/demo/{name}/")
+        assert status == 200, name
+        assert "x-frame-options" not in {k.lower() for k in headers}, "demos must load inside an iframe"
+        # nothing fetched from the internet: no remote scripts, styles or fonts
+        remote = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+        assert not [u for u in remote if not u.startswith(live_server.url)], remote
+
+
+def test_theme_css_uses_no_web_fonts(live_server):
+    status, _, css = _get(f"{live_server.url}/demo/model_card/theme.css")
+    assert status == 200
+    assert "fonts.googleapis" not in css and "@import url(http" not in css
+
+
+def test_model_card_through_gradio_client(live_server):
+    facts, figure = live_server.client("model_card").predict("smollm2-135m", api_name="/show")
+    assert "9 query heads share 3 key/value heads" in facts and "100,000" in facts
+    assert figure  # a plotly figure payload
+
+
+def test_unknown_model_is_a_message_and_server_survives(live_server):
+    from gradio_client.exceptions import AppError
+
+    client = live_server.client("model_card")
+    with pytest.raises(AppError, match="could not load model"):
+        client.predict("nobody/no-such-model", api_name="/show")
+    facts, _ = client.predict("minilm-l6", api_name="/show")
+    assert "12 heads" in facts
+
+
+def test_server_serves_no_files_outside_the_project(live_server):
+    for path in ("/demo/model_card/gradio_api/file=/etc/passwd", "/demo/model_card/file=/etc/passwd",
+                 "/demo/model_card/gradio_api/file=../../../../etc/passwd", "/../../etc/passwd"):
+        status, _, body = _get(live_server.url + path)
+        assert "root:x:0:0" not in body, path
+        assert status in (400, 403, 404, 405), (path, status)
+
+
+def test_cli_defaults_bind_localhost():
+    args = cli.parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.port == 7860
+    assert server.DEFAULT_HOST == "127.0.0.1"
+
+
+def test_cli_models_lists_cache_state(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m" in out and "minilm-l6" in out and "cache:" in out
+
+
+def test_cli_unknown_demo_and_model_fail_clearly(capsys):
+    assert cli.main(["demo", "no_such_demo", "--no-preload"]) == 2
+    assert "unknown demo" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "nobody/no-such-model"]) == 2
+    assert "could not load model" in capsys.readouterr().err
