@@ -152,3 +152,13 @@ def test_full_disk_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(models.ModelUnavailable, match="free some disk space"):
         models.ensure_cache(SMOL)
     assert not list((tmp_path / "cache").iterdir())  # the half-written folder was removed
+
+
+def test_a_server_refuses_models_not_chosen_at_start():
+    models.allow_any_model(False)
+    try:
+        assert models.load("minilm-l6").kind == "encoder"  # embedded ones stay available
+        with pytest.raises(models.ModelUnavailable, match="--model nobody/x"):
+            models.load("nobody/x")
+    finally:
+        models.allow_any_model(True)

@@ -84,7 +84,10 @@ def test_cli_models_lists_cache_state(capsys):
     assert "smollm2-135m" in out and "minilm-l6" in out and "cache:" in out
 
 
-def test_cli_unknown_demo_and_model_fail_clearly(capsys):
+def test_cli_unknown_demo_and_model_fail_clearly(capsys, monkeypatch):
+    from toolkit import models
+
+    monkeypatch.setitem(models._open, "any", True)  # restored afterwards: `serve` closes it for the process
     assert cli.main(["demo", "no_such_demo", "--no-preload"]) == 2
     assert "unknown demo" in capsys.readouterr().err
     assert cli.main(["serve", "--model", "nobody/no-such-model"]) == 2

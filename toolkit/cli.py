@@ -11,6 +11,7 @@ def _serve(args: argparse.Namespace) -> int:
     for name in args.model or []:
         print(f"[lecture] loading {name} ...", flush=True)
         models.set_default(name)
+    models.allow_any_model(args.any_model)
     if not args.no_preload:
         for kind in ("causal", "encoder"):
             models.load(models.default(kind))
@@ -50,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", action="append", metavar="NAME",
                         help="default model for the demos: an embedded name, a Hugging Face id or a local folder")
         sp.add_argument("--no-preload", action="store_true", help="load models on first use instead of at start")
+        sp.add_argument("--any-model", action="store_true",
+                        help="let visitors load any Hugging Face id or local folder (default: only the models above)")
 
     sp = sub.add_parser("serve", help="serve every demo on one server (index at /, demos at /demo/NAME)")
     server_args(sp)
@@ -71,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-_PLUGINS: list[str] = ["toolkit.deck_cli"]
+_PLUGINS: list[str] = ["toolkit.deck_cli", "toolkit.moe_cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,7 @@ EMBEDDED: dict[str, Embedded] = {
 DEFAULT_CAUSAL = "smollm2-135m"
 DEFAULT_ENCODER = "minilm-l6"
 _defaults = {"causal": DEFAULT_CAUSAL, "encoder": DEFAULT_ENCODER}
+_open = {"any": True}  # `lecture serve` closes this: visitors may not make the server fetch arbitrary models
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
         raise ModelUnavailable(f"no model named. Embedded models: {', '.join(EMBEDDED)}.")
     if key in _loaded:
         return _loaded[key]
+    if not _open["any"] and key not in EMBEDDED and key not in _defaults.values():
+        raise ModelUnavailable(
+            f"this server only serves the models chosen when it started ({', '.join(choices())}), not {key!r}. "
+            f"Fix: restart it with `lecture serve --model {key}` (or `--any-model` to let visitors load any model)."
+        )
     with _registry_lock:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
@@ -125,6 +131,11 @@ def loaded_names() -> list[str]:
 def default(kind: str = "causal") -> str:
     """The model demos open with: an embedded one unless `lecture serve --model` chose another."""
     return _defaults[kind]
+
+
+def allow_any_model(allow: bool) -> None:
+    """Whether load() accepts names beyond the embedded, default and already loaded ones (a server says no)."""
+    _open["any"] = allow
 
 
 def set_default(name: str) -> Loaded:

@@ -8,9 +8,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import threading
 from typing import Any, Callable
 
 import gradio as gr
+
+from toolkit.models import ModelUnavailable
+from toolkit.traces import TraceError
 
 log = logging.getLogger("lecture")
 
@@ -33,18 +38,39 @@ class UserError(gr.Error):
     """Bad input from a person: shown in the UI as a message (a gr.Error), also a clear exception in the API."""
 
 
+# Model work at once across every demo of the process (2 cores): a burst waits here instead of piling up
+# forwards and memory; a request that waits longer than BUSY_AFTER_S gets a clear "busy" message.
+WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
+BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "120"))
+_slots = threading.BoundedSemaphore(WORKERS)
+_held = threading.local()
+BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
+
+
 def safe(fn: Callable) -> Callable:
-    """Wrap a handler: user errors pass through as messages; anything else becomes a short message, logged."""
+    """Wrap a handler: one of WORKERS compute slots; user errors pass through as messages; anything else
+    becomes a short message, logged. Generator handlers (live runs) manage their own exclusivity."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        outer = not getattr(_held, "slot", False)  # a handler calling another handler keeps its one slot
+        if outer:
+            if not _slots.acquire(timeout=BUSY_AFTER_S):
+                raise UserError(BUSY_MESSAGE)
+            _held.slot = True
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except (ModelUnavailable, TraceError) as err:  # already a sentence that names the fix
+            raise UserError(str(err)) from err
         except Exception as err:  # the server must stay up and the page must show a sentence, not a trace
             log.exception("handler %s failed", fn.__name__)
             raise UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}") from err
+        finally:
+            if outer:
+                _held.slot = False
+                _slots.release()
 
     return wrapper
 

@@ -1,0 +1,182 @@
+"""A lecture hall of students against one `lecture serve` on 127.0.0.1: requests, errors, latency, memory.
+
+Each simulated student opens one demo (a gradio_client connection, as a browser tab would), then for the
+test's duration sends that demo's main request with its own variation of the input, pausing a random
+"think time" between requests. The server runs as a subprocess; its memory (RSS) is sampled throughout.
+
+    python benchmarks/load_lecture.py [--students 30] [--seconds 120] [--demos attention rope moe grpo]
+
+Targets: zero errors; p95 <= 3 s for the attention demo at 64 tokens; server memory flat (the peak after the
+warm-up stays within 15% of the warmed-up size: one copy of each model, no growth per request).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# 64 SmolLM2 tokens (checked at start); each student appends its own number so requests differ.
+TEXT_64 = ("The animal didn't cross the street because it was too tired. The lecturer asked the students which "
+           "word 'it' refers to, and most of them said the animal, while a few argued for the street instead of")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def primary_requests(names: list[str]) -> dict[str, tuple[str, list, list[int]]]:
+    """Per demo: its first public endpoint with inputs, the widgets' default values, and which are text boxes."""
+    import gradio as gr
+
+    from toolkit import server
+
+    out = {}
+    for name, info in server.discover(names).items():
+        for fn in info.blocks.fns.values():
+            if fn.inputs and fn.api_name and getattr(fn, "api_visibility", "public") == "public":
+                defaults = [getattr(c, "value", None) for c in fn.inputs]
+                texts = [i for i, c in enumerate(fn.inputs) if isinstance(c, gr.Textbox) and isinstance(defaults[i], str)]
+                out[name] = (f"/{fn.api_name}", defaults, texts)
+                break
+    return out
+
+
+def student(sid: int, url: str, demo: str, request, stop_at: float, think: tuple[float, float], results, lock):
+    from gradio_client import Client
+
+    rng = random.Random(sid)
+    api, defaults, texts = request
+    try:
+        client = Client(f"{url}/demo/{demo}/", verbose=False)
+    except Exception as err:  # could not even open the page
+        with lock:
+            results[demo].append((None, f"connect: {err}"))
+        return
+    n = 0
+    while time.time() < stop_at:
+        args = list(defaults)
+        for i in texts:
+            args[i] = (TEXT_64 if demo == "attention" else args[i]) + f" {sid}-{n}" * (n % 2)
+        t0 = time.perf_counter()
+        try:
+            client.predict(*args, api_name=api)
+            outcome = (time.perf_counter() - t0, None)
+        except Exception as err:
+            outcome = (time.perf_counter() - t0, f"{type(err).__name__}: {str(err)[:200]}")
+        with lock:
+            results[demo].append(outcome)
+        n += 1
+        time.sleep(rng.uniform(*think))
+
+
+def rss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+    except psutil.Error:
+        return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--students", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--think", type=float, nargs=2, default=(3.0, 12.0), metavar=("MIN", "MAX"),
+                    help="seconds a student pauses between requests (uniform)")
+    ap.add_argument("--demos", nargs="*", default=["attention", "rope", "moe", "grpo"])
+    args = ap.parse_args()
+
+    from toolkit import server
+
+    names = [n for n in args.demos if n in server.discover()]
+    requests = primary_requests(names)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "serve", "--port", str(port), "--demos", *names],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    print(proc.stderr.read() if proc.stderr else "", file=sys.stderr)
+                    raise SystemExit("server did not start")
+                time.sleep(0.5)
+        # warm-up: one request per demo, so models and caches are in memory before we measure growth
+        warm = defaultdict(list)
+        for i, name in enumerate(requests):
+            student(-1 - i, url, name, requests[name], time.time() + 0.1, (0, 0), warm, threading.Lock())
+        base = rss(ps)
+        peak = base
+        results: dict[str, list] = defaultdict(list)
+        lock = threading.Lock()
+        stop_at = time.time() + args.seconds
+        threads = [threading.Thread(target=student, daemon=True,
+                                    args=(s, url, names[s % len(names)], requests[names[s % len(names)]],
+                                          stop_at, tuple(args.think), results, lock))
+                   for s in range(args.students)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, rss(ps))
+            time.sleep(0.5)
+        end = rss(ps)
+        alive = proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    summary, errors = {}, 0
+    print(f"{args.students} students, {args.seconds:.0f} s, think {args.think[0]}-{args.think[1]} s, demos {names}")
+    print(f"{'demo':<12}{'served':>8}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}")
+    for name in names:
+        rows = results.get(name, [])
+        lat = np.array([t for t, e in rows if e is None and t is not None]) if rows else np.array([])
+        errs = [e for _, e in rows if e is not None]
+        errors += len(errs)
+        q = np.percentile(lat, [50, 95, 99]) if lat.size else [float("nan")] * 3
+        summary[name] = {"served": int(lat.size), "errors": len(errs), "p50_s": round(float(q[0]), 3),
+                         "p95_s": round(float(q[1]), 3), "p99_s": round(float(q[2]), 3)}
+        print(f"{name:<12}{lat.size:>8}{len(errs):>8}{q[0]:>8.2f}{q[1]:>8.2f}{q[2]:>8.2f}")
+        for e in errs[:3]:
+            print(f"    error: {e}")
+    growth = (peak - base) / base if base else float("nan")
+    print(f"server memory: {base / 1e9:.2f} GB after warm-up, peak {peak / 1e9:.2f} GB, end {end / 1e9:.2f} GB "
+          f"({growth:+.1%}); server alive at the end: {alive}")
+    p95_att = summary.get("attention", {}).get("p95_s")
+    p95_att = p95_att if p95_att is not None and np.isfinite(p95_att) else None
+    met = errors == 0 and alive and p95_att is not None and p95_att <= 3.0 and growth <= 0.15
+    print(json.dumps({"bench": "load_lecture", "students": args.students, "seconds": args.seconds,
+                      "requests": sum(s["served"] for s in summary.values()), "errors": errors,
+                      "attention_p95_s": p95_att, "mem_base_gb": round(base / 1e9, 3),
+                      "mem_peak_gb": round(peak / 1e9, 3), "mem_growth": round(growth, 4), "per_demo": summary,
+                      "target": {"errors": 0, "attention_p95_s": 3.0, "mem_growth_max": 0.15}, "met": bool(met)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
