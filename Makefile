@@ -28,3 +28,21 @@ test: models
 
 bench: models
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# The deck (slides/): `make deck` builds it into slides/dist; `make present` starts the demos and the deck together.
+# `make browser-deps` installs what the browser test needs: Debian's chromium and the deck's pinned npm packages.
+SLIDES_DEPS := slides/node_modules/.installed
+.PHONY: deck present browser-deps
+$(SLIDES_DEPS): slides/package.json slides/package-lock.json
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	cd slides && npm ci --no-audit --no-fund
+	touch $@
+
+browser-deps: $(SLIDES_DEPS)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+deck: $(SLIDES_DEPS)
+	cd slides && npx slidev build
+
+present: models $(SLIDES_DEPS)
+	$(BIN)/lecture present

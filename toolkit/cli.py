@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-_PLUGINS: list[str] = ["toolkit.deck_cli", "toolkit.moe_cli"]
+_PLUGINS: list[str] = ["toolkit.deck_cli", "toolkit.moe_cli", "toolkit.grpo_cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,211 @@
+"""Attention maps: every layer and head of a real model, Q·Kᵀ step by step, encoder vs decoder, generation, bertviz."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import gradio as gr
+
+from toolkit import attention as att
+from toolkit import bertviz_export, models, ui
+from toolkit.plots import attention as plots
+
+TITLE = "Attention maps"
+ORDER = 40
+
+DECK_SENTENCE = "The animal didn't cross the street because it was too tired"
+VIEWS = [
+    ("Layer heads + model overview", "overview"),
+    ("One head", "head"),
+    ("Lines (bertviz style)", "lines"),
+    ("Step by step: Q·Kᵀ → softmax → ×V", "step"),
+    ("Head summary + 'it' → which word", "summary"),
+    ("Encoder vs decoder", "encoder-decoder"),
+    ("Generation, step by step", "generation"),
+    ("bertviz (offline)", "bertviz"),
+]
+VIEW_NAMES = [v for _, v in VIEWS]
+MAX_TOKENS_LIMIT = 1024
+
+
+@lru_cache(maxsize=8)
+def _capture(name: str, text: str, max_tokens: int, with_qkv: bool = False) -> att.AttentionTrace:
+    """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
+    loaded = _load(name)
+    return att.capture(loaded.model, loaded.tokenizer, text, max_tokens=max_tokens, with_qkv=with_qkv, name=name)
+
+
+@lru_cache(maxsize=4)
+def _generate(name: str, text: str, new_tokens: int, max_tokens: int) -> att.AttentionTrace:
+    loaded = _load(name)
+    if loaded.kind != "causal":
+        raise ui.UserError(f"{name} is an encoder: it does not generate. Choose a causal model such as "
+                           f"{models.default('causal')}.")
+    return att.generate(loaded.model, loaded.tokenizer, text, new_tokens=new_tokens, max_tokens=max_tokens, name=name)
+
+
+def _load(name: str) -> models.Loaded:
+    try:
+        return models.load(name)
+    except models.ModelUnavailable as err:
+        raise ui.UserError(str(err)) from None
+
+
+def _heads(raw: str, n_heads: int, notes: list[str]) -> list[int]:
+    """'2, 8' -> [2, 8]; empty -> every head; out-of-range entries are dropped with a note."""
+    if not (raw or "").strip():
+        return list(range(n_heads))
+    heads = []
+    for part in raw.replace(";", ",").split(","):
+        if part.strip():
+            h = ui.as_int(part, "heads")
+            if 0 <= h < n_heads:
+                heads.append(h)
+            else:
+                notes.append(f"head {h} does not exist (0–{n_heads - 1}); left out.")
+    return heads or [0]
+
+
+def _query(raw: str, trace: att.AttentionTrace, notes: list[str]) -> int:
+    """A word ('it') or a position ('8'); unknown words fall back to the last token, with a note."""
+    raw = (raw or "").strip()
+    n = len(trace.tokens)
+    if not raw:
+        return n - 1
+    if raw.lstrip("-").isdigit():
+        pos = int(raw)
+        if not 0 <= pos < n:
+            notes.append(f"query position {pos} clamped to 0–{n - 1}.")
+        return max(0, min(pos, n - 1))
+    try:
+        return att.find_token(trace, raw)
+    except ValueError:
+        notes.append(f"no token '{raw}' in the text; showing the last token instead.")
+        return n - 1
+
+
+def _clamp(value, name: str, n: int, notes: list[str]) -> int:
+    i = ui.as_int(value, name)
+    if not 0 <= i < n:
+        notes.append(f"{name} {i} is out of range (0–{n - 1}); showing {name} {max(0, min(i, n - 1))}.")
+    return max(0, min(i, n - 1))
+
+
+@ui.safe
+def show(text, model_name, layer, head, query, view, heads="", keys="animal, tired", new_tokens=8,
+         max_tokens=att.DEFAULT_MAX_TOKENS, request: gr.Request | None = None):
+    """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
+    text = ui.as_text(text)
+    name = (model_name or "").strip() or models.default("causal")
+    view = view if view in VIEW_NAMES else "overview"
+    limit = ui.as_int(max_tokens, "token limit", 2, MAX_TOKENS_LIMIT)
+    dark = ui.is_dark(request)
+    notes: list[str] = []
+    if view == "generation":
+        trace = _generate(name, text, ui.as_int(new_tokens, "new tokens", 1, 32), limit)
+    else:
+        trace = _capture(name, text, limit, view == "step")
+    if trace.truncated:
+        kept = trace.n_prompt if trace.n_prompt is not None else len(trace.tokens)
+        notes.append(f"⚠️ The text has {trace.meta['n_tokens_in_text']} tokens; only the first {kept} "
+                     f"are used (token limit {limit}).")
+    lay = _clamp(layer, "layer", trace.n_layers, notes)
+    hd = _clamp(head, "head", trace.n_heads, notes)
+    main = second = None
+    frame = ""
+    if view == "overview":
+        main, second = plots.layer_heads(trace, lay, dark), plots.model_view(trace, dark, selected=(lay, hd))
+    elif view == "head":
+        main = plots.head_heatmap(trace, lay, hd, dark)
+    elif view == "lines":
+        main = plots.lines_view(trace, lay, _heads(heads, trace.n_heads, notes), _query(query, trace, notes), dark)
+    elif view == "step":
+        main = plots.step_by_step(trace, lay, hd, dark)
+    elif view == "summary":
+        main = plots.head_summary(trace, dark)
+        words = [w.strip() for w in (keys or "").split(",") if w.strip()]
+        try:
+            second = plots.pair_heads(trace, (query or "it").strip() or "it", tuple(words) or ("animal",), dark)
+        except ValueError as err:
+            notes.append(f"word comparison skipped: {err}")
+    elif view == "encoder-decoder":
+        main = _encoder_decoder(name, text, limit, lay, hd, trace, dark)
+    elif view == "generation":
+        main = plots.generation_view(trace, lay, hd, dark)
+        notes.append(f"Generated (greedy): **{''.join(trace.meta['generated'])!r}**")
+    elif view == "bertviz":
+        page = bertviz_export.head_view(trace, layers=[lay])
+        frame = bertviz_export.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
+    kind = "causal" if trace.causal else "bidirectional"
+    head_note = f"{trace.n_heads} query heads share {int(trace.kv_head.max()) + 1} key/value heads" \
+        if int(trace.kv_head.max()) + 1 < trace.n_heads else f"{trace.n_heads} heads"
+    notes.insert(0, f"**{name}** ({kind}): {len(trace.tokens)} tokens, {trace.n_layers} layers, {head_note}.")
+    return "\n\n".join(notes), main, second, frame
+
+
+def show_ui(*args, request: gr.Request | None = None):
+    """``show`` for the page: outputs a view does not use are hidden instead of left as empty boxes."""
+    notice, main, second, frame = show(*args, request=request)
+    return (notice, gr.update(value=main, visible=main is not None), gr.update(value=second, visible=second is not None),
+            gr.update(value=frame, visible=bool(frame)))
+
+
+def _encoder_decoder(name, text, limit, lay, hd, trace, dark):
+    other = models.default("encoder") if trace.causal else models.default("causal")
+    other_trace = _capture(other, text, limit)
+    # the other model gets the same relative depth and the same head (clamped)
+    other_layer = round(lay * (other_trace.n_layers - 1) / max(trace.n_layers - 1, 1))
+    enc, dec = (other_trace, trace) if trace.causal else (trace, other_trace)
+    layers = (other_layer, lay) if trace.causal else (lay, other_layer)
+    return plots.encoder_vs_decoder(enc, dec, layers, (hd, hd), dark)
+
+
+def on_load(request: gr.Request):
+    p = ui.query(request)
+    text = ui.preset(p, "text", DECK_SENTENCE)
+    model = ui.preset(p, "model", models.default("causal"))
+    layer = ui.preset(p, "layer", 3, int)
+    head = ui.preset(p, "head", 0, int)
+    query = ui.preset(p, "query", "it")
+    view = ui.preset(p, "view", "overview", str, VIEW_NAMES)
+    heads = ui.preset(p, "heads", "")
+    keys = ui.preset(p, "keys", "animal, tired")
+    widgets = [gr.update(value=v) for v in (text, model, layer, head, query, view, heads, keys)]
+    try:
+        out = show_ui(text, model, layer, head, query, view, heads, keys, request=request)
+    except gr.Error as err:
+        out = (f"⚠️ {err.message}", gr.update(visible=False), gr.update(visible=False), gr.update(visible=False))
+    return *widgets, *out
+
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    with gr.Row():
+        text_in = gr.Textbox(DECK_SENTENCE, label="text", lines=2, scale=4)
+        model_in = gr.Dropdown(models.choices(), value=models.default("causal"), label="model",
+                               allow_custom_value=True, scale=2)
+        go_btn = gr.Button("Show", variant="primary", scale=1)
+    with gr.Row():
+        view_in = gr.Radio(VIEWS, value="overview", label="view")
+    with gr.Row():
+        layer_in = gr.Number(3, label="layer", precision=0, minimum=0)
+        head_in = gr.Number(0, label="head", precision=0, minimum=0)
+        query_in = gr.Textbox("it", label="query token (word or position)")
+        heads_in = gr.Textbox("", label="heads to overlay (e.g. 2, 8; empty = all)")
+        keys_in = gr.Textbox("animal, tired", label="compare words")
+    with gr.Accordion("limits", open=False):
+        with gr.Row():
+            new_in = gr.Slider(1, 32, 8, step=1, label="new tokens (generation)")
+            max_in = gr.Number(att.DEFAULT_MAX_TOKENS, label="token limit", precision=0, minimum=2,
+                               maximum=MAX_TOKENS_LIMIT)
+    notice = gr.Markdown()
+    main_plot = gr.Plot(label="attention")
+    second_plot = gr.Plot(label="overview")
+    frame = gr.HTML()
+    inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in]
+    outputs = [notice, main_plot, second_plot, frame]
+    go_btn.click(show_ui, inputs, outputs, api_name="show")
+    for widget in (view_in, layer_in, head_in):  # .input: only a person's change, not on_load's presets
+        widget.input(show_ui, inputs, outputs, api_name=False)
+    text_in.submit(show_ui, inputs, outputs, api_name=False)
+    demo.load(on_load, None, [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
+              api_name=False)

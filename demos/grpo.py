@@ -1,0 +1,252 @@
+"""GRPO: a group of answers is rewarded, turned into advantages and into a clipped update of a LoRA adapter."""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from toolkit import ui
+from toolkit.grpo import maths
+from toolkit.grpo.config import GrpoConfig
+from toolkit.plots import grpo as views
+from toolkit.traces import GrpoTrace, TraceError
+
+TITLE = "GRPO"
+ORDER = 90
+REPLAY = Path(__file__).resolve().parents[1] / "assets" / "grpo" / "lecture.npz"
+REPLAY_COMMAND = "lecture grpo --preset lecture --steps 20 --threads 1 --out assets/grpo/lecture.npz"
+MAX_REWARDS = 64
+MAX_STEPS = 50
+_replay: dict[str, GrpoTrace] = {}
+_live_stop: list[threading.Event] = []  # the stop switch of this server's live run (one at a time)
+
+
+def parse_groups(text) -> list[list[float]]:
+    """'1, 0, 0.5; 1 1 1' -> [[1, 0, 0.5], [1, 1, 1]]: groups split by ';' or new lines, values by ',' or spaces."""
+    text = ui.as_text(text, "rewards", max_chars=2000)
+    groups = []
+    for part in re.split(r"[;\n]", text):
+        if not part.strip():
+            continue
+        values = []
+        for item in re.split(r"[,\s]+", part.strip()):
+            try:
+                v = float(item)
+            except ValueError:
+                raise ui.UserError(f"{item!r} is not a number. Type rewards like 1, 0, 0.5, 1.") from None
+            if not math.isfinite(v):
+                raise ui.UserError(f"Rewards must be finite numbers, got {item!r}.")
+            values.append(v)
+        groups.append(values)
+    if not groups:
+        raise ui.UserError("Type at least two rewards, e.g. 1, 0, 0, 1.")
+    if sum(map(len, groups)) > MAX_REWARDS:
+        raise ui.UserError(f"At most {MAX_REWARDS} rewards, please.")
+    if any(len(g) < 2 for g in groups):
+        raise ui.UserError("Each group needs at least G = 2 rewards: one answer has nothing to be compared with.")
+    if len({len(g) for g in groups}) > 1:
+        raise ui.UserError("Every group must have the same size G (separate groups with ';').")
+    return groups
+
+
+def _eps(value, name: str) -> float:
+    eps = ui.as_float(value, name)
+    if not 0 < eps < 1:
+        raise ui.UserError(f"{name} must be between 0 and 1 (exclusive), got {eps:g}.")
+    return eps
+
+
+@ui.safe
+def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = None):
+    """Advantages of typed rewards under each scaling, and the clipped surrogate for Â > 0 and Â < 0."""
+    import torch
+
+    groups = parse_groups(rewards_text)
+    lo, hi = _eps(eps_low, "ε low"), _eps(eps_high, "ε high")
+    r = torch.tensor(groups)  # (group, G)
+    labels = {"group": "÷ group std (GRPO)", "batch": "÷ batch std", "none": "no std (Dr. GRPO)"}
+    results = {s: maths.group_advantages(r, s) for s in maths.SCALINGS}
+    adv = {labels[s]: a.advantages.reshape(-1).tolist() for s, a in results.items()}
+    lines = [f"**{len(groups)} group(s) of G = {len(groups[0])}.**"]
+    for i, g in enumerate(results["group"].zero_std.tolist()):
+        mean, std = results["group"].mean[i].item(), results["group"].std[i, 0].item()
+        verdict = "all rewards equal → every advantage is 0: **no learning signal**" if g else "has spread"
+        lines.append(f"- group {i}: mean {mean:.3f}, std {std:.3f}: {verdict}")
+    dark = ui.is_dark(request)
+    flat = [v for g in groups for v in g]
+    return "\n".join(lines), views.advantage_bars(flat, adv, dark), views.surrogate(lo, hi, dark)
+
+
+def replay_trace() -> GrpoTrace:
+    if "lecture" not in _replay:
+        try:
+            _replay["lecture"] = GrpoTrace.load(REPLAY)
+        except TraceError as err:
+            raise ui.UserError(f"The recorded run cannot be read ({err}). Regenerate it: `{REPLAY_COMMAND}`.") from None
+    return _replay["lecture"]
+
+
+def _completion(record: dict, value) -> tuple[dict, dict]:
+    group = record["groups"][0]
+    i = ui.as_int(value, "completion")
+    n = len(group["completions"])
+    if not 0 <= i < n:
+        raise ui.UserError(f"Completion {i} does not exist: this group has completions 0 to {n - 1}.")
+    return group, group["completions"][i]
+
+
+def _status(record: dict, cfg: dict, total: int) -> str:
+    m = record["metrics"]
+    return (f"**step {record['step'] + 1} / {total}** · reward {m['reward']:.3f} ± {m['reward_std']:.3f} · "
+            f"KL {m['kl']:.4f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
+            f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.4f} · "
+            f"G = {cfg['num_generations']}, {cfg['num_iterations']} update(s) per batch, ε = {cfg['epsilon_low']:g}")
+
+
+@ui.safe
+def replay(step, completion, request: gr.Request | None = None):
+    """The recorded run at one step: curves, the group's completions by advantage, one completion's tokens."""
+    trace = replay_trace()
+    n = len(trace.steps)
+    s = ui.as_int(step, "step")
+    if not 0 <= s < n:
+        raise ui.UserError(f"Step {s} does not exist: the recorded run has steps 0 to {n - 1}.")
+    record = trace.steps[s]
+    group, comp = _completion(record, completion)
+    dark = ui.is_dark(request)
+    return (_status(record, trace.config, n), views.curves(trace.metrics, dark, at=s), views.group_table(group, dark),
+            views.token_heat(comp, trace.config["epsilon_low"], trace.config["epsilon_high"], dark))
+
+
+@ui.safe
+def heat(record, completion, request: gr.Request | None = None):
+    """Token heat of another completion of the live run's latest step."""
+    if not record:
+        raise ui.UserError("Start a live run first.")
+    _, comp = _completion(record, completion)
+    cfg = record.get("config", {})
+    return views.token_heat(comp, cfg.get("epsilon_low", 0.2), cfg.get("epsilon_high", 0.2), ui.is_dark(request))
+
+
+def live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta) -> GrpoConfig:
+    """Widget values -> a checked GrpoConfig (bad values become messages)."""
+    g = ui.as_int(g, "G")
+    if g < 2:
+        raise ui.UserError("G must be at least 2: GRPO compares each answer with the others in its group.")
+    cfg = GrpoConfig(num_generations=min(g, 16), max_new_tokens=ui.as_int(max_new, "max new tokens", 1, 64),
+                     steps=ui.as_int(steps, "steps", 1, MAX_STEPS), lr=ui.as_float(lr, "learning rate"),
+                     num_iterations=ui.as_int(iterations, "updates per batch", 1, 8), scale_rewards=str(scale),
+                     loss_type=str(loss_type), epsilon_low=_eps(eps_low, "ε low"), epsilon_high=_eps(eps_high, "ε high"),
+                     beta=ui.as_float(beta, "β"))
+    try:
+        return cfg.validate()
+    except ValueError as err:
+        raise ui.UserError(str(err)) from None
+
+
+def live(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta, completion,
+         request: gr.Request | None = None):
+    """Start a live run on the embedded model; every step streams in. One run per server at a time."""
+    from toolkit.grpo import trainer
+
+    cfg = live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta)
+    idx = ui.as_int(completion, "completion", 0, cfg.num_generations - 1)
+    dark = ui.is_dark(request)
+    stop = threading.Event()
+    records, skip = [], tuple(gr.skip() for _ in range(5))
+    try:
+        for rec in trainer.stream(cfg, stop):
+            if rec is None:
+                yield skip
+                continue
+            if not records:
+                _live_stop[:] = [stop]
+            rec = {**rec, "config": cfg.to_dict()}
+            records.append(rec)
+            metrics = {k: [r["metrics"][k] for r in records] for k in rec["metrics"]}
+            group, comp = _completion(rec, idx)
+            yield (_status(rec, rec["config"], cfg.steps), views.curves(metrics, dark), views.group_table(group, dark),
+                   views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark), rec)
+    except trainer.Busy as err:
+        raise ui.UserError(f"Busy: {err}") from None
+    except gr.Error:
+        raise
+    except Exception as err:  # a sentence for the room, not a stack trace
+        ui.log.exception("live GRPO run failed")
+        raise ui.UserError(f"The live run failed: {type(err).__name__}: {str(err)[:300]}") from err
+    finally:
+        stop.set()
+
+
+@ui.safe
+def stop_live():
+    for ev in _live_stop:
+        ev.set()
+    return "Stopped."
+
+
+def on_load(request: gr.Request):
+    n = len(replay_trace().steps) if REPLAY.is_file() else 1
+    s = ui.preset(ui.query(request), "step", n - 1, int)
+    s = min(max(s, 0), n - 1)
+    return gr.update(maximum=n - 1, value=s), *replay(s, 0, request)
+
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    with gr.Tab("Replay"):
+        gr.Markdown("A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
+                    f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`.")
+        with gr.Row():
+            r_step = gr.Slider(0, 19, value=19, step=1, label="step", scale=3)
+            r_comp = gr.Number(0, precision=0, label="completion # for the token view", scale=1)
+        r_status = gr.Markdown()
+        r_curves = gr.Plot(label="training curves")
+        r_table = gr.HTML()
+        r_heat = gr.Plot(label="tokens")
+        gr.on([r_step.change, r_comp.change], replay, [r_step, r_comp], [r_status, r_curves, r_table, r_heat],
+              api_name="replay")
+    with gr.Tab("Advantage calculator"):
+        with gr.Row():
+            a_text = gr.Textbox("1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1", label="rewards (groups split by ;)",
+                                scale=3)
+            a_lo = gr.Number(0.2, label="ε low", scale=1)
+            a_hi = gr.Number(0.2, label="ε high", scale=1)
+            a_btn = gr.Button("Compute", variant="primary", scale=1)
+        a_md = gr.Markdown()
+        with gr.Row():
+            a_bars = gr.Plot(label="advantages")
+            a_clip = gr.Plot(label="clipped surrogate")
+        a_btn.click(advantages, [a_text, a_lo, a_hi], [a_md, a_bars, a_clip], api_name="advantages")
+        a_text.submit(advantages, [a_text, a_lo, a_hi], [a_md, a_bars, a_clip], api_name=False)
+    with gr.Tab("Live"):
+        gr.Markdown("Train a fresh LoRA adapter on this machine. One run per server; leaving the page stops it.")
+        with gr.Row():
+            l_g = gr.Number(8, precision=0, label="G (completions per prompt)")
+            l_tok = gr.Number(16, precision=0, label="max new tokens")
+            l_steps = gr.Number(20, precision=0, label="steps")
+            l_lr = gr.Number(2e-3, label="learning rate")
+            l_it = gr.Number(2, precision=0, label="updates per batch")
+        with gr.Row():
+            l_scale = gr.Dropdown(list(maths.SCALINGS), value="group", label="advantage scaling")
+            l_loss = gr.Dropdown(list(maths.LOSS_TYPES), value="grpo", label="loss aggregation")
+            l_lo = gr.Number(0.2, label="ε low")
+            l_hi = gr.Number(0.2, label="ε high")
+            l_beta = gr.Number(0.04, label="β (KL)")
+            l_comp = gr.Number(0, precision=0, label="completion # for the token view")
+        with gr.Row():
+            l_start = gr.Button("Start", variant="primary")
+            l_stop = gr.Button("Stop", variant="stop")
+        l_status = gr.Markdown()
+        l_curves = gr.Plot(label="training curves")
+        l_table = gr.HTML()
+        l_heat = gr.Plot(label="tokens")
+        l_state = gr.State(None)
+        run_event = l_start.click(live, [l_g, l_tok, l_steps, l_lr, l_it, l_scale, l_loss, l_lo, l_hi, l_beta, l_comp],
+                                  [l_status, l_curves, l_table, l_heat, l_state], api_name="live")
+        l_stop.click(stop_live, None, l_status, cancels=[run_event], api_name="stop_live")
+        l_comp.change(heat, [l_state, l_comp], l_heat, api_name="heat")
+    demo.load(on_load, None, [r_step, r_status, r_curves, r_table, r_heat], api_name=False)

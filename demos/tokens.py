@@ -1,0 +1,129 @@
+"""Tokens and embeddings: two real tokenizers side by side, cosine similarity, PCA, king − man + woman."""
+from __future__ import annotations
+
+import gradio as gr
+
+from toolkit import models, tokens, ui
+from toolkit.plots import tokens as views
+
+TITLE = "Tokens and embeddings"
+ORDER = 20
+
+DEFAULT_TEXT = "unhappiness don't 😊 tokenization"
+DEFAULT_WORDS = "cat, dog, kitten, airplane, car, banana"
+SOURCES = {
+    "SmolLM2 input embeddings": ("smollm2-135m", "input"),
+    "MiniLM input embeddings": ("minilm-l6", "input"),
+    "MiniLM sentence embeddings": ("minilm-l6", "sentence"),
+}
+MAX_WORD_CHARS = 40
+
+
+def _load(name: str) -> models.Loaded:
+    try:
+        return models.load(name)
+    except models.ModelUnavailable as err:
+        raise ui.UserError(str(err)) from None
+
+
+@ui.safe
+def tokenize(text: str, request: gr.Request | None = None):
+    text = ui.as_text(text, "text", max_chars=2000)
+    t = tokens.compare(text, [_load("smollm2-135m"), _load("minilm-l6")])
+    rows = ["| word | " + " | ".join(v["model"] for v in t.views) + " |", "|---|" + "---|" * len(t.views)]
+    counts = [tokens.tokens_per_word(v, len(t.words)) for v in t.views]
+    for i, w in enumerate(t.words[:30]):
+        rows.append(f"| {w} | " + " | ".join(str(c[i]) for c in counts) + " |")
+    notes = []
+    for v in t.views:
+        fb, unk = sum(v["partial"]), sum(v["unknown"])
+        notes.append(f"**{v['model']}**: {len(v['ids'])} tokens, {len(v['ids']) / max(len(t.words), 1):.2f} per word"
+                     + (f", {fb} byte-fallback pieces" if fb else "") + (f", {unk} unknown" if unk else "")
+                     + (" (truncated)" if v["truncated"] else ""))
+    md = "\n\n".join(notes) + "\n\n**Tokens per word**\n\n" + "\n".join(rows)
+    return views.pieces(t, ui.is_dark(request)), md
+
+
+def _words(raw: str) -> list[str]:
+    text = ui.as_text(raw, "words", max_chars=2000)
+    words = [w.strip() for w in text.replace("\n", ",").split(",") if w.strip()]
+    if len(words) < 3:
+        raise ui.UserError("Type at least 3 words, separated by commas (e.g. cat, dog, kitten).")
+    if len(words) > tokens.MAX_WORDS:
+        raise ui.UserError(f"At most {tokens.MAX_WORDS} words, got {len(words)}.")
+    long = [w for w in words if len(w) > MAX_WORD_CHARS]
+    if long:
+        raise ui.UserError(f"Words are limited to {MAX_WORD_CHARS} characters: {long[0][:50]!r}…")
+    return words
+
+
+@ui.safe
+def embed(words: str, source: str, dims: int, request: gr.Request | None = None):
+    if source not in SOURCES:
+        raise ui.UserError(f"Unknown embedding source {source!r}; choose one of: {', '.join(SOURCES)}.")
+    dims = ui.as_int(dims, "dimensions", 2, 3)
+    name, kind = SOURCES[source]
+    e = tokens.embed(_words(words), _load(name), kind)
+    dark = ui.is_dark(request)
+    return views.similarity(e, dark), views.projection(e, dark, dims)
+
+
+@ui.safe
+def analogy(a: str, b: str, c: str, expected: str, source: str, request: gr.Request | None = None):
+    if source not in SOURCES or SOURCES[source][1] != "input":
+        raise ui.UserError("The analogy searches the vocabulary, so it needs input embeddings (SmolLM2 or MiniLM).")
+    parts = [ui.as_text(x, label, max_chars=MAX_WORD_CHARS).strip() for x, label in
+             ((a, "word a"), (b, "word b"), (c, "word c"))]
+    expected = (expected or "").strip()[:MAX_WORD_CHARS]
+    r = tokens.analogy(_load(SOURCES[source][0]), *parts, expected=expected)
+    if r.expected_rank > 0:
+        md = (f"**{expected}** ranks **{r.expected_rank}** of the whole vocabulary (cos {r.expected_score:.3f}); "
+              f"with the three input words removed, as the word2vec demos do, it ranks "
+              f"**{r.expected_rank_without_inputs}**.")
+    elif expected:
+        md = f"**{expected}** is not a single token for this tokenizer, so it has no row to rank."
+    else:
+        md = ""
+    return views.neighbours(r, ui.is_dark(request)), md
+
+
+def on_load(request: gr.Request):
+    q = ui.query(request)
+    text = ui.preset(q, "text", DEFAULT_TEXT)
+    words = ui.preset(q, "words", DEFAULT_WORDS)
+    source = ui.preset(q, "source", list(SOURCES)[0], choices=list(SOURCES))
+    dims = ui.preset(q, "dims", 2, int, choices=[2, 3])
+    return (text, words, source, dims, *tokenize(text, request), *embed(words, source, dims, request),
+            *analogy("king", "man", "woman", "queen", "SmolLM2 input embeddings", request))
+
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    with gr.Tab("Tokenization"):
+        with gr.Row():
+            text = gr.Textbox(DEFAULT_TEXT, label="text", scale=4)
+            tok_btn = gr.Button("Tokenize", variant="primary", scale=1)
+        tok_plot = gr.Plot(label="pieces")
+        tok_md = gr.Markdown()
+    with gr.Tab("Embedding space"):
+        with gr.Row():
+            words = gr.Textbox(DEFAULT_WORDS, label="words (comma separated)", scale=4)
+            source = gr.Dropdown(list(SOURCES), value=list(SOURCES)[0], label="embeddings", scale=2)
+            dims = gr.Radio([2, 3], value=2, label="PCA dimensions", scale=1)
+            emb_btn = gr.Button("Embed", variant="primary", scale=1)
+        with gr.Row():
+            sim_plot = gr.Plot(label="cosine similarity")
+            pca_plot = gr.Plot(label="PCA")
+    with gr.Tab("king − man + woman"):
+        with gr.Row():
+            wa, wb, wc = gr.Textbox("king", label="a"), gr.Textbox("man", label="− b"), gr.Textbox("woman", label="+ c")
+            wexp = gr.Textbox("queen", label="expected")
+            an_source = gr.Dropdown(list(SOURCES)[:2], value=list(SOURCES)[0], label="embeddings")
+            an_btn = gr.Button("Search", variant="primary")
+        an_plot = gr.Plot(label="nearest neighbours")
+        an_md = gr.Markdown()
+    tok_btn.click(tokenize, [text], [tok_plot, tok_md], api_name="tokenize")
+    emb_btn.click(embed, [words, source, dims], [sim_plot, pca_plot], api_name="embed")
+    an_btn.click(analogy, [wa, wb, wc, wexp, an_source], [an_plot, an_md], api_name="analogy")
+    demo.load(on_load, None, [text, words, source, dims, tok_plot, tok_md, sim_plot, pca_plot, an_plot, an_md],
+              api_name=False)

@@ -1,0 +1,115 @@
+"""LoRA and quantisation: peft's parameter counts, real steps that leave the shared model untouched, rank <= r,
+merged == unmerged, quantisers against torch's own per-channel int8."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from toolkit import lora, ui
+from toolkit.traces import LoraTrace, QuantTrace, Trace
+
+
+@pytest.mark.parametrize("r,targets", [(1, ["q_proj"]), (8, ["q_proj", "v_proj"]), (16, list(lora.TARGETS))])
+def test_counts_equal_peft_and_the_formula(smol, r, targets):
+    trainable, frozen = lora.count(smol, r, targets)
+    assert trainable == lora.expected_count(smol, r, targets)
+    assert frozen == sum(p.numel() for p in smol.model.parameters())  # tied embeddings counted once
+    row = [x for x in lora.counts(smol, targets) if x["r"] == r][0]
+    assert (row["trainable"], row["frozen"]) == (trainable, frozen)
+
+
+def test_twin_shares_weights_and_gives_the_same_logits(smol):
+    ids = torch.tensor([[1, 504, 3575, 282, 4649]])
+    other = lora.twin(smol.model)
+    assert other is not smol.model
+    assert other.model.layers[0].self_attn.q_proj.weight.data_ptr() == smol.model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    with torch.no_grad():
+        assert torch.equal(other(ids).logits, smol.model(ids).logits)
+
+
+def test_finetune_learns_low_rank_and_leaves_the_shared_model_alone(smol, tmp_path):
+    ids = torch.tensor([[1, 504, 3575, 282, 4649, 314]])
+    with torch.no_grad():
+        before = smol.model(ids).logits.clone()
+    sums = {n: float(p.detach().double().sum()) for n, p in smol.model.named_parameters()}
+    t = lora.finetune(smol, r=4, alpha=8, targets=("q_proj", "v_proj"), steps=2, layer=3)
+    assert t.losses[-1] < t.losses[0]
+    assert t.rank == 4 and t.sv_delta[4:].max() < 1e-5 * t.sv_delta[0]  # rank exactly r: B != 0 after a step
+    assert len(t.sv_weight) == 576 and t.sv_weight[200] > 1e-3 * t.sv_weight[0]  # the full weight is not low rank
+    assert t.merge_max_diff < 1e-3
+    assert t.module == "model.layers.3.self_attn.q_proj"
+    with torch.no_grad():
+        assert torch.equal(smol.model(ids).logits, before)
+    assert {n: float(p.detach().double().sum()) for n, p in smol.model.named_parameters()} == sums
+    assert not any(p.requires_grad is False and "lora" in n for n, p in smol.model.named_parameters())
+    assert not any("lora" in n for n, _ in smol.model.named_modules())
+    assert isinstance(Trace.load(t.save(tmp_path / "l.npz")), LoraTrace)
+
+
+def test_int8_equals_torch_per_channel_quantisation():
+    torch.manual_seed(0)
+    w = torch.randn(64, 128)
+    w_hat, stored = lora.quantize(w, "int8")
+    scale = (w.abs().amax(1) / 127).double()
+    ref = torch.quantize_per_channel(w, scale, torch.zeros(64, dtype=torch.long), 0, torch.qint8).dequantize()
+    torch.testing.assert_close(w_hat, ref, rtol=0, atol=1e-6)
+    assert stored == 64 * 128 + 64 * 4
+
+
+def test_4bit_quantisers_on_known_values():
+    w = torch.tensor([[0.7, -0.33, 0.1, 0.0], [1.4, 0.21, -1.4, 1.0]])
+    w_hat, stored = lora.quantize(w, "int4", block=4)
+    torch.testing.assert_close(w_hat, torch.tensor([[0.7, -0.3, 0.1, 0.0], [1.4, 0.2, -1.4, 1.0]]))  # steps 0.1, 0.2
+    assert stored == 8 // 2 + 2 * 4
+    n_hat, _ = lora.quantize(w, "nf4", block=4)
+    levels = (lora.NF4 * 0.7).tolist() + (lora.NF4 * 1.4).tolist()
+    assert all(min(abs(v - x) for x in levels) < 1e-6 for v in n_hat.flatten().tolist())
+    assert n_hat[1, 0] == pytest.approx(1.4) and n_hat[0, 3] == 0.0
+    assert len(lora.NF4) == 16 and lora.NF4[7] == 0
+    with pytest.raises(ValueError):
+        lora.quantize(w, "int3")
+    with pytest.raises(ValueError):
+        lora.quantize(torch.zeros(3, 3), "nf4", block=4)
+
+
+def test_quant_trace_on_the_real_model(smol, tmp_path):
+    traces = {s: lora.quant_trace(smol, "model.layers.0.self_attn.q_proj", s) for s in lora.SCHEMES}
+    assert traces["int8"].rel_error < traces["nf4"].rel_error < traces["int4"].rel_error
+    assert traces["nf4"].bytes == 576 * 576 // 2 + 576 * 576 // 64 * 4
+    assert isinstance(Trace.load(traces["nf4"].save(tmp_path / "q.npz")), QuantTrace)
+    with pytest.raises(ValueError):
+        lora.quant_trace(smol, "model.layers.99.self_attn.q_proj")
+
+
+def test_demo_handlers_bad_input_and_server(smol):
+    from conftest import LiveServer
+    from demos import lora as d
+
+    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 75
+    assert isinstance(d.parameters(["q_proj", "v_proj"]), go.Figure)
+    fig, md = d.quantize(d.DEFAULT_MODULE, "int8")
+    assert "nf4" in md and isinstance(fig, go.Figure)
+    loss_fig, sv_fig, md = d.train(2, 4, ["v_proj"], 1, 29)
+    assert "untouched" in md and isinstance(sv_fig, go.Figure)
+    bad = [lambda: d.parameters([]), lambda: d.parameters(["attn"]), lambda: d.quantize("nope", "int8"),
+           lambda: d.quantize(d.DEFAULT_MODULE, "fp2"), lambda: d.train("x", 16, ["q_proj"], 1, 0),
+           lambda: d.train(4, -1, ["q_proj"], 1, 0), lambda: d.train(4, 8, [], 1, 0),
+           lambda: d.train(4, 8, ["q_proj"], float("inf"), 0)]
+    for call in bad:
+        with pytest.raises(ui.UserError):
+            call()
+
+    class Req:
+        query_params = {"targets": "q_proj,bogus", "module": "nope", "scheme": "int4"}
+
+    out = d.on_load(Req())
+    assert out[0] == ["q_proj"] and out[1] == d.DEFAULT_MODULE and out[2] == "int4"
+    server = LiveServer(["lora"])
+    try:
+        _, md = server.client("lora").predict(d.DEFAULT_MODULE, "nf4", api_name="/quantize")
+        assert "relative error" in md
+    finally:
+        server.stop()

@@ -1,0 +1,81 @@
+"""SFT loss masking: labels from the real chat template; our per-token loss equals transformers' loss."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from toolkit import sft, ui
+from toolkit.traces import SftTrace, Trace
+
+
+def test_per_token_loss_on_a_hand_made_example():
+    logits = torch.log(torch.tensor([[0.5, 0.5, 0.0 + 1e-9], [0.25, 0.25, 0.5], [0.1, 0.8, 0.1]]))  # (T=3, vocab=3)
+    ids = torch.tensor([0, 1, 1])  # token 1 from row 0 (p 0.5), token 2 from row 1 (p 0.25)
+    nll, p = sft.per_token_loss(logits, ids, ids)
+    np.testing.assert_allclose(nll.numpy(), [0.0, -np.log(0.5), -np.log(0.25)], rtol=1e-5)
+    np.testing.assert_allclose(p[1:].numpy(), [0.5, 0.25], rtol=1e-5)
+
+
+def test_labels_mask_exactly_the_prompt(smol):
+    ids, labels, text = sft.build(smol, "Hi there", "Hello!")
+    tok = smol.tokenizer
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Hi there"}], add_generation_prompt=True,
+                                     tokenize=False)
+    n = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert labels[:n] == [-100] * n and labels[n:] == ids[n:]
+    assert tok.decode(ids[n:]) == "Hello!<|im_end|>\n"
+    assert text.startswith("<|im_start|>system\n")  # SmolLM2's template adds its default system prompt
+    _, labels_sys, text_sys = sft.build(smol, "Hi there", "Hello!", system="Be brief.")
+    assert "Be brief." in text_sys and "SmolLM" not in text_sys and labels_sys.count(-100) < labels.count(-100)
+
+
+@pytest.mark.parametrize("user,answer", [("What is the capital of France?", "The capital of France is Paris."),
+                                         ("Say a number.", "Seven")])
+def test_loss_equals_transformers_with_those_labels(smol, user, answer):
+    t = sft.capture(smol, user, answer)
+    ids = torch.tensor([t.ids.tolist()])
+    labels = torch.tensor([t.labels.tolist()])
+    with torch.no_grad():
+        ref = smol.model(input_ids=ids, labels=labels).loss
+        logits = smol.model(input_ids=ids).logits
+    assert t.loss == pytest.approx(float(ref), abs=1e-5)
+    # and the same by hand with torch's cross-entropy, ignore_index=-100, on shifted labels
+    by_hand = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100)
+    assert t.loss == pytest.approx(float(by_hand), abs=1e-5)
+    assert t.unmasked_loss != pytest.approx(t.loss, abs=1e-3)
+    assert t.loss == pytest.approx(float(t.token_loss[t.answer].mean()), abs=1e-6)
+    assert t.unmasked_loss == pytest.approx(float(t.token_loss[1:].mean()), abs=1e-5)  # no mask: every token
+
+
+def test_trace_round_trip(smol, tmp_path):
+    t = sft.capture(smol, "Hi", "Hello!")
+    back = Trace.load(t.save(tmp_path / "s.npz"))
+    assert isinstance(back, SftTrace) and back.tokens == t.tokens and back.loss == t.loss
+    np.testing.assert_array_equal(back.labels, t.labels)
+
+
+def test_demo_handlers_bad_input_and_server(smol):
+    from conftest import LiveServer
+    from demos import sft_loss as d
+
+    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 70
+    html, fig, md = d.show(d.DEFAULT_USER, d.DEFAULT_ANSWER, "")
+    assert isinstance(fig, go.Figure) and "&lt;|im_start|&gt;" in html and "transformers" in md
+    d.show("naïve ☃ 𝔘 \u200b", "ok 😊", "")
+    for args in (("", "x", ""), ("hi", "  ", ""), ("x" * 2000, "y", ""), ("hi", "y", "s" * 2000), (None, "y", "")):
+        with pytest.raises(ui.UserError):
+            d.show(*args)
+
+    class Req:
+        query_params = {"user": "Hi", "answer": "Hello!"}
+
+    assert d.on_load(Req())[:2] == ("Hi", "Hello!")
+    server = LiveServer(["sft_loss"])
+    try:
+        _, _, md = server.client("sft_loss").predict("Hi", "Hello!", "", api_name="/show")
+        assert "answer tokens learnt" in md
+    finally:
+        server.stop()

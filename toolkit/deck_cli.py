@@ -1,0 +1,245 @@
+"""`lecture present | export-figures | snapshots`: the Slidev deck in slides/ and its demos.
+
+- present: the demo server and the deck's dev server together (Ctrl-C stops both).
+- export-figures: the deck's computed figures -> slides/public/figures/*.png (toolkit/figures_export.py).
+- snapshots: each `<Demo>` of slides/slides.md, opened with its preset on a running demo server, screenshotted by
+  headless chromium -> slides/public/snapshots/<name>.png (the Demo component shows it when the server is down).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+SLIDES = ROOT / "slides"
+DEFAULT_SERVER = "http://127.0.0.1:7860"
+CONTENT_WIDTH = 880  # slide px of a full-width demo (the slide is 980 px wide, minus the layout's padding)
+SNAPSHOT_SCALE = 2  # device pixels per CSS pixel: sharp on a projector
+SNAPSHOT_MAX_PAGES = 4  # a snapshot covers at most this many frame heights of the demo page
+# Inside a demo's page: 'plot' once its Gradio app has drawn a plotly figure, 'error: ...' if it shows an error toast
+DEMO_SETTLED = ("(() => { const err = document.querySelector('.toast-body.error');"
+                " if (err) return 'error: ' + err.innerText.replace(/\\s+/g, ' ').slice(0, 300);"
+                " return document.querySelector('.js-plotly-plot .main-svg') ? 'plot' : false; })()")
+BUSY = "document.querySelectorAll('.pending, .generating').length === 0"
+
+_TAG = re.compile(r"<Demo\b(.*?)/>", re.S)
+_ATTR = re.compile(r"""(:?[\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+@dataclass(frozen=True)
+class DeckDemo:
+    """One `<Demo>` tag in slides.md, on slide `slide` (1-based, as Slidev numbers them)."""
+
+    name: str
+    slide: int
+    preset: dict = field(default_factory=dict)
+    height: int = 400
+    width: int | None = None
+    zoom: float = 1.0
+
+    def viewport(self) -> tuple[int, int]:
+        """CSS px the demo's page lays out in: the frame's slide px divided by the zoom (as Demo.vue does)."""
+        return round((self.width or CONTENT_WIDTH) / self.zoom), round(self.height / self.zoom)
+
+    def url(self, server: str, dark: bool = False) -> str:
+        query = {**{k: str(v) for k, v in self.preset.items()}, "__theme": "dark" if dark else "light"}
+        return f"{server.rstrip('/')}/demo/{self.name}/?{urlencode(query)}"
+
+
+def slide_sources(text: str) -> list[str]:
+    """Split a Slidev file into slides: `---` separators, a frontmatter block after a separator belongs to its slide."""
+    lines = text.splitlines()
+    slides, current, i, fence = [], [], 0, False
+    if lines and lines[0].strip() == "---":  # headmatter = frontmatter of slide 1
+        end = next(j for j in range(1, len(lines)) if lines[j].strip() == "---")
+        current, i = lines[: end + 1], end + 1
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+        if line.strip() == "---" and not fence:
+            slides.append("\n".join(current))
+            current = [line]
+            # a frontmatter block (key: value lines closed by ---) right after the separator
+            j = i + 1
+            while j < len(lines) and re.match(r"^[\w-]+:", lines[j]):
+                j += 1
+            if j > i + 1 and j < len(lines) and lines[j].strip() == "---":
+                current += lines[i + 1: j + 1]
+                i = j
+        else:
+            current.append(line)
+        i += 1
+    slides.append("\n".join(current))
+    return slides
+
+
+def demos_in_deck(path: str | Path = SLIDES / "slides.md") -> list[DeckDemo]:
+    """Every `<Demo>` tag with its slide number; presets must be JSON (`:preset='{"k": 1}'`). Bad tags raise ValueError."""
+    found = []
+    for number, source in enumerate(slide_sources(Path(path).read_text(encoding="utf-8")), start=1):
+        for tag in _TAG.finditer(source):
+            attrs = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _ATTR.finditer(tag.group(1))}
+            if "name" not in attrs:
+                raise ValueError(f"slide {number}: <Demo> without name=: {tag.group(0)}")
+            try:
+                preset = json.loads(attrs.get(":preset", "{}"))
+                height = int(attrs.get(":height", 400))
+                width = int(attrs[":width"]) if ":width" in attrs else None
+                zoom = float(attrs.get(":zoom", 1.0))
+            except ValueError as err:
+                raise ValueError(f"slide {number}: <Demo name={attrs['name']!r}> has a bad attribute ({err}); write "
+                                 "presets as JSON: :preset='{\"key\": \"value\"}'") from None
+            if not isinstance(preset, dict):
+                raise ValueError(f"slide {number}: preset of {attrs['name']!r} is not an object")
+            if not 0.3 <= zoom <= 3:
+                raise ValueError(f"slide {number}: zoom of {attrs['name']!r} must be between 0.3 and 3")
+            found.append(DeckDemo(attrs["name"], number, preset, height, width, zoom))
+    return found
+
+
+def server_up(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/healthz", timeout=timeout) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for_server(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while not server_up(url):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server at {url} exited with code {proc.returncode}")
+        if time.time() > deadline:
+            raise RuntimeError(f"no answer from {url} after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def take_snapshots(server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool = False,
+                   timeout: float = 180.0) -> list[Path]:
+    """Screenshot every deck demo (or the named ones) as the slide shows it; returns the PNG paths."""
+    from toolkit.chromium import Browser
+
+    written, failed = [], []
+    for demo in demos_in_deck():
+        if names and demo.name not in names:
+            continue
+        width, height = demo.viewport()
+        with Browser(width, height, scale=SNAPSHOT_SCALE) as browser:
+            browser.goto(demo.url(server, dark))
+            state = browser.wait_for(DEMO_SETTLED, timeout=timeout)
+            if state != "plot":
+                print(f"[lecture] snapshot {demo.name}: FAILED, the demo shows {state}", file=sys.stderr, flush=True)
+                failed.append(demo.name)
+                continue
+            browser.wait_for(BUSY, timeout=timeout)
+            time.sleep(1.0)  # let plotly finish its transition
+            # the whole page (to a limit), top first: the slide shows it in a scrollable box, like the live iframe
+            full = browser.evaluate("document.documentElement.scrollHeight")
+            page_height = max(height, min(int(full), SNAPSHOT_MAX_PAGES * height))
+            browser.resize(width, page_height)
+            time.sleep(0.5)
+            written.append(browser.screenshot(Path(out_dir) / f"{demo.name}.png"))
+        print(f"[lecture] snapshot {demo.name}: {written[-1]}", flush=True)
+    if failed:
+        raise RuntimeError(f"no snapshot for {', '.join(failed)}")
+    return written
+
+
+def _export_figures(args: argparse.Namespace) -> int:
+    from toolkit.figures_export import export
+
+    for path in export(args.out, args.names or None, dark=args.dark):
+        print(f"[lecture] wrote {path}")
+    return 0
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    proc = None
+    if not server_up(args.url):
+        if not args.serve:
+            print(f"lecture: no demo server at {args.url}; start one (`lecture serve`) or pass --serve", file=sys.stderr)
+            return 2
+        port = int(args.url.rsplit(":", 1)[1].strip("/"))
+        proc = subprocess.Popen([sys.executable, "-m", "toolkit", "serve", "--port", str(port), "--no-preload"])
+    try:
+        wait_for_server(args.url, 300, proc)
+        take_snapshots(args.url, args.out, args.names or None, dark=args.dark)
+    except RuntimeError as err:
+        print(f"lecture: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return 0
+
+
+def _present(args: argparse.Namespace) -> int:
+    npx = shutil.which("npx")
+    if npx is None:
+        print("lecture: npx not found; install Node.js 20+ and run `npm ci` in slides/", file=sys.stderr)
+        return 2
+    if not (SLIDES / "node_modules").is_dir():
+        subprocess.run([npx.replace("npx", "npm"), "ci"], cwd=SLIDES, check=True)
+    server = f"http://127.0.0.1:{args.port}"
+    serve_cmd = [sys.executable, "-m", "toolkit", "serve", "--port", str(args.port)]
+    for name in args.model or []:
+        serve_cmd += ["--model", name]
+    demos = subprocess.Popen(serve_cmd)
+    deck = None
+    try:
+        wait_for_server(server, 600, demos)
+        env = {**os.environ, "VITE_DEMO_SERVER": server}
+        deck = subprocess.Popen([npx, "slidev", "slides.md", "--port", str(args.deck_port), "--open", "false"],
+                                cwd=SLIDES, env=env)
+        print(f"[lecture] deck at http://localhost:{args.deck_port}/  (presenter: /#/presenter/), demos at {server}/",
+              flush=True)
+        while demos.poll() is None and deck.poll() is None:
+            time.sleep(0.5)
+        return demos.returncode or (deck.returncode if deck.returncode is not None else 0) or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in (deck, demos):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("present", help="start the demo server and the Slidev deck together for a lecture")
+    sp.add_argument("--port", type=int, default=7860, help="demo server port (bound to 127.0.0.1)")
+    sp.add_argument("--deck-port", type=int, default=3030, help="Slidev dev server port")
+    sp.add_argument("--model", action="append", metavar="NAME", help="default model for the demos")
+    sp.set_defaults(func=_present)
+
+    sp = sub.add_parser("export-figures", help="render the deck's computed figures to slides/public/figures/")
+    sp.add_argument("names", nargs="*", help="only these figures")
+    sp.add_argument("--out", default=str(SLIDES / "public" / "figures"))
+    sp.add_argument("--dark", action="store_true")
+    sp.set_defaults(func=_export_figures)
+
+    sp = sub.add_parser("snapshots", help="screenshot each deck demo into slides/public/snapshots/ (needs chromium)")
+    sp.add_argument("names", nargs="*", help="only these demos")
+    sp.add_argument("--url", default=DEFAULT_SERVER, help="a running demo server")
+    sp.add_argument("--serve", action="store_true", help="start a demo server on --url's port if none answers")
+    sp.add_argument("--out", default=str(SLIDES / "public" / "snapshots"))
+    sp.add_argument("--dark", action="store_true")
+    sp.set_defaults(func=_snapshots)

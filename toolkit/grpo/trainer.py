@@ -1,0 +1,304 @@
+"""GRPO with a LoRA adapter on any causal LM, every quantity of the objective traced (deck: "GRPO", "GRPO vs PPO";
+notes: KL against catastrophic forgetting, LoRA).
+
+One step: sample G completions per prompt from π_θ → score them with verifiable rewards → group advantages →
+``num_iterations`` optimiser updates on the clipped surrogate with the k3 KL to the reference. The reference
+policy is the same network with the adapter switched off (peft's ``disable_adapter``): no second copy.
+
+Speed: the G completions of a group share their prompt, so the prompt runs once (batch 1) and its key/value
+cache is repeated G times, for sampling and for every log-prob pass, with gradients flowing through it.
+Trap: the model from ``models.load`` is shared by every demo, so training works on a deep copy of it.
+"""
+from __future__ import annotations
+
+import copy
+import queue
+import random
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toolkit import models
+from toolkit.grpo import maths
+from toolkit.grpo.config import GrpoConfig
+from toolkit.grpo.rewards import TASKS, score
+from toolkit.traces import GrpoTrace, make_meta
+
+_RUN_LOCK = threading.Lock()  # the trainable copy is one per process: one run at a time
+
+
+class Busy(RuntimeError):
+    """Another GRPO run holds this process's trainable model."""
+
+
+def is_busy() -> bool:
+    return _RUN_LOCK.locked()
+
+
+def make_policy(cfg: GrpoConfig):
+    """-> (peft model with a fresh LoRA adapter on a private copy of cfg.model, tokenizer)."""
+    from peft import LoraConfig, get_peft_model
+
+    loaded = models.load(cfg.model)
+    base = copy.deepcopy(loaded.model)
+    base.requires_grad_(False)
+    torch.manual_seed(cfg.seed)  # LoRA A is random, B is zero: the adapter starts as the identity
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
+                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(base, lora), loaded.tokenizer
+
+
+def encode_prompt(tok, prompt: str) -> torch.Tensor:
+    """(1, P) token ids of the prompt, through the chat template when the tokenizer has one."""
+    if getattr(tok, "chat_template", None):
+        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                      return_tensors="pt")
+        ids = ids if torch.is_tensor(ids) else ids["input_ids"]
+    else:
+        ids = tok(prompt, return_tensors="pt")["input_ids"]
+    return ids.long()
+
+
+def stop_ids(model, tok) -> list[int]:
+    ids = {tok.eos_token_id}
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
+    return sorted(i for i in ids if i is not None)
+
+
+def _prefill(model, prompt_ids: torch.Tensor, g: int):
+    """Run the prompt once: -> (logits of its last position (G, V), cache repeated G times)."""
+    out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(g)
+    return out.logits[:, -1].expand(g, -1), cache  # (G, V)
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+    """logits (G, V) -> one token id per row (G,), nucleus sampling at the given temperature."""
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        sorted_p[(sorted_p.cumsum(-1) - sorted_p) > top_p] = 0.0  # keep the smallest set with mass >= top_p
+        pick = torch.multinomial(sorted_p, 1, generator=gen)  # (G, 1) index into the sorted order
+        return order.gather(-1, pick).squeeze(1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+
+@torch.no_grad()
+def sample_group(model, prompt_ids, g, max_new, temperature, top_p, eos: list[int], pad: int, gen):
+    """-> completion ids (G, C) padded after each sequence's first stop token, mask (G, C) (1 up to it)."""
+    logits, cache = _prefill(model, prompt_ids, g)
+    eos_t = torch.tensor(eos)
+    done = torch.zeros(g, dtype=torch.bool)
+    tokens, masks = [], []
+    for _ in range(max_new):
+        nxt = torch.where(done, torch.full((g,), pad), _sample(logits, temperature, top_p, gen))  # (G,)
+        tokens.append(nxt)
+        masks.append(~done)
+        done = done | torch.isin(nxt, eos_t)
+        if bool(done.all()):
+            break
+        out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1]  # (G, V)
+    return torch.stack(tokens, 1), torch.stack(masks, 1).long()
+
+
+def group_logprobs(model, prompt_ids, comp_ids, comp_mask, temperature: float):
+    """Log-probs of the completion tokens under ``model`` at the sampling temperature, as TRL computes them.
+
+    prompt_ids (1, P), comp_ids (G, C), comp_mask (G, C) -> logp (G, C), entropy (G, C) (entropy without grad).
+    """
+    g, c = comp_ids.shape
+    first, cache = _prefill(model, prompt_ids, g)  # (G, V): predicts completion token 0
+    logits = first[:, None]  # (G, 1, V)
+    if c > 1:
+        attn = torch.cat([torch.ones(g, prompt_ids.shape[1], dtype=torch.long), comp_mask[:, :-1]], 1)  # (G, P+C-1)
+        out = model(input_ids=comp_ids[:, :-1], attention_mask=attn, past_key_values=cache, use_cache=True)
+        logits = torch.cat([logits, out.logits], 1)  # (G, C, V)
+    logp_all = F.log_softmax(logits.float() / temperature, dim=-1)  # (G, C, V)
+    logp = logp_all.gather(-1, comp_ids[..., None]).squeeze(-1)  # (G, C)
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (G, C)
+    return logp, entropy
+
+
+def _pad_cat(parts: list[torch.Tensor], width: int, value=0) -> torch.Tensor:
+    """[(G, C_i)] -> (sum G, width), right-padded with value."""
+    return torch.cat([F.pad(p, (0, width - p.shape[1]), value=value) for p in parts], 0)
+
+
+def _r(values: torch.Tensor, n: int) -> list:
+    return [round(float(v), 5) for v in values[:n]]
+
+
+def run(cfg: GrpoConfig, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+    """Train, yielding one JSON-ready record per step (streamable). Raises Busy if a run is already going."""
+    cfg.validate()
+    if not _RUN_LOCK.acquire(blocking=False):
+        raise Busy("A GRPO run is already going on this server; wait for it to finish or stop it.")
+    try:
+        yield from _run(cfg, stop)
+    finally:
+        _RUN_LOCK.release()
+
+
+def stream(cfg: GrpoConfig, stop: threading.Event, poll_s: float = 1.0,
+           idle_s: float = 60.0) -> Iterator[dict[str, Any] | None]:
+    """Train in a background thread; yield each step record, and None every ``poll_s`` seconds in between.
+
+    For live demos: the consumer is never blocked for long, so a web server can close it at once (page left,
+    stop pressed); closing sets ``stop``. The run also stops by itself when nobody has read it for ``idle_s``.
+    Raises Busy at once if another run holds the model.
+    """
+    cfg.validate()
+    if not _RUN_LOCK.acquire(blocking=False):
+        raise Busy("A GRPO run is already going on this server; wait for it to finish or stop it.")
+    items: queue.Queue = queue.Queue()
+    last_read = [time.monotonic()]
+    done = object()
+
+    def work() -> None:
+        try:
+            for rec in _run(cfg, stop):
+                items.put(rec)
+                if time.monotonic() - last_read[0] > idle_s:
+                    stop.set()
+        except Exception as err:  # handed to the consumer, raised there
+            items.put(err)
+        finally:
+            _RUN_LOCK.release()
+            items.put(done)
+
+    threading.Thread(target=work, name="grpo-live", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = items.get(timeout=poll_s)
+            except queue.Empty:
+                last_read[0] = time.monotonic()
+                yield None
+                continue
+            last_read[0] = time.monotonic()
+            if item is done:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[dict[str, Any]]:
+    model, tok = make_policy(cfg)
+    weights, task = cfg.reward_weights(), TASKS[cfg.task]
+    rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    eos = stop_ids(model, tok)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    n, g = cfg.prompts_per_step, cfg.num_generations
+    for step in range(cfg.steps):
+        if stop is not None and stop.is_set():
+            return
+        t0 = time.perf_counter()
+        problems = [task.make(rng) for _ in range(n)]
+        prompts = [encode_prompt(tok, q) for q, _ in problems]
+        model.eval()
+        groups = [sample_group(model, p, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, eos, pad, gen)
+                  for p in prompts]
+        c = max(ids.shape[1] for ids, _ in groups)
+        ids, mask = _pad_cat([i for i, _ in groups], c, pad), _pad_cat([m for _, m in groups], c)  # (B, C)
+        lengths = mask.sum(1)  # (B,)
+        texts = [tok.decode(ids[b, : lengths[b]], skip_special_tokens=True) for b in range(n * g)]
+        if stop is not None and stop.is_set():
+            return
+        answers = [a for _, a in problems for _ in range(g)]
+        per_fn, total = score(weights, texts, answers)
+        adv = maths.group_advantages(torch.tensor(total).view(n, g), cfg.scale_rewards)  # (n, G)
+        adv_flat = adv.advantages.reshape(-1)  # (B,)
+        t1 = time.perf_counter()
+
+        with torch.no_grad(), model.disable_adapter():
+            ref = _pad_cat([group_logprobs(model, p, i, m, cfg.temperature)[0] for p, (i, m) in zip(prompts, groups)], c)
+        updates = []
+        for u in range(cfg.num_iterations):
+            outs = [group_logprobs(model, p, i, m, cfg.temperature) for p, (i, m) in zip(prompts, groups)]
+            logp, entropy = _pad_cat([o[0] for o in outs], c), _pad_cat([o[1] for o in outs], c)  # (B, C)
+            if u == 0:
+                old = logp.detach()  # parameters have not moved yet: π_old = π_θ, ratio exactly 1
+            tok_loss, ratio, kl = maths.per_token_loss(logp, old, ref, adv_flat, cfg.epsilon_low, cfg.epsilon_high,
+                                                       cfg.beta)
+            loss = maths.aggregate(tok_loss, mask, cfg.loss_type, cfg.max_new_tokens)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            low, high = maths.clip_flags(ratio.detach(), adv_flat[:, None], cfg.epsilon_low, cfg.epsilon_high)
+            updates.append({
+                "loss": float(loss.detach()), "kl": maths.masked_mean(kl.detach(), mask),
+                "entropy": maths.masked_mean(entropy, mask),
+                "clip_ratio/low_mean": maths.masked_mean(low.float(), mask),
+                "clip_ratio/high_mean": maths.masked_mean(high.float(), mask),
+                "clip_ratio/region_mean": maths.masked_mean((low | high).float(), mask),
+                "ratio_max_dev": float(((ratio.detach() - 1).abs() * mask).max()),  # 0 on a first update
+            })
+        t2 = time.perf_counter()
+
+        total_t = torch.tensor(total)
+        metrics = {name: float(np.mean([u_[name] for u_ in updates])) for name in updates[0]}
+        metrics.update({
+            "reward": float(total_t.mean()), "reward_std": float(maths.bessel_std(total_t)),
+            "frac_reward_zero_std": float(adv.zero_std.float().mean()),
+            "completions/mean_length": float(lengths.float().mean()),
+            **{f"rewards/{k}/mean": float(np.mean(v)) for k, v in per_fn.items()},
+        })
+        logp, ratio, kl = logp.detach(), ratio.detach(), kl.detach()
+        records = []
+        for gi, (q, a) in enumerate(problems):
+            comps = []
+            for j in range(g):
+                b, L = gi * g + j, int(lengths[gi * g + j])
+                tid = ids[b, :L].tolist()
+                comps.append({
+                    "text": texts[b], "token_ids": tid, "tokens": [tok.decode([t]) for t in tid],
+                    "rewards": {k: v[b] for k, v in per_fn.items()}, "reward": total[b],
+                    "advantage": float(adv_flat[b]),
+                    "logprob": _r(logp[b], L), "old_logprob": _r(old[b], L), "ref_logprob": _r(ref[b], L),
+                    "ratio": _r(ratio[b], L), "kl": _r(kl[b], L), "entropy": _r(entropy[b], L),
+                    "clipped_low": [bool(x) for x in low[b, :L]], "clipped_high": [bool(x) for x in high[b, :L]],
+                })
+            records.append({"prompt": q, "answer": a, "mean": float(adv.mean[gi]), "std": float(adv.std[gi, 0]),
+                            "zero_std": bool(adv.zero_std[gi]), "completions": comps})
+        yield {"step": step, "loss": metrics["loss"], "metrics": metrics, "updates": updates, "groups": records,
+               "time": {"generate": t1 - t0, "train": t2 - t1, "total": time.perf_counter() - t0}}
+
+
+def to_trace(records: list[dict[str, Any]], cfg: GrpoConfig, **meta: Any) -> GrpoTrace:
+    """Assemble step records into a GrpoTrace (rewards, advantages: (step, completion))."""
+    if not records:
+        raise ValueError("the run stopped before its first step: nothing to trace")
+    rewards = np.array([[c["reward"] for grp in r["groups"] for c in grp["completions"]] for r in records],
+                       dtype=np.float32).reshape(len(records), -1)
+    advs = np.array([[c["advantage"] for grp in r["groups"] for c in grp["completions"]] for r in records],
+                    dtype=np.float32).reshape(len(records), -1)
+    names = list(records[0]["metrics"]) if records else []
+    metrics = {k: [float(r["metrics"][k]) for r in records] for k in names}
+    info = make_meta(cfg.model, cfg.seed, task=cfg.task, torch=torch.__version__, **meta)
+    return GrpoTrace(rewards=rewards, advantages=advs, metrics=metrics, steps=list(records), config=cfg.to_dict(),
+                     meta=info).check()
+
+
+def train(cfg: GrpoConfig, on_step: Callable[[dict[str, Any]], None] | None = None,
+          stop: threading.Event | None = None) -> GrpoTrace:
+    """Run to the end (or until ``stop`` is set) and return the trace; ``on_step`` sees each record."""
+    records = []
+    for rec in run(cfg, stop):
+        records.append(rec)
+        if on_step is not None:
+            on_step(rec)
+    return to_trace(records, cfg)

@@ -1,0 +1,202 @@
+"""MoE views, one function per view (trace -> plotly Figure). Slides: routing, load balancing, specialisation,
+shared experts, total vs active parameters. Colours: Okabe-Ito per expert (colour-blind safe), Viridis scales.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from toolkit.plots import style
+from toolkit.traces import MoeTrace
+
+WRAP = 48  # characters per line in the token view
+
+
+def expert_colors(n: int, dark: bool = False) -> list[str]:
+    """Okabe-Ito for up to 8 experts (its black/white swapped for grey so dark text stays readable on it)."""
+    base = style.palette(dark)[:-1] + ["#AAAAAA"]
+    if n <= len(base):
+        return base[:n]
+    import plotly.colors as pc
+
+    return pc.sample_colorscale("Cividis", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)])  # light half only
+
+
+def _layout_tokens(tokens: list[str]) -> tuple[list[int], list[int]]:
+    """Row and column of each token when the text is laid out in lines of WRAP characters."""
+    rows, cols, r, c = [], [], 0, 0
+    for t in tokens:
+        if c >= WRAP:
+            r, c = r + 1, 0
+        rows.append(r)
+        cols.append(c)
+        if t == "\n":
+            r, c = r + 1, 0
+        else:
+            c += max(1, min(len(t), 8))
+    return rows, cols
+
+
+def _shown(t: str) -> str:
+    return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(t, t)
+
+
+def _tiles(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts: int, title: str, dark: bool) -> go.Figure:
+    """Text laid out in lines, one square tile per token coloured by its expert (one legend entry per expert)."""
+    colors = expert_colors(n_experts, dark)
+    rows, cols = _layout_tokens(tokens)
+    fig = go.Figure()
+    for x in range(n_experts):
+        idx = np.flatnonzero(top1 == x)
+        fig.add_trace(go.Scatter(
+            x=[cols[i] for i in idx], y=[rows[i] for i in idx], mode="markers+text", name=f"expert {x}",
+            text=[_shown(tokens[i]) for i in idx], hovertext=[hover[i] for i in idx], hoverinfo="text",
+            marker=dict(symbol="square", size=26, color=colors[x], line=dict(width=0)),
+            textfont=dict(family="monospace", size=16, color="black")))
+    n_rows = max(rows, default=0) + 1
+    fig.update_xaxes(visible=False, range=[-1, WRAP])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    style.apply(fig, dark, title, height=min(900, 160 + 34 * n_rows))
+    fig.update_layout(legend=dict(orientation="h", y=-0.05), showlegend=True)
+    return fig
+
+
+def token_experts(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
+    """The text, each token on a tile coloured by its top-1 expert; hover: top-k experts and gate weights."""
+    e, g = trace.experts[layer], trace.gates[layer]  # (token, k)
+    hover = ["<br>".join([f"token {i}: {t!r}"] + [f"expert {e[i, j]}: gate {g[i, j]:.2f}" for j in range(trace.top_k)])
+             for i, t in enumerate(trace.tokens)]
+    return _tiles(trace.tokens, e[:, 0], hover, trace.n_experts, f"Top-1 expert per token, layer {layer}", dark)
+
+
+def replay_tokens(rep: dict, step: int, layer: int, dark: bool = False) -> go.Figure:
+    """The replay's probe text coloured by top-1 expert as the router saw it at the snapshot nearest `step`."""
+    from toolkit.moe.corpus import encode, token_strings
+
+    snap = min(rep["snapshots"], key=lambda s: abs(s["step"] - step))
+    tokens = token_strings(encode(rep["probe"]))[: len(snap["probe_top1"][layer])]
+    top1 = np.asarray(snap["probe_top1"][layer])
+    hover = [f"token {i}: {t!r}<br>top-1 expert {top1[i]}" for i, t in enumerate(tokens)]
+    title = f"{rep.get('label') or 'run'}: top-1 expert at step {snap['step']}, layer {layer}"
+    return _tiles(tokens, top1, hover, rep["config"]["n_experts"], title, dark)
+
+
+def router_heatmap(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
+    """Router probabilities (experts x tokens) with the chosen experts marked."""
+    p = trace.probs[layer].T  # (expert, token)
+    x = list(range(len(trace.tokens)))
+    fig = go.Figure(go.Heatmap(z=p, x=x, y=list(range(trace.n_experts)), colorscale=style.SEQUENTIAL,
+                               zmin=0, colorbar=dict(title="p"),
+                               customdata=np.array([[_shown(t) for t in trace.tokens]] * trace.n_experts),
+                               hovertemplate="token %{x} %{customdata}<br>expert %{y}: p=%{z:.3f}<extra></extra>"))
+    tok, slot = np.nonzero(np.ones_like(trace.experts[layer]))
+    fig.add_trace(go.Scatter(x=tok, y=trace.experts[layer][tok, slot], mode="markers", name="chosen",
+                             marker=dict(symbol="circle", size=6, color="white", line=dict(width=1, color="black")),
+                             hoverinfo="skip"))
+    fig.update_xaxes(title="token", tickvals=x if len(x) <= 40 else None,
+                     ticktext=[_shown(t) for t in trace.tokens] if len(x) <= 40 else None)
+    fig.update_yaxes(title="expert", dtick=1)
+    return style.apply(fig, dark, f"Router probabilities, layer {layer} ({trace.score})", height=420)
+
+
+def expert_load(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
+    """f_i (share of routed slots) and P_i (mean probability) per expert against the uniform line 1/N."""
+    n = trace.n_experts
+    fig = go.Figure()
+    fig.add_bar(x=list(range(n)), y=trace.expert_load[layer], name="f_i / k (load)",
+                marker_color=expert_colors(n, dark))
+    fig.add_scatter(x=list(range(n)), y=trace.importance[layer], name="P_i (mean prob)", mode="markers",
+                    marker=dict(symbol="diamond", size=14, color=style.palette(dark)[-1]))
+    fig.add_hline(y=1 / n, line_dash="dash", annotation_text=f"uniform 1/{n}")
+    fig.update_xaxes(title="expert", dtick=1)
+    fig.update_yaxes(title="share", rangemode="tozero")
+    loss = float(trace.balance_loss[layer])
+    return style.apply(fig, dark, f"Layer {layer} load: L_bal = N·Σ f_i P_i = {loss:.3f} (balanced = {trace.top_k})",
+                       height=420)
+
+
+def load_heatmap(trace: MoeTrace, dark: bool = False) -> go.Figure:
+    """Load share of each expert in each layer."""
+    fig = go.Figure(go.Heatmap(z=trace.expert_load, colorscale=style.SEQUENTIAL, zmin=0,
+                               x=list(range(trace.n_experts)), y=list(range(trace.n_layers)),
+                               colorbar=dict(title="load"),
+                               hovertemplate="layer %{y}, expert %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title="expert", dtick=1)
+    fig.update_yaxes(title="layer", dtick=1, autorange="reversed")
+    return style.apply(fig, dark, f"Expert load per layer (uniform = {1 / trace.n_experts:.3f})", height=380)
+
+
+def coactivation(trace: MoeTrace, layer_a: int, layer_b: int, dark: bool = False) -> go.Figure:
+    """Share of tokens whose top-1 expert is i in layer_a and j in layer_b."""
+    n = trace.n_experts
+    m = np.zeros((n, n))
+    np.add.at(m, (trace.experts[layer_a, :, 0], trace.experts[layer_b, :, 0]), 1.0)
+    m /= max(m.sum(), 1.0)
+    fig = go.Figure(go.Heatmap(z=m, colorscale=style.SEQUENTIAL, zmin=0, colorbar=dict(title="share"),
+                               hovertemplate=f"L{layer_a} expert %{{y}} → L{layer_b} expert %{{x}}: %{{z:.3f}}"
+                                             "<extra></extra>"))
+    fig.update_xaxes(title=f"top-1 expert in layer {layer_b}", dtick=1)
+    fig.update_yaxes(title=f"top-1 expert in layer {layer_a}", dtick=1, autorange="reversed")
+    return style.apply(fig, dark, f"Co-activation: layer {layer_a} → layer {layer_b}", height=420)
+
+
+def shared_vs_routed(trace: MoeTrace, dark: bool = False) -> go.Figure:
+    """Mean output norm of the shared expert and of the routed experts, per layer."""
+    layers = list(range(trace.n_layers))
+    fig = go.Figure()
+    fig.add_bar(x=layers, y=trace.routed_norm.mean(1), name="routed experts (gated sum)")
+    if trace.shared_norm is not None:
+        fig.add_bar(x=layers, y=trace.shared_norm.mean(1), name="shared expert (every token)")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="layer", dtick=1)
+    fig.update_yaxes(title="mean |output|")
+    return style.apply(fig, dark, "Shared vs routed contribution to the layer output", height=400)
+
+
+def parameters(counts, dark: bool = False) -> go.Figure:
+    """Total vs active parameters for each ParamCount (one panel each: scales differ by 10^5)."""
+    fig = make_subplots(rows=1, cols=len(counts), subplot_titles=[c.name for c in counts])
+    pal = style.palette(dark)
+    for i, c in enumerate(counts, start=1):
+        scale, unit = (1e9, "B") if c.total > 1e9 else (1e6, "M") if c.total > 1e6 else (1e3, "k")
+        vals = [c.total / scale, c.active / scale]
+        fig.add_bar(x=["total", "active per token"], y=vals, marker_color=[pal[4], pal[0]], showlegend=False,
+                    text=[f"{v:.1f}{unit}" for v in vals], textposition="outside", row=1, col=i)
+        fig.update_yaxes(title=f"parameters ({unit})", range=[0, vals[0] * 1.2], row=1, col=i)
+    return style.apply(fig, dark, "Total vs active parameters (active = shared + k/N of routed experts)", height=420)
+
+
+def _load_summary(snap: dict) -> tuple[float, float]:
+    """Mean over layers of the largest expert share, and of the balance loss, at one snapshot."""
+    return float(np.mean([max(x) for x in snap["load"]])), float(np.mean(snap["balance_loss"]))
+
+
+def replay(replays: dict[str, dict], step: int, layer: int = 0, dark: bool = False) -> go.Figure:
+    """Training replay: balance loss and largest expert share over steps for each run; load bars at `step`.
+    The balance loss is measured in every run, also where it was not trained on."""
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.33, 0.33, 0.34],
+                        subplot_titles=["balance loss (mean over layers)", "largest expert share",
+                                        f"layer {layer} load at step {step}"])
+    pal = style.palette(dark)
+    for i, (name, rep) in enumerate(replays.items()):
+        snaps = rep["snapshots"]
+        steps = [s["step"] for s in snaps]
+        maxl, bal = zip(*(_load_summary(s) for s in snaps))
+        color = pal[i * 5 % len(pal)]
+        fig.add_scatter(x=steps, y=bal, name=name, line=dict(color=color), row=1, col=1)
+        fig.add_scatter(x=steps, y=maxl, name=name, line=dict(color=color), showlegend=False, row=1, col=2)
+        snap = min(snaps, key=lambda s: abs(s["step"] - step))
+        load = snap["load"][layer]
+        fig.add_bar(x=list(range(len(load))), y=load, name=name, marker_color=color, showlegend=False, row=1, col=3)
+        n, k = len(load), rep["config"]["top_k"]
+    for col in (1, 2):
+        fig.add_vline(x=step, line_dash="dot", row=1, col=col)
+    fig.add_hline(y=k, line_dash="dash", row=1, col=1, annotation_text=f"balanced = k = {k}", annotation_position="top left")
+    fig.add_hline(y=1 / n, line_dash="dash", row=1, col=2, annotation_text="uniform")
+    fig.add_hline(y=1 / n, line_dash="dash", row=1, col=3)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="step", row=1, col=1)
+    fig.update_xaxes(title="step", row=1, col=2)
+    fig.update_xaxes(title="expert", dtick=1, row=1, col=3)
+    return style.apply(fig, dark, "The router learning: balance loss on, off, or the aux-loss-free bias", height=460)
