@@ -23,7 +23,7 @@ models: setup
 serve: models
 	$(BIN)/lecture serve
 
-test: models
+test: models browser-deps
 	$(BIN)/python -m pytest -q
 
 bench: models

@@ -149,6 +149,39 @@ def show_ui(*args, request: gr.Request | None = None):
             gr.update(value=frame, visible=bool(frame)))
 
 
+@ui.safe
+def open_clicked(clicked, *args, request: gr.Request | None = None):
+    """A click on a model-view thumbnail arrives as "layer,head": open that head (layer heads + overview)."""
+    try:
+        layer, head = (int(float(v)) for v in str(clicked).split(",")[:2])
+    except ValueError:
+        raise ui.UserError(f"could not read the clicked head from {clicked!r}") from None
+    text, model_name, _, _, query, _, *rest = args
+    out = show_ui(text, model_name, layer, head, query, "overview", *rest, request=request)
+    return layer, head, "overview", *out
+
+
+# Plotly clicks are not a Gradio event: this page script forwards a click on the model view (layer on x, head on
+# y) into a hidden textbox, whose input event opens the head.
+CLICK_JS = """
+() => {
+  const hook = () => {
+    const plot = document.querySelector('#attention-overview .js-plotly-plot');
+    if (!plot || plot.__lectureClick || !plot.on) return;
+    plot.__lectureClick = true;
+    plot.on('plotly_click', (ev) => {
+      const p = ev && ev.points && ev.points[0];
+      const box = document.querySelector('#attention-click textarea, #attention-click input');
+      if (!p || !box) return;
+      box.value = Math.round(p.x) + ',' + Math.round(p.y) + ',' + Date.now();
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    });
+  };
+  setInterval(hook, 700);
+}
+"""
+
+
 def _encoder_decoder(name, text, limit, lay, hd, trace, dark):
     other = models.default("encoder") if trace.causal else models.default("causal")
     other_trace = _capture(other, text, limit)
@@ -187,8 +220,8 @@ with gr.Blocks(title=TITLE) as demo:
     with gr.Row():
         view_in = gr.Radio(VIEWS, value="overview", label="view")
     with gr.Row():
-        layer_in = gr.Number(3, label="layer", precision=0, minimum=0)
-        head_in = gr.Number(0, label="head", precision=0, minimum=0)
+        layer_in = gr.Number(3, label="layer", precision=0, minimum=0, elem_id="attention-layer")
+        head_in = gr.Number(0, label="head", precision=0, minimum=0, elem_id="attention-head")
         query_in = gr.Textbox("it", label="query token (word or position)")
         heads_in = gr.Textbox("", label="heads to overlay (e.g. 2, 8; empty = all)")
         keys_in = gr.Textbox("animal, tired", label="compare words")
@@ -199,7 +232,9 @@ with gr.Blocks(title=TITLE) as demo:
                                maximum=MAX_TOKENS_LIMIT)
     notice = gr.Markdown()
     main_plot = gr.Plot(label="attention")
-    second_plot = gr.Plot(label="overview")
+    second_plot = gr.Plot(label="overview (click a head to open it)", elem_id="attention-overview")
+    clicked = gr.Textbox(elem_id="attention-click", container=False, show_label=False)
+    gr.HTML("<style>#attention-click { display: none !important; }</style>")
     frame = gr.HTML()
     inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in]
     outputs = [notice, main_plot, second_plot, frame]
@@ -207,5 +242,7 @@ with gr.Blocks(title=TITLE) as demo:
     for widget in (view_in, layer_in, head_in):  # .input: only a person's change, not on_load's presets
         widget.input(show_ui, inputs, outputs, api_name=False)
     text_in.submit(show_ui, inputs, outputs, api_name=False)
+    clicked.change(open_clicked, [clicked, *inputs], [layer_in, head_in, view_in, *outputs], api_name=False)
+    demo.load(None, None, None, js=CLICK_JS)
     demo.load(on_load, None, [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
               api_name=False)

@@ -136,11 +136,17 @@ def live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, ep
     g = ui.as_int(g, "G")
     if g < 2:
         raise ui.UserError("G must be at least 2: GRPO compares each answer with the others in its group.")
+    lr = ui.as_float(lr, "learning rate")
+    if not 0 < lr <= 0.1:
+        raise ui.UserError(f"The learning rate must be in (0, 0.1], got {lr:g}.")
+    beta = ui.as_float(beta, "β")
+    if not 0 <= beta <= 10:
+        raise ui.UserError(f"β must be between 0 and 10, got {beta:g}.")
     cfg = GrpoConfig(num_generations=min(g, 16), max_new_tokens=ui.as_int(max_new, "max new tokens", 1, 64),
-                     steps=ui.as_int(steps, "steps", 1, MAX_STEPS), lr=ui.as_float(lr, "learning rate"),
+                     steps=ui.as_int(steps, "steps", 1, MAX_STEPS), lr=lr,
                      num_iterations=ui.as_int(iterations, "updates per batch", 1, 8), scale_rewards=str(scale),
                      loss_type=str(loss_type), epsilon_low=_eps(eps_low, "ε low"), epsilon_high=_eps(eps_high, "ε high"),
-                     beta=ui.as_float(beta, "β"))
+                     beta=beta)
     try:
         return cfg.validate()
     except ValueError as err:
@@ -157,6 +163,10 @@ def live(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high,
     dark = ui.is_dark(request)
     stop = threading.Event()
     records, skip = [], tuple(gr.skip() for _ in range(5))
+    if trainer.is_busy():
+        raise ui.UserError("Busy: a GRPO run is already going on this server; wait for it to finish or stop it.")
+    # the first update starts nothing: a closed page or a probing client costs no training
+    yield (f"Starting: a fresh LoRA adapter, G = {cfg.num_generations}, {cfg.steps} steps ...", *skip[1:])
     try:
         for rec in trainer.stream(cfg, stop):
             if rec is None:

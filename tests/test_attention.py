@@ -310,6 +310,12 @@ def test_demo_handlers_every_view(smol, minilm):
             assert len(main.to_json()) + len(second.to_json()) < 120_000  # a small payload at 12 tokens
         if view == "bertviz":
             assert frame.startswith("<iframe")
+    layer, head, view, notice, main, second, frame = demo.open_clicked(
+        "17,6,1795655305800", DECK, "smollm2-135m", 0, 0, "it", "head", "", "animal, tired", 8, 256)
+    assert (layer, head, view) == (17, 6, "overview") and frame["visible"] is False
+    assert "layer 17" in main["value"].layout.title.text and second["value"].layout.shapes[-1].x0 == 16.5
+    with pytest.raises(gr.Error, match="clicked"):
+        demo.open_clicked("nowhere", DECK, "smollm2-135m", 0, 0, "it", "head", "", "", 8, 256)
     enc = demo.show(DECK, "minilm-l6", 1, 1, "it", "encoder-decoder")
     assert isinstance(enc[1], go.Figure) and "bidirectional" in enc[0]
 

@@ -367,7 +367,8 @@ def test_live_and_replay_bad_input():
         d.live_config(1, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 0.04)
     for bad in ((4, 8, 2, 1e-3, 1, "group", "grpo", 0.0, 0.2, 0.04), (4, 8, 2, "fast", 1, "group", "grpo", 0.2, 0.2, 0),
                 (4, 8, 2, 1e-3, 1, "zscore", "grpo", 0.2, 0.2, 0.04), (4, 8, 2, -1, 1, "group", "grpo", 0.2, 0.2, 0),
-                (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, float("nan"))):
+                (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, float("nan")), (4, 8, 2, 1e9, 1, "group", "grpo", 0.2, 0.2, 0),
+                (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 1e9), (4, 8, 2, 1e-3, 1, None, "grpo", 0.2, 0.2, 0)):
         with pytest.raises(gr.Error):
             d.live_config(*bad)
     with pytest.raises(gr.Error):
@@ -386,14 +387,18 @@ def test_live_handler_streams_and_reports_busy(smol):
 
     args = (2, 4, 1, 2e-3, 2, "group", "grpo", 0.2, 0.2, 0.04, 1)
     outs = [o for o in d.live(*args) if not isinstance(o[0], type(gr.skip()))]
-    assert len(outs) == 1
-    status, curves, table, heat, record = outs[0]
+    assert len(outs) == 2 and outs[0][0].startswith("Starting")
+    status, curves, table, heat, record = outs[1]
     assert "step 1 / 1" in status and "<table" in table and record["step"] == 0
     assert d.heat(record, 0).data
     assert not trainer.is_busy()
     with trainer._RUN_LOCK:
         with pytest.raises(gr.Error, match="Busy"):
             next(d.live(*args))
+    probe = d.live(*args)  # a client that reads the first update and leaves starts no training
+    assert next(probe)[0].startswith("Starting")
+    probe.close()
+    assert not trainer.is_busy()
 
 
 def test_demo_through_server(live_server):
