@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -75,6 +76,8 @@ class Recorder:
         self.layers = attention_modules(model)
         self.calls: list[list[dict[str, Any]]] = []  # one list of per-layer records per forward pass
         self._handles: list[Any] = []
+        # The model is shared by every request: record only the forward passes of the capturing thread.
+        self._thread = threading.get_ident()
 
     def __enter__(self) -> "Recorder":
         try:
@@ -103,12 +106,16 @@ class Recorder:
 
     def _proj_hook(self, layer: int, key: str):
         def hook(module, args, output):
+            if threading.get_ident() != self._thread:
+                return
             self._record(layer)[key] = output.detach()
 
         return hook
 
     def _attn_hook(self, layer: int):
         def hook(module, args, kwargs, output):
+            if threading.get_ident() != self._thread:
+                return
             rec = self._record(layer)
             weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
             if weights is None:

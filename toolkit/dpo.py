@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from toolkit.lora import lora_config, twin
 from toolkit.models import Loaded
-from toolkit.sft import IGNORE, build
+from toolkit.sft import IGNORE, batch
 from toolkit.traces import DpoTrace, make_meta
 
 MAX_STEPS = 10
@@ -46,13 +46,11 @@ def dpo_loss(logp_w, logp_l, ref_w, ref_l, beta: float):
 
 def pair_batch(loaded: Loaded, prompt: str, chosen: str, rejected: str):
     """Chosen and rejected exchanges as one right-padded batch: ids, attention mask, labels (-100 off-answer)."""
-    rows = [build(loaded, prompt, chosen), build(loaded, prompt, rejected)]
-    T = max(len(ids) for ids, _, _ in rows)
-    pad = loaded.tokenizer.pad_token_id or 0
-    ids = torch.tensor([i + [pad] * (T - len(i)) for i, _, _ in rows])  # (2, T)
-    mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _, _ in rows])  # (2, T)
-    labels = torch.tensor([lab + [IGNORE] * (T - len(lab)) for _, lab, _ in rows])  # (2, T)
-    return ids, mask, labels
+    return answers_batch(loaded, prompt, [chosen, rejected])
+
+
+def answers_batch(loaded: Loaded, prompt: str, answers: list[str]):
+    return batch(loaded, [(prompt, a) for a in answers])
 
 
 def token_logps(model, ids, mask, labels) -> torch.Tensor:
@@ -66,12 +64,9 @@ def token_logps(model, ids, mask, labels) -> torch.Tensor:
 
 def sequence_logps(loaded: Loaded, prompt: str, answers: list[str]) -> torch.Tensor:
     """log π(answer | prompt) under the shared model, summed over the answer's tokens: (len(answers),)."""
-    out = []
-    for a in answers:
-        ids, mask, labels = pair_batch(loaded, prompt, a, a)
-        with torch.no_grad():
-            out.append(token_logps(loaded.model, ids[:1], mask[:1], labels[:1]).sum())
-    return torch.stack(out)
+    ids, mask, labels = answers_batch(loaded, prompt, answers)
+    with torch.no_grad():
+        return token_logps(loaded.model, ids, mask, labels).sum(-1)  # one forward for all answers
 
 
 def train(loaded: Loaded, prompt: str = PAIR[0], chosen: str = PAIR[1], rejected: str = PAIR[2], beta: float = 0.1,

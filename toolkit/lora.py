@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from toolkit.models import Loaded
-from toolkit.sft import build
+from toolkit.sft import batch
 from toolkit.traces import LoraTrace, QuantTrace, make_meta
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -92,17 +92,6 @@ def expected_count(loaded: Loaded, r: int, targets: list[str]) -> int:
                if isinstance(m, torch.nn.Linear) and n.rpartition(".")[2] in targets)
 
 
-def _batch(loaded: Loaded) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The bundled example as one right-padded batch: ids, attention mask, labels (-100 on prompts and padding)."""
-    rows = [build(loaded, u, a) for u, a in EXAMPLE]
-    T = max(len(ids) for ids, _, _ in rows)
-    pad = loaded.tokenizer.pad_token_id or 0
-    ids = torch.tensor([i + [pad] * (T - len(i)) for i, _, _ in rows])  # (n, T)
-    mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _, _ in rows])  # (n, T)
-    labels = torch.tensor([lab + [-100] * (T - len(lab)) for _, lab, _ in rows])  # (n, T)
-    return ids, mask, labels
-
-
 def finetune(loaded: Loaded, r: int = 8, alpha: float = 16, targets=("q_proj", "v_proj"), steps: int = 4,
              lr: float = 3e-3, layer: int = 0, seed: int = 0) -> LoraTrace:
     """A few AdamW steps of LoRA on the bundled example, then the spectrum of the learnt delta of one layer."""
@@ -110,7 +99,7 @@ def finetune(loaded: Loaded, r: int = 8, alpha: float = 16, targets=("q_proj", "
 
     torch.manual_seed(seed)
     peft_model = get_peft_model(twin(loaded.model), lora_config(r, alpha, list(targets)))
-    ids, mask, labels = _batch(loaded)
+    ids, mask, labels = batch(loaded, EXAMPLE)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr)
     losses, t0 = [], time.perf_counter()

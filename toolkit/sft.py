@@ -40,6 +40,17 @@ def build(loaded: Loaded, user: str, assistant: str, system: str | None = None) 
     return ids, labels, text
 
 
+def batch(loaded: Loaded, exchanges: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(user, answer) exchanges as one right-padded batch: ids, attention mask, labels (-100 off the answers)."""
+    rows = [build(loaded, u, a) for u, a in exchanges]
+    T = max(len(ids) for ids, _, _ in rows)
+    pad = loaded.tokenizer.pad_token_id or 0
+    ids = torch.tensor([i + [pad] * (T - len(i)) for i, _, _ in rows])  # (n, T)
+    mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _, _ in rows])  # (n, T)
+    labels = torch.tensor([lab + [IGNORE] * (T - len(lab)) for _, lab, _ in rows])  # (n, T)
+    return ids, mask, labels
+
+
 def per_token_loss(logits: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """-log p(x_t | x_<t) for every t >= 1, aligned with the token it predicts: (T,), 0 at t = 0; and p: (T,)."""
     logp = torch.log_softmax(logits[:-1].float(), -1)  # (T-1, vocab): row t-1 predicts token t
@@ -58,7 +69,6 @@ def capture(loaded: Loaded, user: str, assistant: str, system: str | None = None
     y = torch.tensor([labels])  # (1, T)
     with torch.no_grad():
         out = loaded.model(x, labels=y)
-        out_all = loaded.model(x, labels=x)  # the same exchange without masking: the prompt counts too
     nll, p = per_token_loss(out.logits[0], x[0], y[0])
     mask = (y[0] != IGNORE)
     mask[0] = False  # nothing predicts the first token
@@ -68,5 +78,5 @@ def capture(loaded: Loaded, user: str, assistant: str, system: str | None = None
         text=text, tokens=[tok.decode([i]) for i in ids], ids=np.array(ids), labels=np.array(labels),
         token_loss=nll.numpy().astype(np.float32), token_prob=p.numpy().astype(np.float32),
         predicted=[""] + [tok.decode([i]) for i in out.logits[0, :-1].argmax(-1).tolist()],  # aligned with targets
-        loss=loss, reference_loss=float(out.loss), unmasked_loss=float(out_all.loss),
+        loss=loss, reference_loss=float(out.loss), unmasked_loss=float(nll[1:].mean()),  # no mask: every token after the first
         meta=make_meta(loaded.name)).check()
