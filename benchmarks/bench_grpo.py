@@ -2,7 +2,7 @@
 
 Same model (SmolLM2-135M-Instruct), same LoRA (r=8, alpha 16, q_proj/v_proj), one prompt per step with G=8
 completions of at most 16 new tokens, β=0.04, one update per batch, same learning rate and the same prompts.
-Reports the median step time after a warm-up step, both mean completion lengths (shorter answers are faster,
+The two trainers alternate step by step, so both see the same load. Reports the median step time after a warm-up step, both mean completion lengths (shorter answers are faster,
 so compare them too), the ratio ours/TRL (target <= 0.6), and with --rise our reward over 20 steps.
 Last line: one JSON object.
 
@@ -25,23 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TARGET = 0.6
 
 
-def ours(cfg) -> tuple[list[float], list[float], list[float], list[float]]:
+def ours_steps(cfg):
+    """Our trainer, one step per next(): yields (wall s, CPU s, record)."""
     from toolkit.grpo.trainer import run
 
-    times, cpu, lengths, rewards = [], [], [], []
-    it, c0 = run(cfg), time.process_time()
-    for rec in it:
-        cpu.append(time.process_time() - c0)
-        times.append(rec["time"]["total"])
-        lengths.append(rec["metrics"]["completions/mean_length"])
-        rewards.append(rec["metrics"]["reward"])
-        print(f"  ours step {rec['step']}: {times[-1]:.2f} s ({cpu[-1]:.2f} s CPU), reward {rewards[-1]:.3f}, "
-              f"length {lengths[-1]:.1f}", flush=True)
-        c0 = time.process_time()
-    return times, cpu, lengths, rewards
+    it = run(cfg)
+    while True:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        yield time.perf_counter() - t, time.process_time() - c, rec
 
 
-def trl(cfg) -> tuple[list[float], list[float], list[float]]:
+def side_by_side(cfg) -> dict[str, list[float]]:
+    """TRL's GRPOTrainer and ours, alternating step by step (each of our steps runs right after a TRL step), so
+    both see the same load on a shared machine."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -52,7 +52,7 @@ def trl(cfg) -> tuple[list[float], list[float], list[float]]:
 
     loaded = models.load(cfg.model)
     task, rng = TASKS[cfg.task], random.Random(cfg.seed)
-    problems = [task.make(rng) for _ in range(cfg.steps)]
+    problems = [task.make(rng) for _ in range(cfg.steps)]  # the prompts our trainer draws, in the same order
     data = Dataset.from_dict({"prompt": [[{"role": "user", "content": q}] for q, _ in problems],
                               "answer": [a for _, a in problems]})
     weights = cfg.reward_weights()
@@ -64,21 +64,27 @@ def trl(cfg) -> tuple[list[float], list[float], list[float]]:
         fn.__name__ = name
         return fn
 
-    times: list[float] = []
-    cpu: list[float] = []
+    out: dict[str, list[float]] = {k: [] for k in ("trl", "trl_cpu", "ours", "ours_cpu", "ours_length", "ours_reward")}
+    mine = ours_steps(cfg)
 
     class Clock(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             self.t, self.c = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t)
-            cpu.append(time.process_time() - self.c)
-            print(f"  TRL  step {len(times) - 1}: {times[-1]:.2f} s ({cpu[-1]:.2f} s CPU)", flush=True)
+            out["trl"].append(time.perf_counter() - self.t)
+            out["trl_cpu"].append(time.process_time() - self.c)
+            wall, cpu, rec = next(mine)
+            out["ours"].append(wall)
+            out["ours_cpu"].append(cpu)
+            out["ours_length"].append(rec["metrics"]["completions/mean_length"])
+            out["ours_reward"].append(rec["metrics"]["reward"])
+            print(f"  step {len(out['trl']) - 1}: TRL {out['trl'][-1]:.2f} s ({out['trl_cpu'][-1]:.2f} s CPU), "
+                  f"ours {wall:.2f} s ({cpu:.2f} s CPU, length {out['ours_length'][-1]:.1f})", flush=True)
 
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(
-            output_dir=out, per_device_train_batch_size=cfg.num_generations, num_generations=cfg.num_generations,
+            output_dir=tmp, per_device_train_batch_size=cfg.num_generations, num_generations=cfg.num_generations,
             max_completion_length=cfg.max_new_tokens, max_steps=cfg.steps, learning_rate=cfg.lr, beta=cfg.beta,
             num_iterations=cfg.num_iterations, epsilon=cfg.epsilon_low, temperature=cfg.temperature,
             top_p=cfg.top_p, scale_rewards=cfg.scale_rewards, loss_type=cfg.loss_type, logging_steps=1,
@@ -93,8 +99,9 @@ def trl(cfg) -> tuple[list[float], list[float], list[float]]:
                                    lora_dropout=0.0, task_type="CAUSAL_LM"),
         )
         trainer.train()
-        lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
-    return times, cpu, lengths
+        out["trl_length"] = [h["completions/mean_length"] for h in trainer.state.log_history
+                             if "completions/mean_length" in h]
+    return out
 
 
 def main() -> int:
@@ -113,10 +120,10 @@ def main() -> int:
     cfg = preset("lecture", steps=a.steps, num_iterations=1, beta=0.04)
     print(f"config: G={cfg.num_generations}, max_new_tokens={cfg.max_new_tokens}, LoRA r={cfg.lora_r} on "
           f"{cfg.lora_targets}, beta={cfg.beta}, lr={cfg.lr}, threads={torch.get_num_threads()}", flush=True)
-    t_ours, c_ours, len_ours, _ = ours(cfg)
-    t_trl, c_trl, len_trl = trl(cfg)
-    m_ours, m_trl = statistics.median(t_ours[1:]), statistics.median(t_trl[1:])
-    cpu_ours, cpu_trl = statistics.median(c_ours[1:]), statistics.median(c_trl[1:])
+    r = side_by_side(cfg)
+    len_ours, len_trl = r["ours_length"], r["trl_length"]
+    m_ours, m_trl = statistics.median(r["ours"][1:]), statistics.median(r["trl"][1:])
+    cpu_ours, cpu_trl = statistics.median(r["ours_cpu"][1:]), statistics.median(r["trl_cpu"][1:])
     ratio, cpu_ratio = m_ours / m_trl, cpu_ours / cpu_trl
     print(f"ours: {m_ours:.2f} s/step wall, {cpu_ours:.2f} s CPU (mean length {statistics.mean(len_ours):.1f} tokens)")
     print(f"TRL:  {m_trl:.2f} s/step wall, {cpu_trl:.2f} s CPU (mean length {statistics.mean(len_trl):.1f} tokens)")
@@ -127,7 +134,10 @@ def main() -> int:
               "trl_mean_length": round(statistics.mean(len_trl), 2) if len_trl else None,
               "steps": a.steps, "threads": torch.get_num_threads()}
     if a.rise:
-        _, _, _, rewards = ours(preset("lecture", steps=20))
+        rewards = []
+        for wall, _, rec in ours_steps(preset("lecture", steps=20)):
+            rewards.append(rec["metrics"]["reward"])
+            print(f"  rise step {rec['step']}: reward {rewards[-1]:.3f} ({wall:.1f} s)", flush=True)
         first, last = statistics.mean(rewards[:5]), statistics.mean(rewards[-5:])
         print("reward per step: " + " ".join(f"{r:.2f}" for r in rewards))
         print(f"mean reward, steps 0-4: {first:.3f}; steps 15-19: {last:.3f}")

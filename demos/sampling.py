@@ -10,7 +10,7 @@ TITLE = "Next-token sampling"
 ORDER = 50
 
 DEFAULT_PROMPT = "Once upon a time, in a small village,"
-DEFAULTS = dict(temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, steps=10, seed=0)
+DEFAULTS = dict(temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, steps=6, seed=0)
 
 
 def _model() -> models.Loaded:
@@ -48,8 +48,7 @@ def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, reques
     steps = ui.as_int(steps, "steps", 1, sampling.MAX_STEPS)
     seed = ui.as_int(seed, "seed", 0, 2**31 - 1)
     model = _model()
-    greedy = sampling.decode(model, prompt, cfg, steps, None)
-    sampled = sampling.decode(model, prompt, cfg, steps, seed)
+    greedy, sampled = sampling.greedy_and_sampled(model, prompt, cfg, steps, seed)
     dark = ui.is_dark(request)
     text = (f"**greedy:** {prompt}**{''.join(greedy.tokens)}**\n\n"
             f"**sampled (seed {seed}):** {prompt}**{''.join(sampled.tokens)}**")

@@ -38,11 +38,16 @@ def test_filters_on_a_hand_made_distribution():
     assert S.temperature(z, 0.5).softmax(-1)[0, 0] > 0.5  # colder: sharper
 
 
+@pytest.fixture(scope="module")
+def real_logits(smol):
+    return S.next_logits(smol, "The capital of France is")[None]  # (1, vocab)
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-def test_filters_equal_transformers_warpers(cfg, smol):
+def test_filters_equal_transformers_warpers(cfg, real_logits):
     torch.manual_seed(0)
     random = torch.randn(4, 1000) * 3
-    real = S.next_logits(smol, "The capital of France is")[None]
+    real = real_logits
     for logits in (random, real):
         ours, ref = S.stages(logits, cfg), reference(logits, cfg)
         for a, b in zip(ours, ref):
@@ -62,7 +67,7 @@ def test_next_token_trace(smol, tmp_path):
 
 
 def test_greedy_and_seeded_runs_equal_generate(smol):
-    prompt, steps = "Once upon a time", 8
+    prompt, steps = "Once upon a time", 6
     ids = smol.tokenizer(prompt, return_tensors="pt")["input_ids"]
     g = S.decode(smol, prompt, S.SamplingConfig(), steps, None)
     with torch.no_grad():
@@ -78,6 +83,12 @@ def test_greedy_and_seeded_runs_equal_generate(smol):
         assert d.ids.tolist() == ref[0, ids.shape[1]:].tolist()
         assert isinstance(d, DecodeTrace) and d.mode == "sample" and np.all(d.chosen_prob > 0)
     assert S.decode(smol, prompt, cfg, steps, 5).ids.tolist() == S.decode(smol, prompt, cfg, steps, 5).ids.tolist()
+    # the demo's batched pair: each row equals its own single-row run
+    greedy, sampled = S.greedy_and_sampled(smol, prompt, cfg, steps, 11)
+    assert greedy.ids.tolist() == g.ids.tolist() and sampled.ids.tolist() == d.ids.tolist()
+    np.testing.assert_allclose(sampled.step_probs, d.step_probs, atol=1e-4)
+    with pytest.raises(ValueError):
+        S.decode_rows(smol, prompt, cfg, 2, [1, 2])
 
 
 def test_demo_handlers_and_bad_input(smol):

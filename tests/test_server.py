@@ -90,5 +90,6 @@ def test_cli_unknown_demo_and_model_fail_clearly(capsys, monkeypatch):
     monkeypatch.setitem(models._open, "any", True)  # restored afterwards: `serve` closes it for the process
     assert cli.main(["demo", "no_such_demo", "--no-preload"]) == 2
     assert "unknown demo" in capsys.readouterr().err
+    models.allow_any_model(True)  # the call above closed it, as a server does
     assert cli.main(["serve", "--model", "nobody/no-such-model"]) == 2
     assert "could not load model" in capsys.readouterr().err

@@ -136,3 +136,13 @@ def test_demo_through_a_real_server(smol, minilm):
             server.client("tokens").predict("  ", api_name="/tokenize")
     finally:
         server.stop()
+
+
+def test_presets(smol, minilm):
+    from demos import tokens as d
+
+    class Req:
+        query_params = {"text": "don't", "words": "cat, dog, kitten", "source": "GloVe", "dims": "3"}
+
+    out = d.on_load(Req())
+    assert out[:4] == ("don't", "cat, dog, kitten", list(d.SOURCES)[0], 3)  # unknown source falls back

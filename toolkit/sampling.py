@@ -113,37 +113,66 @@ def next_token(loaded: Loaded, prompt: str, cfg: SamplingConfig, n_show: int = 2
 def decode(loaded: Loaded, prompt: str, cfg: SamplingConfig, steps: int = 12, seed: int | None = 0,
            n_show: int = 8) -> DecodeTrace:
     """Greedy (seed None) or seeded sampling for ``steps`` tokens; each step records the distribution drawn from."""
-    ids = prompt_ids(loaded, prompt)
-    chosen, shown_ids, shown_p, p_chosen, survivors = [], [], [], [], []
+    return decode_rows(loaded, prompt, cfg, steps, [seed], n_show)[0]
+
+
+def greedy_and_sampled(loaded: Loaded, prompt: str, cfg: SamplingConfig, steps: int = 12, seed: int = 0,
+                       n_show: int = 8) -> tuple[DecodeTrace, DecodeTrace]:
+    """Both continuations in one batch of two rows: half the forward passes of two runs."""
+    greedy, sampled = decode_rows(loaded, prompt, cfg, steps, [None, seed], n_show)
+    return greedy, sampled
+
+
+def decode_rows(loaded: Loaded, prompt: str, cfg: SamplingConfig, steps: int, seeds: list[int | None],
+                n_show: int = 8) -> list[DecodeTrace]:
+    """One row per entry of ``seeds`` (None = greedy), all from the same prompt, generated as one batch.
+
+    At most one row samples, so its draws are exactly generate()'s under torch.manual_seed(seed). A row that
+    emits end-of-sequence stops recording (its later tokens are computed but dropped).
+    """
+    sampled = [s for s in seeds if s is not None]
+    if len(sampled) > 1:
+        raise ValueError("at most one sampled row per batch (the rows would share one random stream)")
+    ids = prompt_ids(loaded, prompt).repeat(len(seeds), 1)  # (rows, T)
+    rec = [{"chosen": [], "ids": [], "p": [], "p_chosen": [], "survivors": []} for _ in seeds]
+    done = [False] * len(seeds)
     past = None
     eos = loaded.tokenizer.eos_token_id
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+        if sampled:
+            torch.manual_seed(sampled[0])
         step_input = ids
         for _ in range(steps):
             out = loaded.model(step_input, past_key_values=past, use_cache=True)
             past = out.past_key_values
-            logits = out.logits[:, -1].float()  # (1, vocab)
-            if seed is None:
-                z = logits
-                nxt = int(z.argmax(-1))
-            else:
-                z = filtered(logits, cfg)
-                nxt = int(torch.multinomial(z.softmax(-1), num_samples=1)[0, 0])  # as generate() draws
-            p = z.softmax(-1)[0]  # (vocab,) the distribution this step drew from
-            top = torch.topk(p, n_show)
-            chosen.append(nxt)
-            shown_ids.append(top.indices.tolist())
-            shown_p.append(top.values.tolist())
-            p_chosen.append(float(p[nxt]))
-            survivors.append(int(torch.isfinite(z).sum()))
-            if nxt == eos:
+            logits = out.logits[:, -1].float()  # (rows, vocab)
+            nxt_all = []
+            for row, seed in enumerate(seeds):
+                if seed is None:
+                    z = logits[row : row + 1]  # (1, vocab)
+                    nxt = int(z.argmax(-1))
+                else:
+                    z = filtered(logits[row : row + 1], cfg)
+                    nxt = int(torch.multinomial(z.softmax(-1), num_samples=1)[0, 0])  # as generate() draws
+                nxt_all.append(nxt)
+                if done[row]:
+                    continue
+                p = z.softmax(-1)[0]  # (vocab,) the distribution this step drew from
+                top = torch.topk(p, n_show)
+                r = rec[row]
+                r["chosen"].append(nxt)
+                r["ids"].append(top.indices.tolist())
+                r["p"].append(top.values.tolist())
+                r["p_chosen"].append(float(p[nxt]))
+                r["survivors"].append(int(torch.isfinite(z).sum()))
+                done[row] = nxt == eos
+            if all(done):
                 break
-            step_input = torch.tensor([[nxt]])
+            step_input = torch.tensor(nxt_all)[:, None]  # (rows, 1)
     tok = loaded.tokenizer
-    return DecodeTrace(
-        prompt=prompt, mode="greedy" if seed is None else "sample", seed=seed, ids=np.array(chosen),
-        tokens=_labels(tok, chosen), step_ids=np.array(shown_ids), step_tokens=[_labels(tok, r) for r in shown_ids],
-        step_probs=np.array(shown_p, dtype=np.float32), chosen_prob=np.array(p_chosen, dtype=np.float32),
-        survivors=np.array(survivors), config=vars(cfg).copy(), meta=make_meta(loaded.name, seed=seed)).check()
+    return [DecodeTrace(
+        prompt=prompt, mode="greedy" if seed is None else "sample", seed=seed, ids=np.array(r["chosen"]),
+        tokens=_labels(tok, r["chosen"]), step_ids=np.array(r["ids"]), step_tokens=[_labels(tok, x) for x in r["ids"]],
+        step_probs=np.array(r["p"], dtype=np.float32), chosen_prob=np.array(r["p_chosen"], dtype=np.float32),
+        survivors=np.array(r["survivors"]), config=vars(cfg).copy(), meta=make_meta(loaded.name, seed=seed))
+        .check() for r, seed in zip(rec, seeds)]
