@@ -35,7 +35,7 @@ def run(prompt: str, steps, request: gr.Request | None = None):
     d = t.dims
     last = int(t.lengths[-1])
     full = kv_cache.formula_bytes(loaded.config, t.max_positions, t.bytes_per_number)
-    md = (f"Generated: **{''.join(t.tokens)}** (identical with and without the cache: {t.same_tokens}).\n\n"
+    md = (f"Generated: `{''.join(t.tokens).strip()}` (identical with and without the cache: {t.same_tokens}).\n\n"
           f"After {last} tokens the real cache holds **{int(t.measured_bytes[-1]):,} bytes** = 2 × {d['layers']} × "
           f"{d['kv_heads']} × {d['head_dim']} × {last} × {t.bytes_per_number} = **{int(t.formula_bytes[-1]):,}**. "
           f"At the full context of {t.max_positions:,} tokens: {full / 2**20:.0f} MiB per sequence.")

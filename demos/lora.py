@@ -101,7 +101,8 @@ with gr.Blocks(title=TITLE) as demo:
         steps = gr.Slider(1, lora.MAX_STEPS, 3, step=1, label="steps")
         layer = gr.Number(0, label="layer to inspect", precision=0)
         train_btn = gr.Button("Train a few steps", variant="primary")
-    train_md = gr.Markdown()
+    train_md = gr.Markdown("Press **Train a few steps**: real AdamW steps on a copy-free twin of the model "
+                           f"(bundled example: {len(lora.EXAMPLE)} exchanges; a few seconds per step on 2 cores).")
     with gr.Row():
         loss_plot = gr.Plot(label="loss")
         sv_plot = gr.Plot(label="singular values")

@@ -41,6 +41,11 @@ def distribution(prompt: str, temperature, top_k, top_p, min_p, request: gr.Requ
     return views.distribution(t, dark), views.survivors(t, dark)
 
 
+def _flat(text: str) -> str:
+    """One line for a Markdown code span: newlines shown as ⏎, backticks replaced."""
+    return text.replace("\n", "⏎").replace("`", "'")
+
+
 @ui.safe
 def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
@@ -48,10 +53,10 @@ def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, reques
     steps = ui.as_int(steps, "steps", 1, sampling.MAX_STEPS)
     seed = ui.as_int(seed, "seed", 0, 2**31 - 1)
     model = _model()
-    greedy, sampled = sampling.greedy_and_sampled(model, prompt, cfg, steps, seed)
+    greedy, sampled = sampling.greedy_and_sampled(model, prompt, cfg, steps, seed, n_show=5)
     dark = ui.is_dark(request)
-    text = (f"**greedy:** {prompt}**{''.join(greedy.tokens)}**\n\n"
-            f"**sampled (seed {seed}):** {prompt}**{''.join(sampled.tokens)}**")
+    text = (f"**greedy:** `{_flat(prompt)}` → `{_flat(''.join(greedy.tokens))}`\n\n"
+            f"**sampled (seed {seed}):** `{_flat(prompt)}` → `{_flat(''.join(sampled.tokens))}`")
     return text, views.steps(greedy, dark), views.steps(sampled, dark)
 
 

@@ -54,5 +54,5 @@ def errors(q: QuantTrace, dark: bool = False) -> go.Figure:
     fig.update_xaxes(title="ŵ − w (dequantised minus original)")
     fig.update_yaxes(title="weights", type="log")
     mb = q.bytes / 2**20
-    return style.apply(fig, dark, title=f"{q.scheme} on {q.module}: {mb:.2f} MiB vs {q.fp32_bytes / 2**20:.2f} MiB fp32, "
+    return style.apply(fig, dark, title=f"{q.scheme}: {mb:.2f} MiB vs {q.fp32_bytes / 2**20:.2f} MiB fp32<br>"
                                         f"relative error {100 * q.rel_error:.1f}%", height=440)

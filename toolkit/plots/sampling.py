@@ -45,7 +45,7 @@ def steps(d: DecodeTrace, dark: bool = False) -> go.Figure:
     rows = [f"{i + 1}: {_shown(d.tokens[i])}" + ("" if d.ids[i] in d.step_ids[i] else f" (p={d.chosen_prob[i]:.3f})")
             for i in range(n)]
     fig = go.Figure(go.Heatmap(z=d.step_probs, x=[f"#{j + 1}" for j in range(k)], y=rows, text=text,
-                               texttemplate="%{text}", colorscale=style.SEQUENTIAL, zmin=0, zmax=1,
+                               texttemplate="%{text}", textfont=dict(size=14), colorscale=style.SEQUENTIAL, zmin=0, zmax=1,
                                colorbar=dict(title="p")))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="rank in the distribution drawn from")
