@@ -211,7 +211,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Row():
         text_in = gr.Textbox(DECK_SENTENCE, label="text", lines=2, scale=4)
         model_in = gr.Dropdown(models.choices(), value=models.default("causal"), label="model",

@@ -94,7 +94,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Tab("Bradley-Terry"):
         with gr.Row():
             r_w = gr.Number(1.0, label="reward of the preferred answer r_w")

@@ -206,7 +206,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Tab("Replay"):
         gr.Markdown("A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
                     f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`.")

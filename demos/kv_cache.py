@@ -51,7 +51,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Row():
         prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt (a longer prompt makes the gap wider)", lines=3, scale=4)
         with gr.Column(scale=1):

@@ -92,7 +92,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     targets = gr.CheckboxGroup(list(lora.TARGETS), value=DEFAULT_TARGETS, label="target modules")
     param_plot = gr.Plot(label="trainable parameters")
     with gr.Row():

@@ -37,7 +37,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Row():
         model = gr.Dropdown(models.choices(), value=models.default("causal"), label="model", allow_custom_value=True,
                             scale=3)

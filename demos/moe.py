@@ -100,7 +100,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Row():
         text_in = gr.Textbox(DEFAULT_TEXT, label="text (bytes are the tokens; first 256 are routed)", lines=4, scale=4)
         with gr.Column(scale=1):

@@ -146,7 +146,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Tabs() as tabs:
         with gr.Tab("Rotation maths", id="maths"):
             with gr.Row():

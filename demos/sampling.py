@@ -76,7 +76,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt")
     with gr.Row():
         temperature = gr.Slider(0.05, 3.0, DEFAULTS["temperature"], step=0.05, label="temperature")

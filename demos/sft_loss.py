@@ -53,7 +53,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Row():
         user = gr.Textbox(DEFAULT_USER, label="user", scale=2)
         answer = gr.Textbox(DEFAULT_ANSWER, label="assistant (the answer to learn)", scale=2)

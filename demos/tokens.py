@@ -98,7 +98,7 @@ def on_load(request: gr.Request):
 
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"## {TITLE}\n{__doc__}")
+    ui.header(TITLE, __doc__)
     with gr.Tab("Tokenization"):
         with gr.Row():
             text = gr.Textbox(DEFAULT_TEXT, label="text", scale=4)

@@ -37,6 +37,7 @@ def test_index_and_each_demo_page(live_server):
         status, headers, html = _get(f"{live_server.url}/demo/{name}/")
         assert status == 200, name
         assert "x-frame-options" not in {k.lower() for k in headers}, "demos must load inside an iframe"
+        assert "lecture-embed" in html, "the ?embed=1 switch (used by the deck) must be on every demo page"
         # nothing fetched from the internet: no remote scripts, styles or fonts
         remote = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
         assert not [u for u in remote if not u.startswith(live_server.url)], remote

@@ -95,7 +95,7 @@ def build_app(names: list[str] | None = None) -> FastAPI:
     for name, info in infos.items():
         info.blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
         gr.mount_gradio_app(
-            app, info.blocks, path=f"/demo/{name}", theme=ui.theme(), css=ui.CSS,
+            app, info.blocks, path=f"/demo/{name}", theme=ui.theme(), css=ui.CSS, head=ui.HEAD,
             footer_links=[], show_error=True, ssr_mode=False,
         )
     app.state.demos = infos

@@ -27,7 +27,16 @@ FONT_MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 CSS = """
 .gradio-container { font-size: 18px; }
 footer { display: none !important; }
+.lecture-embed .demo-header { display: none !important; }
 """
+# `?embed=1` (the deck's <Demo> adds it): the slide already shows title and description, so hide the demo's own.
+HEAD = ("<script>if (new URLSearchParams(location.search).has('embed'))"
+        " document.documentElement.classList.add('lecture-embed');</script>")
+
+
+def header(title: str, description: str | None) -> gr.Markdown:
+    """The demo's title and one-line description (hidden when embedded in a slide)."""
+    return gr.Markdown(f"## {title}\n{(description or '').strip()}", elem_classes=["demo-header"])
 
 
 def theme() -> gr.themes.Base:
