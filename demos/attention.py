@@ -24,10 +24,10 @@ VIEWS = [
     ("bertviz (offline)", "bertviz"),
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
-MAX_TOKENS_LIMIT = 1024
+MAX_TOKENS_LIMIT = 512  # a 512-token trace of SmolLM2 holds 30 x 9 x 512 x 512 weights: about 280 MB
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)  # bounded: students often send the same preset; 4 x 280 MB at the very worst
 def _capture(name: str, text: str, max_tokens: int, with_qkv: bool = False) -> att.AttentionTrace:
     """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
     loaded = _load(name)
