@@ -54,7 +54,7 @@ class DeckDemo:
         return round((self.width or CONTENT_WIDTH) / self.zoom), round(self.height / self.zoom)
 
     def url(self, server: str, dark: bool = False) -> str:
-        query = {**{k: str(v) for k, v in self.preset.items()}, "__theme": "dark" if dark else "light"}
+        query = {**{k: str(v) for k, v in self.preset.items()}, "__theme": "dark" if dark else "light", "embed": "1"}
         return f"{server.rstrip('/')}/demo/{self.name}/?{urlencode(query)}"
 
 
