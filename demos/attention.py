@@ -30,24 +30,18 @@ MAX_TOKENS_LIMIT = 512  # a 512-token trace of SmolLM2 holds 30 x 9 x 512 x 512 
 @lru_cache(maxsize=4)  # bounded: students often send the same preset; 4 x 280 MB at the very worst
 def _capture(name: str, text: str, max_tokens: int, with_qkv: bool = False) -> att.AttentionTrace:
     """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
-    loaded = _load(name)
+    loaded = ui.model(name)
     return att.capture(loaded.model, loaded.tokenizer, text, max_tokens=max_tokens, with_qkv=with_qkv, name=name)
 
 
 @lru_cache(maxsize=4)
 def _generate(name: str, text: str, new_tokens: int, max_tokens: int) -> att.AttentionTrace:
-    loaded = _load(name)
+    loaded = ui.model(name)
     if loaded.kind != "causal":
         raise ui.UserError(f"{name} is an encoder: it does not generate. Choose a causal model such as "
                            f"{models.default('causal')}.")
     return att.generate(loaded.model, loaded.tokenizer, text, new_tokens=new_tokens, max_tokens=max_tokens, name=name)
 
-
-def _load(name: str) -> models.Loaded:
-    try:
-        return models.load(name)
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
 
 
 def _heads(raw: str, n_heads: int, notes: list[str]) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from toolkit import dpo, models, ui
+from toolkit import dpo, ui
 from toolkit.plots import dpo as views
 
 TITLE = "Reward model and DPO"
@@ -12,12 +12,6 @@ ORDER = 95
 
 MAX_CHARS = 1000
 
-
-def _model() -> models.Loaded:
-    try:
-        return models.load(models.default("causal"))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
 
 
 def _margin(r_w, r_l) -> float:
@@ -57,7 +51,7 @@ def _beta(beta) -> float:
 def reference(prompt, chosen, rejected, request: gr.Request | None = None):
     """log π_ref of each answer under the shared model: DPO's starting point (every ratio 0, loss log 2)."""
     prompt, chosen, rejected = _pair(prompt, chosen, rejected)
-    lw, ll = dpo.sequence_logps(_model(), prompt, [chosen, rejected]).tolist()
+    lw, ll = dpo.sequence_logps(ui.model(), prompt, [chosen, rejected]).tolist()
     return (f"log π_ref(chosen) = **{lw:.2f}**, log π_ref(rejected) = **{ll:.2f}**. Before any step π = π_ref, so both "
             f"implicit rewards are 0 and the DPO loss is log 2 = 0.693.")
 
@@ -67,7 +61,7 @@ def train(prompt, chosen, rejected, beta, steps, request: gr.Request | None = No
     prompt, chosen, rejected = _pair(prompt, chosen, rejected)
     beta = _beta(beta)
     steps = ui.as_int(steps, "steps", 1, dpo.MAX_STEPS)
-    t = dpo.train(_model(), prompt, chosen, rejected, beta, steps)
+    t = dpo.train(ui.model(), prompt, chosen, rejected, beta, steps)
     dark = ui.is_dark(request)
     md = (f"{steps} steps in {t.seconds:.1f} s. Loss {t.loss[0]:.3f} → **{t.loss[-1]:.3f}**; implicit rewards: chosen "
           f"{t.reward_chosen[-1]:+.3f}, rejected {t.reward_rejected[-1]:+.3f} (margin "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import kv_cache, models, ui
+from toolkit import kv_cache, ui
 from toolkit.plots import kv_cache as views
 
 TITLE = "KV cache"
@@ -19,18 +19,12 @@ DEFAULT_PROMPT = (
 DEFAULT_STEPS = 16
 
 
-def _model() -> models.Loaded:
-    try:
-        return models.load(models.default("causal"))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
-
 
 @ui.safe
 def run(prompt: str, steps, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=6000)
     steps = ui.as_int(steps, "tokens to generate", 2, kv_cache.MAX_NEW_TOKENS)
-    loaded = _model()
+    loaded = ui.model()
     t = kv_cache.compare(loaded, prompt, steps)
     d = t.dims
     last = int(t.lengths[-1])

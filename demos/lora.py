@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import lora, models, ui
+from toolkit import lora, ui
 from toolkit.plots import lora as views
 
 TITLE = "LoRA and QLoRA"
@@ -12,12 +12,6 @@ ORDER = 75
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
 DEFAULT_MODULE = "model.layers.0.self_attn.q_proj"
 
-
-def _model() -> models.Loaded:
-    try:
-        return models.load(models.default("causal"))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
 
 
 def _targets(targets) -> list[str]:
@@ -32,14 +26,14 @@ def _targets(targets) -> list[str]:
 
 @ui.safe
 def parameters(targets, request: gr.Request | None = None):
-    loaded = _model()
+    loaded = ui.model()
     chosen = _targets(targets)
     return views.parameters(lora.counts(loaded, chosen), ui.is_dark(request))
 
 
 @ui.safe
 def train(r, alpha, targets, steps, layer, request: gr.Request | None = None):
-    loaded = _model()
+    loaded = ui.model()
     r = ui.as_int(r, "rank r", 1, 64)
     alpha = ui.as_float(alpha, "alpha")
     if not 0 < alpha <= 1024:
@@ -58,7 +52,7 @@ def train(r, alpha, targets, steps, layer, request: gr.Request | None = None):
 
 @ui.safe
 def quantize(module: str, scheme: str, request: gr.Request | None = None):
-    loaded = _model()
+    loaded = ui.model()
     module = (module or "").strip()
     if scheme not in lora.SCHEMES:
         raise ui.UserError(f"Unknown scheme {scheme!r}; choose one of {', '.join(lora.SCHEMES)}.")

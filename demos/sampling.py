@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import models, sampling, ui
+from toolkit import sampling, ui
 from toolkit.plots import sampling as views
 
 TITLE = "Next-token sampling"
@@ -12,12 +12,6 @@ ORDER = 50
 DEFAULT_PROMPT = "Once upon a time, in a small village,"
 DEFAULTS = dict(temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, steps=5, seed=0)  # 5 decode steps keep the page under 1 s on 2 cores
 
-
-def _model() -> models.Loaded:
-    try:
-        return models.load(models.default("causal"))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
 
 
 def _config(temperature, top_k, top_p, min_p) -> sampling.SamplingConfig:
@@ -36,7 +30,7 @@ def _config(temperature, top_k, top_p, min_p) -> sampling.SamplingConfig:
 @ui.safe
 def distribution(prompt: str, temperature, top_k, top_p, min_p, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
-    t = sampling.next_token(_model(), prompt, _config(temperature, top_k, top_p, min_p))
+    t = sampling.next_token(ui.model(), prompt, _config(temperature, top_k, top_p, min_p))
     dark = ui.is_dark(request)
     return views.distribution(t, dark), views.survivors(t, dark)
 
@@ -52,7 +46,7 @@ def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, reques
     cfg = _config(temperature, top_k, top_p, min_p)
     steps = ui.as_int(steps, "steps", 1, sampling.MAX_STEPS)
     seed = ui.as_int(seed, "seed", 0, 2**31 - 1)
-    model = _model()
+    model = ui.model()
     greedy, sampled = sampling.greedy_and_sampled(model, prompt, cfg, steps, seed, n_show=5)
     dark = ui.is_dark(request)
     text = (f"**greedy:** `{_flat(prompt)}` → `{_flat(''.join(greedy.tokens))}`\n\n"

@@ -5,7 +5,7 @@ import html
 
 import gradio as gr
 
-from toolkit import models, sft, ui
+from toolkit import sft, ui
 from toolkit.plots import sft as views
 
 TITLE = "SFT loss masking"
@@ -16,12 +16,6 @@ DEFAULT_ANSWER = "The capital of France is Paris."
 MAX_CHARS = 1500
 
 
-def _model() -> models.Loaded:
-    try:
-        return models.load(models.default("causal"))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
-
 
 @ui.safe
 def show(user: str, answer: str, system: str = "", request: gr.Request | None = None):
@@ -30,7 +24,7 @@ def show(user: str, answer: str, system: str = "", request: gr.Request | None = 
     system = (system or "").strip()
     if len(system) > MAX_CHARS:
         raise ui.UserError(f"The system prompt is limited to {MAX_CHARS} characters.")
-    loaded = _model()
+    loaded = ui.model()
     try:
         t = sft.capture(loaded, user, answer, system or None)
     except ValueError as err:

@@ -19,17 +19,11 @@ SOURCES = {
 MAX_WORD_CHARS = 40
 
 
-def _load(name: str) -> models.Loaded:
-    try:
-        return models.load(name)
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
-
 
 @ui.safe
 def tokenize(text: str, request: gr.Request | None = None):
     text = ui.as_text(text, "text", max_chars=2000)
-    t = tokens.compare(text, [_load("smollm2-135m"), _load("minilm-l6")])
+    t = tokens.compare(text, [ui.model("smollm2-135m"), ui.model("minilm-l6")])
     rows = ["| word | " + " | ".join(v["model"] for v in t.views) + " |", "|---|" + "---|" * len(t.views)]
     counts = [tokens.tokens_per_word(v, len(t.words)) for v in t.views]
     for i, w in enumerate(t.words[:30]):
@@ -63,7 +57,7 @@ def embed(words: str, source: str, dims: int, request: gr.Request | None = None)
         raise ui.UserError(f"Unknown embedding source {source!r}; choose one of: {', '.join(SOURCES)}.")
     dims = ui.as_int(dims, "dimensions", 2, 3)
     name, kind = SOURCES[source]
-    e = tokens.embed(_words(words), _load(name), kind)
+    e = tokens.embed(_words(words), ui.model(name), kind)
     dark = ui.is_dark(request)
     return views.similarity(e, dark), views.projection(e, dark, dims)
 
@@ -75,7 +69,7 @@ def analogy(a: str, b: str, c: str, expected: str, source: str, request: gr.Requ
     parts = [ui.as_text(x, label, max_chars=MAX_WORD_CHARS).strip() for x, label in
              ((a, "word a"), (b, "word b"), (c, "word c"))]
     expected = (expected or "").strip()[:MAX_WORD_CHARS]
-    r = tokens.analogy(_load(SOURCES[source][0]), *parts, expected=expected)
+    r = tokens.analogy(ui.model(SOURCES[source][0]), *parts, expected=expected)
     if r.expected_rank > 0:
         md = (f"**{expected}** ranks **{r.expected_rank}** of the whole vocabulary (cos {r.expected_score:.3f}); "
               f"with the three input words removed, as the word2vec demos do, it ranks "

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from toolkit import models
 from toolkit.models import ModelUnavailable
 from toolkit.traces import TraceError
 
@@ -148,3 +149,11 @@ def as_text(value: Any, name: str = "text", max_chars: int = MAX_TEXT_CHARS) -> 
     if len(text) > max_chars:
         raise UserError(f"The {name} is {len(text):,} characters long; the limit is {max_chars:,}. Shorten it.")
     return text
+
+
+def model(name: str | None = None, kind: str = "causal") -> models.Loaded:
+    """The named model (default: the server's default of that kind); one that cannot be had is a message."""
+    try:
+        return models.load(name or models.default(kind))
+    except ModelUnavailable as err:
+        raise UserError(str(err)) from None
