@@ -54,8 +54,7 @@ def train(r, alpha, targets, steps, layer, request: gr.Request | None = None):
 def quantize(module: str, scheme: str, request: gr.Request | None = None):
     loaded = ui.model()
     module = (module or "").strip()
-    if scheme not in lora.SCHEMES:
-        raise ui.UserError(f"Unknown scheme {scheme!r}; choose one of {', '.join(lora.SCHEMES)}.")
+    ui.as_choice(scheme, "scheme", lora.SCHEMES)
     try:
         q = lora.quant_trace(loaded, module, scheme)
         rows = [lora.quant_trace(loaded, module, s) for s in lora.SCHEMES]

@@ -24,10 +24,7 @@ def _layer(value, n_layers: int) -> int:
 
 
 def _run(value) -> str:
-    run = (value or "balanced").strip()
-    if run not in runs.RUNS:
-        raise ui.UserError(f"Unknown run {run!r}; choose one of {', '.join(runs.RUNS)}.")
-    return run
+    return ui.as_choice((value or "balanced").strip(), "run", runs.RUNS)
 
 
 @ui.safe

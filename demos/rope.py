@@ -46,10 +46,7 @@ def _head_dim(value) -> int:
 
 
 def _scaling(value) -> str:
-    kind = (value or "").strip()
-    if kind not in rope.SCALINGS:
-        raise ui.UserError(f"unknown scaling {value!r}; choose one of {', '.join(rope.SCALINGS)}.")
-    return kind
+    return ui.as_choice((value or "").strip(), "scaling", rope.SCALINGS)
 
 
 def _factor(value) -> float:

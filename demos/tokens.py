@@ -53,8 +53,7 @@ def _words(raw: str) -> list[str]:
 
 @ui.safe
 def embed(words: str, source: str, dims: int, request: gr.Request | None = None):
-    if source not in SOURCES:
-        raise ui.UserError(f"Unknown embedding source {source!r}; choose one of: {', '.join(SOURCES)}.")
+    ui.as_choice(source, "embedding source", SOURCES)
     dims = ui.as_int(dims, "dimensions", 2, 3)
     name, kind = SOURCES[source]
     e = tokens.embed(_words(words), ui.model(name), kind)

@@ -91,6 +91,9 @@ def test_validators_say_what_is_wrong():
     assert ui.preset({"layer": "7"}, "layer", 0, int) == 7
     assert ui.preset({"layer": "x"}, "layer", 0, int) == 0
     assert ui.preset({"view": "evil"}, "view", "heads", str, ["heads", "model"]) == "heads"
+    assert ui.as_choice("int8", "scheme", {"int8": 8}) == "int8"
+    with pytest.raises(ui.UserError, match="Unknown scheme 'int3'; choose one of int8, nf4"):
+        ui.as_choice("int3", "scheme", {"int8": 8, "nf4": 4})
 
 
 def test_unexpected_errors_become_messages_and_release_the_slot():

@@ -141,6 +141,13 @@ def as_float(value: Any, name: str) -> float:
     return f
 
 
+def as_choice(value: Any, name: str, choices) -> Any:
+    """One of ``choices`` (a list, tuple or dict), else a UserError that lists them."""
+    if value not in choices:
+        raise UserError(f"Unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}.")
+    return value
+
+
 def as_text(value: Any, name: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:
     """Non-empty text, refused when longer than max_chars (token truncation is the demo's job)."""
     text = "" if value is None else str(value)
