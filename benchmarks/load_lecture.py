@@ -1,8 +1,10 @@
 """A lecture hall of students against one `lecture serve` on 127.0.0.1: requests, errors, latency, memory.
 
 Each simulated student opens one demo (a gradio_client connection, as a browser tab would), then for the
-test's duration sends that demo's main request with its own variation of the input, pausing a random
-"think time" between requests. The server runs as a subprocess; its memory (RSS) is sampled throughout.
+test's duration sends that demo's main request, pausing a random "think time" between requests. Every other
+request is the demo's preset (as when a class opens the same slide); the others are the student's own: a new
+text (attention, MoE: a forward pass), position (RoPE) or step (GRPO replay). The server runs as a subprocess;
+its memory (RSS) is sampled throughout.
 
     python benchmarks/load_lecture.py [--students 30] [--seconds 120] [--demos attention rope moe grpo]
 
@@ -31,9 +33,18 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# 64 SmolLM2 tokens (checked at start); each student appends its own number so requests differ.
-TEXT_64 = ("The animal didn't cross the street because it was too tired. The lecturer asked the students which "
-           "word 'it' refers to, and most of them said the animal, while a few argued for the street instead of")
+# Attention requests are exactly 64 SmolLM2 tokens: a text of over 64 tokens sent with the demo's token limit set
+# to 64 (checked on the warm-up answer). Every other request starts with the student's own number, so half the
+# requests are new texts (a forward pass) and half are the shared preset (the server's trace cache).
+ATTENTION_TOKENS = 64
+TEXT_LONG = ("The animal didn't cross the street because it was too tired. The lecturer asked the students which "
+             "word 'it' refers to, and most of them said the animal, while a few argued for the street instead. "
+             "Then she changed one word, tired became wide, and asked the same question again; this time the "
+             "attention of the head moved from the animal to the street.")
+
+
+# Inputs varied (on every other request, within range) where a demo's main request has no text box.
+VARY = {"position": 4097, "step": 20}
 
 
 def free_port() -> int:
@@ -42,8 +53,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def primary_requests(names: list[str]) -> dict[str, tuple[str, list, list[int]]]:
-    """Per demo: its first public endpoint with inputs, the widgets' default values, and which are text boxes."""
+def primary_requests(names: list[str]) -> dict[str, tuple[str, list, list[int], list[tuple[int, int]]]]:
+    """Per demo: its first public endpoint with inputs, the widgets' default values (the attention demo's token
+    limit set to ATTENTION_TOKENS), which inputs are text boxes and which numbers are varied (index, modulus)."""
     import gradio as gr
 
     from toolkit import server
@@ -54,16 +66,24 @@ def primary_requests(names: list[str]) -> dict[str, tuple[str, list, list[int]]]
             if fn.inputs and fn.api_name and getattr(fn, "api_visibility", "public") == "public":
                 defaults = [getattr(c, "value", None) for c in fn.inputs]
                 texts = [i for i, c in enumerate(fn.inputs) if isinstance(c, gr.Textbox) and isinstance(defaults[i], str)]
-                out[name] = (f"/{fn.api_name}", defaults, texts)
+                if name == "attention":
+                    texts = texts[:1]  # the text; the other boxes (query, heads, words) keep their defaults
+                    limit = [i for i, c in enumerate(fn.inputs) if getattr(c, "label", "") == "token limit"]
+                    if len(limit) != 1:
+                        raise SystemExit("the attention demo has no 'token limit' input: update load_lecture.py")
+                    defaults[limit[0]] = ATTENTION_TOKENS
+                numbers = [(i, VARY[c.label]) for i, c in enumerate(fn.inputs) if getattr(c, "label", "") in VARY]
+                out[name] = (f"/{fn.api_name}", defaults, texts, numbers)
                 break
     return out
 
 
-def student(sid: int, url: str, demo: str, request, stop_at: float, think: tuple[float, float], results, lock):
+def student(sid: int, url: str, demo: str, request, stop_at: float, think: tuple[float, float], results, lock,
+            answers: list | None = None):
     from gradio_client import Client
 
     rng = random.Random(sid)
-    api, defaults, texts = request
+    api, defaults, texts, numbers = request
     try:
         client = Client(f"{url}/demo/{demo}/", verbose=False)
     except Exception as err:  # could not even open the page
@@ -74,10 +94,18 @@ def student(sid: int, url: str, demo: str, request, stop_at: float, think: tuple
     while time.time() < stop_at:
         args = list(defaults)
         for i in texts:
-            args[i] = (TEXT_64 if demo == "attention" else args[i]) + f" {sid}-{n}" * (n % 2)
+            if demo == "attention":
+                args[i] = f"Student {sid}, question {n}: " * (n % 2) + TEXT_LONG
+            else:
+                args[i] = args[i] + f" {sid}-{n}" * (n % 2)
+        for i, modulus in numbers:  # demos without a text box vary a position or a step instead
+            if n % 2:
+                args[i] = (sid * 31 + n) % modulus
         t0 = time.perf_counter()
         try:
-            client.predict(*args, api_name=api)
+            answer = client.predict(*args, api_name=api)
+            if answers is not None:
+                answers.append(answer)
             outcome = (time.perf_counter() - t0, None)
         except Exception as err:
             outcome = (time.perf_counter() - t0, f"{type(err).__name__}: {str(err)[:200]}")
@@ -125,9 +153,18 @@ def main() -> int:
                     raise SystemExit("server did not start")
                 time.sleep(0.5)
         # warm-up: one request per demo, so models and caches are in memory before we measure growth
-        warm = defaultdict(list)
+        warm, answers = defaultdict(list), {}
         for i, name in enumerate(requests):
-            student(-1 - i, url, name, requests[name], time.time() + 0.1, (0, 0), warm, threading.Lock())
+            answers[name] = []
+            student(-1 - i, url, name, requests[name], time.time() + 0.1, (0, 0), warm, threading.Lock(),
+                    answers[name])
+        bad = {name: e for name, rows in warm.items() for _, e in rows if e}
+        if bad:
+            raise SystemExit(f"warm-up request failed: {bad}")
+        if "attention" in answers:
+            notice = str(answers["attention"][0][0])
+            if f": {ATTENTION_TOKENS} tokens" not in notice:
+                raise SystemExit(f"attention requests should have {ATTENTION_TOKENS} tokens; the demo said {notice!r}")
         base = rss(ps)
         peak = base
         results: dict[str, list] = defaultdict(list)

@@ -1,6 +1,8 @@
 """GRPO: a group of answers is rewarded, turned into advantages and into a clipped update of a LoRA adapter."""
 from __future__ import annotations
 
+import functools
+
 import math
 import re
 import threading
@@ -114,10 +116,17 @@ def replay(step, completion, request: gr.Request | None = None):
     s = ui.as_int(step, "step")
     if not 0 <= s < n:
         raise ui.UserError(f"Step {s} does not exist: the recorded run has steps 0 to {n - 1}.")
+    _completion(trace.steps[s], completion)  # checks the number
+    return _replay_views(s, ui.as_int(completion, "completion"), ui.is_dark(request))
+
+
+@functools.lru_cache(maxsize=64)  # the recorded run does not change: one answer per (step, completion, theme)
+def _replay_views(s: int, i: int, dark: bool) -> tuple:
+    trace = replay_trace()
     record = trace.steps[s]
-    group, comp = _completion(record, completion)
-    dark = ui.is_dark(request)
-    return (_status(record, trace.config, n), views.curves(trace.metrics, dark, at=s), views.group_table(group, dark),
+    group, comp = _completion(record, i)
+    return (_status(record, trace.config, len(trace.steps)), views.curves(trace.metrics, dark, at=s),
+            views.group_table(group, dark),
             views.token_heat(comp, trace.config["epsilon_low"], trace.config["epsilon_high"], dark))
 
 

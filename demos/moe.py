@@ -107,7 +107,7 @@ with gr.Blocks(title=TITLE) as demo:
             go_btn = gr.Button("Route", variant="primary")
     summary = gr.Markdown()
     with gr.Tab("Tokens by expert"):
-        tokens_plot = gr.Plot()
+        tokens_plot = gr.HTML(padding=True)
     with gr.Tab("Router probabilities"):
         router_plot = gr.Plot()
     with gr.Tab("Load"):
@@ -120,7 +120,7 @@ with gr.Blocks(title=TITLE) as demo:
     with gr.Tab("Training replay"):
         step_in = gr.Slider(0, STEPS, value=STEPS, step=PRESETS["lecture"].snapshot_every, label="training step")
         replay_plot = gr.Plot()
-        probe_plot = gr.Plot()
+        probe_plot = gr.HTML(padding=True)
         replay_table = gr.Markdown()
     with gr.Tab("Total vs active parameters"):
         params_btn = gr.Button("Count parameters")

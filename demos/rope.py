@@ -63,7 +63,11 @@ def explore(theta, head_dim, position, pair, scaling, factor, context, request: 
     ctx = _int(context, "trained context", 16, MAX_CONTEXT)
     pos = _int(position, "position", 0, MAX_POSITION)
     p = _int(pair, "pair", 0, d // 2 - 1)
-    dark = ui.is_dark(request)
+    return _maths(theta, d, kind, fac, ctx, pos, p, ui.is_dark(request))
+
+
+@lru_cache(maxsize=32)  # pure maths of checked values: students who open the same slide share one answer
+def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: int, dark: bool) -> tuple:
     f = rope.scaled_frequencies(theta, d, kind, 1.0 if kind == "default" else fac, ctx)
     rng = np.random.default_rng(EXAMPLE_SEED)
     q, k = rng.standard_normal(d), rng.standard_normal(d)

@@ -257,12 +257,33 @@ def test_views_return_figures():
     from toolkit.plots import moe as views
 
     t = capture.trace(runs.model("balanced"), "def f(x):\n    return 2 * x\nProse too.")
-    figs = [views.token_experts(t, 1), views.router_heatmap(t, 0, dark=True), views.expert_load(t, 2),
+    figs = [views.router_heatmap(t, 0, dark=True), views.expert_load(t, 2),
             views.load_heatmap(t), views.coactivation(t, 0, 1), views.shared_vs_routed(t),
-            views.replay({r: runs.replay(r) for r in runs.RUNS}, 100, 1), views.replay_tokens(runs.replay(), 50, 2),
+            views.replay({r: runs.replay(r) for r in runs.RUNS}, 100, 1),
             views.parameters([params.count_ours(PRESETS["lecture"])])]
     assert all(isinstance(f, go.Figure) and f.data for f in figs)
-    assert figs[1].layout.template.layout.paper_bgcolor is not None
+    assert figs[0].layout.template.layout.paper_bgcolor is not None
+
+
+def test_token_views_are_escaped_html_coloured_by_top1_expert():
+    import html
+    import re
+
+    from toolkit.plots import moe as views
+
+    text = "<b>x</b> & 'y'\n\tz"
+    t = capture.trace(runs.model("balanced"), text)
+    page = views.token_experts(t, 1)
+    spans = re.findall(r'<span style="background:([^"]+)" title="([^"]*)">(.*?)</span>', page, re.S)
+    assert len(spans) == len(t.tokens)  # one span per byte token, nothing injected: "<b>" stays text
+    colors = views.expert_colors(t.n_experts)
+    for i, (bg, title, shown) in enumerate(spans):
+        assert bg == colors[t.experts[1, i, 0]]
+        tip = html.unescape(title)
+        assert f"expert {t.experts[1, i, 0]}: gate {t.gates[1, i, 0]:.2f}" in tip and len(tip.split("\n")) == 1 + t.top_k
+    assert "".join(html.unescape(x) for _, _, x in spans) == text.replace("\n", "⏎\n").replace("\t", "⇥")
+    probe = views.replay_tokens(runs.replay(), 50, 2)
+    assert probe.count("\" title=\"token ") == len(runs.replay()["snapshots"][0]["probe_top1"][2])
 
 
 def test_demo_handlers_and_bad_input():
@@ -275,7 +296,7 @@ def test_demo_handlers_and_bad_input():
     assert "byte tokens" in out[0] and len(out) == 7
     assert "cut to" in demo_mod.route("a" * 400, "balanced", 0, 2)[0]
     fig, probe, table = demo_mod.replay(120, 0, "aux_free")
-    assert "no_balance" in table and "aux_free" in table and fig.data and probe.data
+    assert "no_balance" in table and "aux_free" in table and fig.data and "expert 0" in probe
     bad = [("some text", "balanced", 0, 9, "top-k"), ("some text", "balanced", 0, 0, "top-k"),
            ("   ", "balanced", 0, 2, "empty"), ("some text", "balanced", 7, 2, "Unknown layer"),
            ("some text", "balanced", "two", 2, "whole number"), ("some text", "nope", 0, 2, "Unknown run")]
@@ -296,7 +317,8 @@ def test_demo_url_presets():
                                         "text": "x = 1"})
     out = demo_mod.on_load(req)
     assert out[:5] == ("x = 1", "no_balance", 2, 1, 50)
-    assert out[6].layout.template.layout.paper_bgcolor is not None and "top-1" in out[5]
+    assert "top-1" in out[5] and "Top-1 expert per token, layer 2" in out[6]
+    assert out[7].layout.template.layout.paper_bgcolor == "rgb(17,17,17)"  # dark template (then our darker paper)
 
 
 @pytest.mark.slow

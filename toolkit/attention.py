@@ -15,6 +15,7 @@ recording on every later forward pass of the shared model.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import re
 import threading
@@ -179,6 +180,12 @@ def _encode(tokenizer: Any, text: str, max_tokens: int) -> tuple[list[int], bool
     return ids[:max_tokens], len(ids) > max_tokens, len(ids)
 
 
+def _no_logits(model: torch.nn.Module) -> dict:
+    """The capture reads attention, not logits: a causal LM computes the last position's logits only (SmolLM2's
+    vocabulary projection is a fifth of its forward pass). Encoders take no such argument."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
 def capture(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -190,7 +197,8 @@ def capture(
     """Run ``text`` once and return every layer's and head's attention (and Q, K, V) as a checked trace."""
     ids, truncated, n_total = _encode(tokenizer, text, max_tokens)
     with torch.no_grad(), record(model, with_qkv) as rec:
-        model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+        model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+              **_no_logits(model))
         arrays = rec.layer_arrays()
     return AttentionTrace(
         tokens=display_tokens(tokenizer, ids),

@@ -28,10 +28,11 @@ DEFAULT_SERVER = "http://127.0.0.1:7860"
 CONTENT_WIDTH = 880  # slide px of a full-width demo (the slide is 980 px wide, minus the layout's padding)
 SNAPSHOT_SCALE = 2  # device pixels per CSS pixel: sharp on a projector
 SNAPSHOT_MAX_PAGES = 4  # a snapshot covers at most this many frame heights of the demo page
-# Inside a demo's page: 'plot' once its Gradio app has drawn a plotly figure, 'error: ...' if it shows an error toast
+# Inside a demo's page: 'plot' once its Gradio app has drawn a figure, 'error: ...' if it shows an error toast
 DEMO_SETTLED = ("(() => { const err = document.querySelector('.toast-body.error');"
                 " if (err) return 'error: ' + err.innerText.replace(/\\s+/g, ' ').slice(0, 300);"
-                " return document.querySelector('.js-plotly-plot .main-svg') ? 'plot' : false; })()")
+                " return document.querySelector('.js-plotly-plot .main-svg, [data-lecture-view]') ? 'plot' : false;"
+                " })()")  # a plotly figure, or one of our HTML views (the MoE token colouring)
 BUSY = "document.querySelectorAll('.pending, .generating').length === 0"
 
 _TAG = re.compile(r"<Demo\b(.*?)/>", re.S)

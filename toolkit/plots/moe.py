@@ -1,7 +1,10 @@
-"""MoE views, one function per view (trace -> plotly Figure). Slides: routing, load balancing, specialisation,
-shared experts, total vs active parameters. Colours: Okabe-Ito per expert (colour-blind safe), Viridis scales.
+"""MoE views, one function per view (trace -> plotly Figure; the two token views -> HTML, text that reads and wraps
+as text). Slides: routing, load balancing, specialisation, shared experts, total vs active parameters. Colours:
+Okabe-Ito per expert (colour-blind safe), Viridis scales.
 """
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,8 +12,6 @@ from plotly.subplots import make_subplots
 
 from toolkit.plots import style
 from toolkit.traces import MoeTrace
-
-WRAP = 48  # characters per line in the token view
 
 
 def expert_colors(n: int, dark: bool = False) -> list[str]:
@@ -23,63 +24,47 @@ def expert_colors(n: int, dark: bool = False) -> list[str]:
     return pc.sample_colorscale("Cividis", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)])  # light half only
 
 
-def _layout_tokens(tokens: list[str]) -> tuple[list[int], list[int]]:
-    """Row and column of each token when the text is laid out in lines of WRAP characters."""
-    rows, cols, r, c = [], [], 0, 0
-    for t in tokens:
-        if c >= WRAP:
-            r, c = r + 1, 0
-        rows.append(r)
-        cols.append(c)
-        if t == "\n":
-            r, c = r + 1, 0
-        else:
-            c += max(1, min(len(t), 8))
-    return rows, cols
-
-
 def _shown(t: str) -> str:
     return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(t, t)
 
 
-def _tiles(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts: int, title: str, dark: bool) -> go.Figure:
-    """Text laid out in lines, one square tile per token coloured by its expert (one legend entry per expert)."""
+def _token_html(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts: int, title: str,
+                dark: bool) -> str:
+    """The text as it reads, each token on a background of its top-1 expert's colour (as in the Mixtral paper),
+    with a legend; hovering a token shows `hover` (a tooltip). HTML, so it wraps and stays sharp on a projector."""
     colors = expert_colors(n_experts, dark)
-    rows, cols = _layout_tokens(tokens)
-    fig = go.Figure()
-    for x in range(n_experts):
-        idx = np.flatnonzero(top1 == x)
-        fig.add_trace(go.Scatter(
-            x=[cols[i] for i in idx], y=[rows[i] for i in idx], mode="markers+text", name=f"expert {x}",
-            text=[_shown(tokens[i]) for i in idx], hovertext=[hover[i] for i in idx], hoverinfo="text",
-            marker=dict(symbol="square", size=26, color=colors[x], line=dict(width=0)),
-            textfont=dict(family="monospace", size=16, color="black")))
-    n_rows = max(rows, default=0) + 1
-    fig.update_xaxes(visible=False, range=[-1, WRAP])
-    fig.update_yaxes(visible=False, autorange="reversed")
-    style.apply(fig, dark, title, height=min(900, 160 + 34 * n_rows))
-    fig.update_layout(legend=dict(orientation="h", y=-0.05), showlegend=True)
-    return fig
+    legend = " ".join(f'<span style="background:{colors[x]};color:#000;padding:1px 8px;border-radius:3px">'
+                      f"expert {x}</span>" for x in range(n_experts))
+    spans = []
+    for t, e, h in zip(tokens, top1, hover):
+        shown = {"\n": "⏎\n", "\t": "⇥"}.get(t, t)
+        spans.append(f'<span style="background:{colors[int(e)]}" title="{html.escape(h, quote=True)}">'
+                     f"{html.escape(shown)}</span>")
+    return (f'<div class="moe-tokens" data-lecture-view="tokens"><p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
+            f'<p style="font-size:17px;margin:4px 0">{legend}</p>'
+            '<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:22px;line-height:1.8;'
+            f'white-space:pre-wrap;overflow-wrap:anywhere;color:#000">{"".join(spans)}</div></div>')
 
 
-def token_experts(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
-    """The text, each token on a tile coloured by its top-1 expert; hover: top-k experts and gate weights."""
+def token_experts(trace: MoeTrace, layer: int, dark: bool = False) -> str:
+    """HTML: the text, each token coloured by its top-1 expert; hover: top-k experts and gate weights."""
     e, g = trace.experts[layer], trace.gates[layer]  # (token, k)
-    hover = ["<br>".join([f"token {i}: {t!r}"] + [f"expert {e[i, j]}: gate {g[i, j]:.2f}" for j in range(trace.top_k)])
+    hover = ["\n".join([f"token {i}: {t!r}"] + [f"expert {e[i, j]}: gate {g[i, j]:.2f}" for j in range(trace.top_k)])
              for i, t in enumerate(trace.tokens)]
-    return _tiles(trace.tokens, e[:, 0], hover, trace.n_experts, f"Top-1 expert per token, layer {layer}", dark)
+    title = f"Top-1 expert per token, layer {layer} (hover a token: its top-{trace.top_k} experts and gates)"
+    return _token_html(trace.tokens, e[:, 0], hover, trace.n_experts, title, dark)
 
 
-def replay_tokens(rep: dict, step: int, layer: int, dark: bool = False) -> go.Figure:
-    """The replay's probe text coloured by top-1 expert as the router saw it at the snapshot nearest `step`."""
+def replay_tokens(rep: dict, step: int, layer: int, dark: bool = False) -> str:
+    """HTML: the replay's probe text coloured by top-1 expert as the router saw it at the snapshot nearest `step`."""
     from toolkit.moe.corpus import encode, token_strings
 
     snap = min(rep["snapshots"], key=lambda s: abs(s["step"] - step))
     tokens = token_strings(encode(rep["probe"]))[: len(snap["probe_top1"][layer])]
     top1 = np.asarray(snap["probe_top1"][layer])
-    hover = [f"token {i}: {t!r}<br>top-1 expert {top1[i]}" for i, t in enumerate(tokens)]
+    hover = [f"token {i}: {t!r}\ntop-1 expert {top1[i]}" for i, t in enumerate(tokens)]
     title = f"{rep.get('label') or 'run'}: top-1 expert at step {snap['step']}, layer {layer}"
-    return _tiles(tokens, top1, hover, rep["config"]["n_experts"], title, dark)
+    return _token_html(tokens, top1, hover, rep["config"]["n_experts"], title, dark)
 
 
 def router_heatmap(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
