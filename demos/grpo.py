@@ -116,8 +116,9 @@ def replay(step, completion, request: gr.Request | None = None):
     s = ui.as_int(step, "step")
     if not 0 <= s < n:
         raise ui.UserError(f"Step {s} does not exist: the recorded run has steps 0 to {n - 1}.")
-    _completion(trace.steps[s], completion)  # checks the number
-    return _replay_views(s, ui.as_int(completion, "completion"), ui.is_dark(request))
+    i = ui.as_int(completion, "completion")
+    _completion(trace.steps[s], i)  # checks that the group has completion i
+    return _replay_views(s, i, ui.is_dark(request))
 
 
 @functools.lru_cache(maxsize=64)  # the recorded run does not change: one answer per (step, completion, theme)

@@ -40,7 +40,8 @@ def _token_html(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts
         shown = {"\n": "⏎\n", "\t": "⇥"}.get(t, t)
         spans.append(f'<span style="background:{colors[int(e)]}" title="{html.escape(h, quote=True)}">'
                      f"{html.escape(shown)}</span>")
-    return (f'<div class="moe-tokens" data-lecture-view="tokens"><p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
+    return ('<div class="moe-tokens" data-lecture-view="tokens">'
+            f'<p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
             f'<p style="font-size:17px;margin:4px 0">{legend}</p>'
             '<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:22px;line-height:1.8;'
             f'white-space:pre-wrap;overflow-wrap:anywhere;color:#000">{"".join(spans)}</div></div>')
