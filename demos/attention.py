@@ -5,12 +5,11 @@ from functools import lru_cache
 
 import gradio as gr
 
+from demos import ui
 from toolkit import attention as att
-from toolkit import bertviz_export, models, ui
-from toolkit.plots import attention as plots
-
-TITLE = "Attention maps"
-ORDER = 40
+from toolkit import models, text
+from toolkit.attention import bertviz
+from toolkit.attention import figures as plots
 
 DECK_SENTENCE = "The animal didn't cross the street because it was too tired"
 VIEWS = [
@@ -24,24 +23,21 @@ VIEWS = [
     ("bertviz (offline)", "bertviz"),
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
-MAX_TOKENS_LIMIT = 512  # a 512-token trace of SmolLM2 holds 30 x 9 x 512 x 512 weights: about 280 MB
 
 
 @lru_cache(maxsize=4)  # bounded: students often send the same preset; 4 x 280 MB at the very worst
-def _capture(name: str, text: str, max_tokens: int, with_qkv: bool = False) -> att.AttentionTrace:
+def _capture(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
-    loaded = ui.model(name)
-    return att.capture(loaded.model, loaded.tokenizer, text, max_tokens=max_tokens, with_qkv=with_qkv, name=name)
+    return att.capture(ui.model(name), prompt, cfg)
 
 
 @lru_cache(maxsize=4)
-def _generate(name: str, text: str, new_tokens: int, max_tokens: int) -> att.AttentionTrace:
+def _generate(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     loaded = ui.model(name)
     if loaded.kind != "causal":
         raise ui.UserError(f"{name} is an encoder: it does not generate. Choose a causal model such as "
                            f"{models.default('causal')}.")
-    return att.generate(loaded.model, loaded.tokenizer, text, new_tokens=new_tokens, max_tokens=max_tokens, name=name)
-
+    return att.generate(loaded, prompt, cfg)
 
 
 def _heads(raw: str, n_heads: int, notes: list[str]) -> list[int]:
@@ -85,19 +81,20 @@ def _clamp(value, name: str, n: int, notes: list[str]) -> int:
 
 
 @ui.safe
-def show(text, model_name, layer, head, query, view, heads="", keys="animal, tired", new_tokens=8,
-         max_tokens=att.DEFAULT_MAX_TOKENS, request: gr.Request | None = None):
+def show(prompt, model_name, layer, head, query, view, heads="", keys="animal, tired", new_tokens=8,
+         max_tokens=text.DEFAULT_TOKENS, request: gr.Request | None = None):
     """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
-    text = ui.as_text(text)
+    prompt = ui.as_text(prompt)
     name = (model_name or "").strip() or models.default("causal")
     view = view if view in VIEW_NAMES else "overview"
-    limit = ui.as_int(max_tokens, "token limit", 2, MAX_TOKENS_LIMIT)
     dark = ui.is_dark(request)
     notes: list[str] = []
+    cfg = ui.config(att.AttentionConfig, max_tokens=max_tokens, new_tokens=new_tokens, qkv=view == "step")
+    limit = cfg.max_tokens
     if view == "generation":
-        trace = _generate(name, text, ui.as_int(new_tokens, "new tokens", 1, 32), limit)
+        trace = _generate(name, prompt, cfg.replace(qkv=False))
     else:
-        trace = _capture(name, text, limit, view == "step")
+        trace = _capture(name, prompt, cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens")))
     if trace.truncated:
         kept = trace.n_prompt if trace.n_prompt is not None else len(trace.tokens)
         notes.append(f"⚠️ The text has {trace.meta['n_tokens_in_text']} tokens; only the first {kept} "
@@ -122,13 +119,13 @@ def show(text, model_name, layer, head, query, view, heads="", keys="animal, tir
         except ValueError as err:
             notes.append(f"word comparison skipped: {err}")
     elif view == "encoder-decoder":
-        main = _encoder_decoder(name, text, limit, lay, hd, trace, dark)
+        main = _encoder_decoder(name, prompt, cfg, lay, hd, trace, dark)
     elif view == "generation":
         main = plots.generation_view(trace, lay, hd, dark)
         notes.append(f"Generated (greedy): **{''.join(trace.meta['generated'])!r}**")
     elif view == "bertviz":
-        page = bertviz_export.head_view(trace, layers=[lay])
-        frame = bertviz_export.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
+        page = bertviz.head_view(trace, layers=[lay])
+        frame = bertviz.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
     kind = "causal" if trace.causal else "bidirectional"
     head_note = f"{trace.n_heads} query heads share {int(trace.kv_head.max()) + 1} key/value heads" \
         if int(trace.kv_head.max()) + 1 < trace.n_heads else f"{trace.n_heads} heads"
@@ -150,8 +147,8 @@ def open_clicked(clicked, *args, request: gr.Request | None = None):
         layer, head = (int(float(v)) for v in str(clicked).split(",")[:2])
     except ValueError:
         raise ui.UserError(f"could not read the clicked head from {clicked!r}") from None
-    text, model_name, _, _, query, _, *rest = args
-    out = show_ui(text, model_name, layer, head, query, "overview", *rest, request=request)
+    prompt, model_name, _, _, query, _, *rest = args
+    out = show_ui(prompt, model_name, layer, head, query, "overview", *rest, request=request)
     return layer, head, "overview", *out
 
 
@@ -176,9 +173,9 @@ CLICK_JS = """
 """
 
 
-def _encoder_decoder(name, text, limit, lay, hd, trace, dark):
+def _encoder_decoder(name, prompt, cfg, lay, hd, trace, dark):
     other = models.default("encoder") if trace.causal else models.default("causal")
-    other_trace = _capture(other, text, limit)
+    other_trace = _capture(other, prompt, cfg.replace(qkv=False))
     # the other model gets the same relative depth and the same head (clamped)
     other_layer = round(lay * (other_trace.n_layers - 1) / max(trace.n_layers - 1, 1))
     enc, dec = (other_trace, trace) if trace.causal else (trace, other_trace)
@@ -188,7 +185,7 @@ def _encoder_decoder(name, text, limit, lay, hd, trace, dark):
 
 def on_load(request: gr.Request):
     p = ui.query(request)
-    text = ui.preset(p, "text", DECK_SENTENCE)
+    prompt = ui.preset(p, "text", DECK_SENTENCE)
     model = ui.preset(p, "model", models.default("causal"))
     layer = ui.preset(p, "layer", 3, int)
     head = ui.preset(p, "head", 0, int)
@@ -196,16 +193,16 @@ def on_load(request: gr.Request):
     view = ui.preset(p, "view", "overview", str, VIEW_NAMES)
     heads = ui.preset(p, "heads", "")
     keys = ui.preset(p, "keys", "animal, tired")
-    widgets = [gr.update(value=v) for v in (text, model, layer, head, query, view, heads, keys)]
+    widgets = [gr.update(value=v) for v in (prompt, model, layer, head, query, view, heads, keys)]
     try:
-        out = show_ui(text, model, layer, head, query, view, heads, keys, request=request)
+        out = show_ui(prompt, model, layer, head, query, view, heads, keys, request=request)
     except gr.Error as err:
         out = (f"⚠️ {err.message}", gr.update(visible=False), gr.update(visible=False), gr.update(visible=False))
     return *widgets, *out
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="Attention maps") as demo:
+    ui.header("attention", __doc__)
     with gr.Row():
         text_in = gr.Textbox(DECK_SENTENCE, label="text", lines=2, scale=4)
         model_in = gr.Dropdown(models.choices(), value=models.default("causal"), label="model",
@@ -221,9 +218,8 @@ with gr.Blocks(title=TITLE) as demo:
         keys_in = gr.Textbox("animal, tired", label="compare words")
     with gr.Accordion("limits", open=False):
         with gr.Row():
-            new_in = gr.Slider(1, 32, 8, step=1, label="new tokens (generation)")
-            max_in = gr.Number(att.DEFAULT_MAX_TOKENS, label="token limit", precision=0, minimum=2,
-                               maximum=MAX_TOKENS_LIMIT)
+            new_in = ui.slider(att.AttentionConfig, "new_tokens")
+            max_in = ui.number(att.AttentionConfig, "max_tokens")
     notice = gr.Markdown()
     main_plot = gr.Plot(label="attention")
     second_plot = gr.Plot(label="overview (click a head to open it)", elem_id="attention-overview")
@@ -240,3 +236,6 @@ with gr.Blocks(title=TITLE) as demo:
     demo.load(None, None, None, js=CLICK_JS)
     demo.load(on_load, None, [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
               api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -6,11 +6,9 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
-from toolkit import models, rope, ui
-from toolkit.plots import rope as plots
-
-TITLE = "RoPE rotations"
-ORDER = 30
+from demos import ui
+from toolkit import models, rope
+from toolkit.rope import figures as plots
 
 MAX_POSITION = 1_000_000
 MAX_HEAD_DIM = 1024
@@ -84,13 +82,10 @@ def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: i
 
 @lru_cache(maxsize=2)  # a 512-token trace is about 100 MB
 def _capture(name: str, text: str) -> rope.RopeTrace:
+    loaded = ui.model(name)
     try:
-        loaded = models.load(name)
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
-    try:
-        return rope.capture(loaded, text)
-    except ValueError as err:  # no RoPE in this model, text too long, no tokens
+        return rope.capture(loaded, text, max_tokens=rope.RopeConfig.spec("max_tokens").hi)
+    except ValueError as err:  # no RoPE in this model, no tokens
         raise ui.UserError(f"{name}: {err}.") from None
 
 
@@ -108,11 +103,13 @@ def show_model(model_name, text, token, layer, head, position, pair, request: gr
     pos = _int(position, "position", 0, context - 1)
     p = _int(pair, "pair", 0, d // 2 - 1)
     dark = ui.is_dark(request)
-    q = rope.query_at(trace, lay, hd, t)
-    k = rope.key_at(trace, lay, hd, max(t - 1, 0))
+    q = trace.query(lay, hd, t)
+    k = trace.key(lay, hd, max(t - 1, 0))
     pairs = (0, p) if p else (0, d // 2 - 1)
     word = trace.tokens[t]
-    notes = (f"**{name}**: {n_tokens} tokens, {n_layers} layers, {n_heads} query heads sharing "
+    cut = trace.meta.get("n_tokens_in_text", n_tokens) - n_tokens
+    notes = ("⚠️ " + f"The text has {cut + n_tokens} tokens; only the first {n_tokens} are used. " if cut > 0 else "") + (
+             f"**{name}**: {n_tokens} tokens, {n_layers} layers, {n_heads} query heads sharing "
              f"{trace.k_pre.shape[1]} key/value heads, head dimension {d}, θ = {trace.meta.get('rope_theta'):,.0f}. "
              f"Token {t} = {word!r} (really at position {t}); its layer-{lay} head-{hd} query is drawn rotated to "
              f"position {pos}. The grid pairs that query with the key of token {max(t - 1, 0)}.")
@@ -146,8 +143,8 @@ def on_load(request: gr.Request):
     return (gr.update(selected=tab), *updates, *out_maths, *out_real)
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="RoPE rotations") as demo:
+    ui.header("rope", __doc__)
     with gr.Tabs() as tabs:
         with gr.Tab("Rotation maths", id="maths"):
             with gr.Row():
@@ -199,4 +196,4 @@ with gr.Blocks(title=TITLE) as demo:
               api_name=False)
 
 if __name__ == "__main__":
-    demo.launch(theme=ui.theme(), css=ui.CSS)
+    ui.launch(demo)

@@ -40,7 +40,7 @@ class LiveServer:
 
         import uvicorn
 
-        from toolkit.server import build_app
+        from lecture.server import build_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,4 +1,5 @@
-"""Attention capture, views, bertviz export and the demo: parity with transformers on the real embedded models."""
+"""Attention capture, views, bertviz export and the demo: parity with transformers on the real embedded models and
+on tiny random models of five architectures (grouped-query, multi-head, multi-query, q/k/v bias, sliding window)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,13 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from architectures import ARCHITECTURES, tiny
 from toolkit import attention as att
-from toolkit import bertviz_export
-from toolkit.plots import attention as plots
-from toolkit.traces import AttentionTrace, TraceError
+from toolkit import hooks
+from toolkit.attention import bertviz
+from toolkit.attention import figures as plots
+from toolkit.attention import AttentionTrace
+from toolkit.trace import TraceError
 
 DECK = "The animal didn't cross the street because it was too tired"
 
@@ -28,17 +32,17 @@ def reference_attentions(model, ids) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def smol_trace(smol):
-    return att.capture(smol.model, smol.tokenizer, DECK, name=smol.name)
+    return att.capture(smol, DECK)
 
 
 @pytest.fixture(scope="module")
 def minilm_trace(minilm):
-    return att.capture(minilm.model, minilm.tokenizer, DECK, name=minilm.name)
+    return att.capture(minilm, DECK)
 
 
 @pytest.fixture(scope="module")
 def gen_trace(smol):
-    return att.generate(smol.model, smol.tokenizer, "The capital of France is", new_tokens=4, with_qkv=True)
+    return att.generate(smol, "The capital of France is", new_tokens=4, qkv=True)
 
 
 # ---- capture: parity with transformers -------------------------------------------------------------------------
@@ -46,7 +50,7 @@ def gen_trace(smol):
 @pytest.mark.parametrize("which", ["smol", "minilm"])
 def test_captured_weights_equal_output_attentions(which, request):
     loaded = request.getfixturevalue(which)
-    trace = request.getfixturevalue(f"{'smol' if which == 'smol' else 'minilm'}_trace")
+    trace = request.getfixturevalue(f"{which}_trace")
     ref = reference_attentions(loaded.model, trace.meta["ids"])
     assert trace.weights.shape == ref.shape
     np.testing.assert_allclose(trace.weights, ref, atol=1e-5, rtol=0)
@@ -58,18 +62,38 @@ def test_softmax_of_captured_q_k_reproduces_weights(name, request):
     np.testing.assert_allclose(att.recompute(trace), trace.weights, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_parity_over_architectures(name):
+    """Weights equal output_attentions, softmax(QKᵀ/√d + M) of the captured post-RoPE q, k reproduces them (the
+    sliding window included), K and V follow the key/value head map, and capturing leaves the logits unchanged."""
+    loaded = tiny(name)
+    text = "one two three four five six seven eight nine ten eleven"
+    trace = att.capture(loaded, text)
+    ids = trace.meta["ids"]
+    np.testing.assert_allclose(trace.weights, reference_attentions(loaded.model, ids), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(att.recompute(trace), trace.weights, atol=1e-5, rtol=0)
+    cfg = loaded.model.config
+    group = cfg.num_attention_heads // cfg.num_key_value_heads
+    assert trace.kv_head.tolist() == [h // group for h in range(cfg.num_attention_heads)]
+    assert trace.meta["qk"] == "post-rope"
+    if name == "mistral-sw":
+        assert trace.meta["sliding_window"] == 4 and trace.weights[:, :, 9, :6].max() == 0  # beyond the window
+    with torch.no_grad():
+        plain = loaded.model(input_ids=torch.tensor([ids])).logits
+        with hooks.Hooks() as h:
+            h.output("q", loaded.model.model.layers[0].self_attn.q_proj)
+            hooked = loaded.model(input_ids=torch.tensor([ids])).logits
+    assert torch.equal(plain, hooked) and len(h["q"]) == 1
+
+
 def test_smol_q_k_are_post_rope(smol, smol_trace):
     """Pre-RoPE projections would not reproduce the weights: the captured ones are the rotated vectors."""
     assert smol_trace.meta["qk"] == "post-rope"
     layer, head = 3, 0
-    x = {}
-    hook = smol.model.model.layers[layer].self_attn.q_proj.register_forward_hook(lambda m, a, o: x.setdefault("q", o))
-    try:
-        with torch.no_grad():
-            smol.model(input_ids=torch.tensor([smol_trace.meta["ids"]]))
-    finally:
-        hook.remove()
-    q_pre = x["q"][0].view(len(smol_trace.tokens), 9, 64)[:, head].numpy()  # (pos, head_dim)
+    with hooks.Hooks() as h, torch.no_grad():
+        h.output("q", smol.model.model.layers[layer].self_attn.q_proj)
+        smol.model(input_ids=torch.tensor([smol_trace.meta["ids"]]))
+    q_pre = h["q"][0][0].view(len(smol_trace.tokens), 9, 64)[:, head].numpy()  # (pos, head_dim)
     assert np.allclose(q_pre[0], smol_trace.q[layer, head, 0], atol=1e-5)  # position 0: rotation by angle 0
     assert not np.allclose(q_pre[5], smol_trace.q[layer, head, 5], atol=1e-3)  # later positions are rotated
     norms = np.linalg.norm(q_pre, axis=-1), np.linalg.norm(smol_trace.q[layer, head], axis=-1)
@@ -81,21 +105,23 @@ def _hook_count(model) -> int:
 
 
 def test_logits_unchanged_and_hooks_removed(smol, minilm):
+    from toolkit.qkv import QkvTap
+
     ids = torch.tensor([smol.tokenizer(DECK)["input_ids"]])
     before = _hook_count(smol.model)
     with torch.no_grad():
         plain = smol.model(input_ids=ids).logits
-        with att.record(smol.model) as rec:
+        with QkvTap(smol.model) as tap:
             assert _hook_count(smol.model) == before + 30 * 4  # attention + q/k/v in each of 30 layers
             hooked = smol.model(input_ids=ids).logits
-        assert len(rec.calls) == 1
+        assert tap.calls == 1
         assert torch.equal(plain, hooked)
         after = smol.model(input_ids=ids).logits
     assert torch.equal(plain, after)
-    assert len(rec.calls) == 1  # nothing recorded once the block is left
+    assert tap.calls == 1  # nothing recorded once the block is left
     assert _hook_count(smol.model) == before
     enc_before = _hook_count(minilm.model)
-    with pytest.raises(RuntimeError), att.record(minilm.model):
+    with pytest.raises(RuntimeError), QkvTap(minilm.model):
         raise RuntimeError("boom")
     assert _hook_count(minilm.model) == enc_before  # removed on errors too
 
@@ -117,9 +143,11 @@ def test_tokens_as_split_and_trace_kinds(smol_trace, minilm_trace):
 
 
 def test_truncation_is_flagged(smol):
-    trace = att.capture(smol.model, smol.tokenizer, "one two three four five six seven", max_tokens=4, with_qkv=False)
+    trace = att.capture(smol, "one two three four five six seven", max_tokens=4, qkv=False)
     assert len(trace.tokens) == 4 and trace.truncated and trace.meta["n_tokens_in_text"] == 7 and trace.q is None
-    assert not att.capture(smol.model, smol.tokenizer, "short", max_tokens=4, with_qkv=False).truncated
+    assert not att.capture(smol, "short", max_tokens=4, qkv=False).truncated
+    with pytest.raises(ValueError, match="max_tokens"):
+        att.capture(smol, "short", max_tokens=100_000)
 
 
 def test_trace_round_trip(tmp_path, gen_trace):
@@ -131,27 +159,6 @@ def test_trace_round_trip(tmp_path, gen_trace):
                          causal=True)
     with pytest.raises(TraceError, match="future"):
         bad.check()
-
-
-def test_tiny_random_gqa_llama_parity():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64, attn_implementation="eager")
-    model = LlamaForCausalLM(cfg).eval()
-
-    class Tok:  # ids straight through
-        def __call__(self, text, add_special_tokens=True):
-            return {"input_ids": [int(t) for t in text.split()]}
-
-        def decode(self, ids):
-            return str(ids[0])
-
-    trace = att.capture(model, Tok(), "1 5 9 13 2 7")
-    np.testing.assert_allclose(trace.weights, reference_attentions(model, [1, 5, 9, 13, 2, 7]), atol=1e-6)
-    np.testing.assert_allclose(att.recompute(trace), trace.weights, atol=1e-6)
-    assert trace.kv_head.tolist() == [0, 0, 1, 1]
 
 
 # ---- generation ------------------------------------------------------------------------------------------------
@@ -283,14 +290,14 @@ def test_summary_pairs_encdec_and_generation_views(smol_trace, minilm_trace, gen
 # ---- bertviz export --------------------------------------------------------------------------------------------
 
 def test_bertviz_export_is_offline(smol_trace):
-    page = bertviz_export.head_view(smol_trace, layers=[0, 1])
+    page = bertviz.head_view(smol_trace, layers=[0, 1])
     assert not re.search(r"<script[^>]+src=[\"']?https?:", page, re.I)
     assert "cdnjs" not in page and "require.config({});" in page
     assert "d3js.org v5.7.0" in page and "jQuery v3.7.1" in page
     assert '"include_layers": [0, 1]' in page
-    model = bertviz_export.model_view(smol_trace, layers=[0])
+    model = bertviz.model_view(smol_trace, layers=[0])
     assert not re.search(r"<script[^>]+src=[\"']?https?:", model, re.I) and "cdnjs" not in model
-    frame = bertviz_export.iframe(page)
+    frame = bertviz.iframe(page)
     assert frame.startswith("<iframe srcdoc=") and "<script" not in frame.split('srcdoc="')[1][:20]
 
 
@@ -299,7 +306,7 @@ def test_bertviz_export_is_offline(smol_trace):
 def test_demo_handlers_every_view(smol, minilm):
     from demos import attention as demo
 
-    assert isinstance(demo.demo, gr.Blocks) and demo.ORDER == 40
+    assert isinstance(demo.demo, gr.Blocks)
     for view in demo.VIEW_NAMES:
         notice, main, second, frame = demo.show(DECK, "smollm2-135m", 3, 2, "it", view, keys="animal, tired",
                                                 new_tokens=3)

@@ -10,9 +10,11 @@ import pytest
 import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from architectures import ARCHITECTURES, tiny
 from toolkit import models, rope
-from toolkit.plots import rope as plots
-from toolkit.traces import RopeTrace, TraceError
+from toolkit.rope import RopeTrace
+from toolkit.rope import figures as plots
+from toolkit.trace import TraceError
 
 TEXT = "The cat sat on the mat because the cat was tired after chasing the mouse all day."
 rng = np.random.default_rng(0)
@@ -151,10 +153,14 @@ def test_scaled_frequencies_follow_each_recipe():
 
 # ---- capture from SmolLM2: parity with transformers ----------------------------------------------------------
 
+def encode(loaded, text):
+    return torch.tensor([loaded.tokenizer(text)["input_ids"]])
+
+
 @pytest.fixture(scope="module")
 def smol_run(smol):
-    ids = rope.encode(smol, TEXT)
-    trace, out = rope.run_with_trace(smol, ids)
+    ids = encode(smol, TEXT)
+    trace, out = rope.capture_ids(smol, ids)
     return smol, ids, trace, out
 
 
@@ -219,9 +225,9 @@ def test_capture_does_not_change_logits(smol_run):
 def test_hooks_are_removed_even_when_the_forward_fails(smol):
     attn = [layer.self_attn for layer in smol.model.model.layers]
     with pytest.raises(Exception):
-        rope.run_with_trace(smol, torch.tensor([[10 ** 9]]), tokens=["x"])  # id beyond the vocabulary
+        rope.capture_ids(smol, torch.tensor([[10 ** 9]]), tokens=["x"])  # id beyond the vocabulary
     assert all(not a.q_proj._forward_hooks and not a.k_proj._forward_hooks for a in attn)
-    rope.run_with_trace(smol, torch.tensor([[1, 2, 3]]))
+    rope.capture_ids(smol, torch.tensor([[1, 2, 3]]))
     assert all(not a.q_proj._forward_hooks and not a.k_proj._forward_hooks for a in attn)
 
 
@@ -229,9 +235,9 @@ def test_concurrent_forwards_do_not_leak_into_a_capture(smol):
     """Demos share one model: a forward another thread runs mid-capture must not land in this trace."""
     import threading
 
-    ids_a = rope.encode(smol, "One short sentence.")
-    ids_b = rope.encode(smol, "A different, longer text of words here.")
-    alone = rope.run_with_trace(smol, ids_a)[0]
+    ids_a = encode(smol, "One short sentence.")
+    ids_b = encode(smol, "A different, longer text of words here.")
+    alone = rope.capture_ids(smol, ids_a)[0]
     stop = threading.Event()
 
     def other():
@@ -242,7 +248,7 @@ def test_concurrent_forwards_do_not_leak_into_a_capture(smol):
     worker = threading.Thread(target=other)
     worker.start()
     try:
-        traces = [rope.run_with_trace(smol, ids_a)[0] for _ in range(3)]
+        traces = [rope.capture_ids(smol, ids_a)[0] for _ in range(3)]
     finally:
         stop.set()
         worker.join()
@@ -266,9 +272,27 @@ def test_trace_round_trip_and_check(smol_run, tmp_path):
 
 def test_text_limits(smol):
     with pytest.raises(ValueError, match="empty"):
-        rope.encode(smol, "  ")
-    with pytest.raises(ValueError, match="limit"):
-        rope.encode(smol, "word " * 600)
+        rope.capture(smol, "  ")
+    long = rope.capture(smol, "word " * 600, max_tokens=16)
+    assert len(long.tokens) == 16 and long.meta["n_tokens_in_text"] == 601  # the trailing space is a token
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_rotation_parity_over_architectures(name):
+    """Post-RoPE q and k equal apply_rotary_pos_emb and the keys in the model's own cache, on every architecture."""
+    loaded = tiny(name)
+    ids = encode(loaded, "one two three four five six seven eight")
+    trace, out = rope.capture_ids(loaded, ids)
+    hq, hk = _reference_rotation(loaded.model, trace.q_pre, trace.k_pre, ids.shape[1])
+    assert np.abs(trace.q_post - hq.numpy()).max() < 1e-5 and np.abs(trace.k_post - hk.numpy()).max() < 1e-5
+    with torch.no_grad():
+        cache = loaded.model(input_ids=ids, use_cache=True).past_key_values
+    keys = np.stack([layer.keys[0].numpy() for layer in cache.layers])  # (layer, kv_head, T, d)
+    kept = keys.shape[2]  # a sliding-window cache keeps only the last window - 1 keys
+    assert np.abs(trace.k_post[:, :, -kept:] - keys).max() < 1e-5
+    with torch.no_grad():
+        plain = loaded.model(input_ids=ids, use_cache=False).logits
+    assert torch.equal(out.logits, plain)
 
 
 # ---- tiny random llama models: every scaling type, GQA, attention scaling ------------------------------------
@@ -294,7 +318,7 @@ def test_tiny_llama_parity_for_every_scaling(params):
     model = LlamaForCausalLM(cfg).eval()
     loaded = models.Loaded("tiny", model, None, "causal")
     ids = torch.randint(0, 50, (1, 12))
-    trace, out = rope.run_with_trace(loaded, ids, tokens=[str(i) for i in ids[0].tolist()])
+    trace, out = rope.capture_ids(loaded, ids, tokens=[str(i) for i in ids[0].tolist()])
     rotary = model.model.rotary_emb
     assert np.allclose(rope.frequencies(cfg).inv_freq, rotary.inv_freq.numpy(), rtol=1e-6)
     assert trace.attention_scaling == pytest.approx(rotary.attention_scaling)
@@ -312,14 +336,14 @@ def test_a_model_without_rope_is_refused():
     cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
     loaded = models.Loaded("tiny-bert", BertModel(cfg).eval(), None, "encoder")
     with pytest.raises(ValueError):
-        rope.run_with_trace(loaded, torch.tensor([[1, 2]]), tokens=["a", "b"])
+        rope.capture_ids(loaded, torch.tensor([[1, 2]]), tokens=["a", "b"])
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
 
 def test_rotation_view_draws_the_rotated_pair(smol_run):
     _, _, trace, _ = smol_run
-    q = rope.query_at(trace, 3, 4, 2)
+    q = trace.query(3, 4, 2)
     assert np.allclose(q, trace.q_pre[3, 4, 2][rope.half_to_adjacent(64)])
     fig = plots.rotation(q, trace.inv_freq, 37, (0, 20), trace.tokens[2], dark=True)
     assert isinstance(fig, go.Figure) and fig.layout.template.layout.paper_bgcolor is not None
@@ -331,7 +355,7 @@ def test_rotation_view_draws_the_rotated_pair(smol_run):
 
 def test_every_view_builds(smol_run):
     _, _, trace, _ = smol_run
-    q, k = rope.query_at(trace, 0, 0, 3), rope.key_at(trace, 0, 0, 2)
+    q, k = trace.query(0, 0, 3), trace.key(0, 0, 2)
     figs = [plots.angles(trace.inv_freq, 300, 8192), plots.relative(q, k, trace.inv_freq, 16),
             plots.decay(10_000, 128), plots.pair_norms(trace, 2, 5), plots.sinusoidal(64, 576),
             plots.embedding_plus_pe(trace.embed[3], 3, trace.tokens[3]), plots.extension(100_000, 64, 8192, 4)]
@@ -350,9 +374,9 @@ def test_demo_handlers_and_bad_input(smol):
     import gradio as gr
 
     from demos import rope as demo_mod
-    from toolkit import ui
+    from demos import ui
 
-    assert isinstance(demo_mod.demo, gr.Blocks) and demo_mod.ORDER == 30
+    assert isinstance(demo_mod.demo, gr.Blocks)
     out = demo_mod.explore(10_000, 64, 100, 8, "yarn", 4, 8192)
     assert "pair 0 turns every 6.3 positions" in out[0] and all(isinstance(f, go.Figure) for f in out[1:])
     real = demo_mod.show_model("smollm2-135m", TEXT, 2, 3, 4, 50, 10)
@@ -373,7 +397,7 @@ def test_demo_handlers_and_bad_input(smol):
                 (("smollm2-135m", TEXT, 0, 30, 0, 0, 0), "layer"),
                 (("smollm2-135m", TEXT, 0, 0, 9, 0, 0), "head"),
                 (("smollm2-135m", TEXT, 0, 0, 0, 8192, 0), "position"),
-                (("smollm2-135m", "word " * 600, 0, 0, 0, 0, 0), "limit"),
+                (("smollm2-135m", "x" * 30_000, 0, 0, 0, 0, 0), "limit"),
                 (("/no/such/model", TEXT, 0, 0, 0, 0, 0), "not a model folder")]
     for args, words in bad_real:
         with pytest.raises(ui.UserError, match=words):

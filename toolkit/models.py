@@ -123,6 +123,15 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
     return _loaded[key]
 
 
+def resolve(model: "Loaded | str") -> Loaded:
+    """A Loaded as is, or the model of that name loaded: every capture's first argument goes through here."""
+    if isinstance(model, Loaded):
+        return model
+    if isinstance(model, str):
+        return load(model)
+    raise TypeError(f"expected a model name or a models.Loaded, got {type(model).__name__}")
+
+
 def loaded_names() -> list[str]:
     """Models loaded in this process so far (embedded first)."""
     return list(_loaded)

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-RUNS = ("balanced", "no_balance", "aux_free")
+RUNS = ("balanced", "no_balance", "aux_free")  # the committed runs in assets/moe/
 
 
 def assets_dir() -> Path:
@@ -31,3 +31,29 @@ def replay(run: str = "balanced") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no replay at {path}: run `lecture train-moe`")
     return json.loads(path.read_text())
+
+
+# What each committed run changes from the preset (`lecture train-moe` re-records them).
+RUN_OVERRIDES: dict[str, dict] = {
+    "balanced": {},
+    "no_balance": {"balance_coef": 0.0},
+    "aux_free": {"balance_coef": 0.0, "aux_free_rate": 1e-3},
+}
+
+
+def record(base, out: str | Path, names: list[str], overrides: dict | None = None, threads: int = 1):
+    """Train each named run from ``base`` (a MoeConfig) into out/<run>/; yield one summary dict per run.
+    ``overrides`` apply to every run, except ``balance_coef``, which applies to the balanced run only."""
+    from toolkit.moe.train import train
+
+    overrides = dict(overrides or {})
+    balance = overrides.pop("balance_coef", None)
+    for name in names:
+        cfg = base.replace(**overrides).replace(**RUN_OVERRIDES[name])
+        if balance is not None and name == "balanced":
+            cfg = cfg.replace(balance_coef=balance)
+        _, rep = train(cfg, Path(out) / name, label=name, threads=threads)
+        f = rep["final"]
+        yield {"run": name, "seconds": round(rep["seconds"], 1), "tokens_per_s": round(rep["tokens_per_s"]),
+               "lm_loss": round(f["lm_loss"], 3), "max_load": [round(max(x), 3) for x in f["load"]],
+               "mi_bits": [round(x, 3) for x in f["mi"]], "mi_shuffled_bits": [round(x, 4) for x in f["mi_shuffled"]]}

@@ -1,16 +1,14 @@
 """One process serving every demo: FastAPI + gr.mount_gradio_app, an index page at /, demos at /demo/<name>.
 
-Demos are the modules of the ``demos`` package that define a module-level ``demo`` (gr.Blocks) and ``TITLE``;
-``ORDER`` (an int, the deck's order) sorts them. Binds 127.0.0.1 unless told otherwise.
+The demos are those of the concepts in ``toolkit.registry``, in deck order; each module ``demos.<name>`` defines
+a module-level ``demo`` (gr.Blocks). Binds 127.0.0.1 unless told otherwise.
 """
 from __future__ import annotations
 
 import html
 import importlib
 import os
-import pkgutil
 from dataclasses import dataclass
-from types import ModuleType
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -19,11 +17,11 @@ import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 
-from toolkit import ui  # noqa: E402
+from demos import ui  # noqa: E402
+from toolkit import registry  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-CONCURRENCY = 2  # model forwards at once per demo event (2 cores); others wait in the queue
 QUEUE_SIZE = 128  # requests waiting per demo before new ones are refused with a "busy" message
 
 
@@ -32,30 +30,22 @@ class DemoInfo:
     name: str
     title: str
     description: str
-    order: int
     blocks: gr.Blocks
 
 
 def discover(names: list[str] | None = None) -> dict[str, DemoInfo]:
-    """Import the demo modules (all, or the named ones) in deck order. Unknown names raise KeyError."""
-    import demos
-
-    available = sorted(m.name for m in pkgutil.iter_modules(demos.__path__) if not m.name.startswith("_"))
-    wanted = available if not names else names
-    unknown = [n for n in wanted if n not in available]
+    """The registry's demos (all, or the named ones) in deck order. Unknown names raise KeyError."""
+    available = list(registry.CONCEPTS)
+    wanted = available if not names else [n for n in available if n in names]
+    unknown = [n for n in (names or []) if n not in available]
     if unknown:
         raise KeyError(f"unknown demo {', '.join(unknown)}; available: {', '.join(available)}")
     found = {}
     for name in wanted:
-        module = importlib.import_module(f"demos.{name}")
-        if isinstance(getattr(module, "demo", None), gr.Blocks):
-            found[name] = _info(name, module)
-    return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
-
-
-def _info(name: str, module: ModuleType) -> DemoInfo:
-    doc = (module.__doc__ or "").strip().splitlines()
-    return DemoInfo(name, getattr(module, "TITLE", name), doc[0] if doc else "", getattr(module, "ORDER", 100), module.demo)
+        module = importlib.import_module(registry.get(name).demo)
+        doc = (module.__doc__ or "").strip().splitlines()
+        found[name] = DemoInfo(name, registry.get(name).title, doc[0] if doc else "", module.demo)
+    return found
 
 
 def index_html(infos: dict[str, DemoInfo]) -> str:
@@ -93,7 +83,7 @@ def build_app(names: list[str] | None = None) -> FastAPI:
         return {"ok": True, "demos": list(infos)}
 
     for name, info in infos.items():
-        info.blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+        info.blocks.queue(default_concurrency_limit=ui.WORKERS, max_size=QUEUE_SIZE)
         gr.mount_gradio_app(
             app, info.blocks, path=f"/demo/{name}", theme=ui.theme(), css=ui.CSS, head=ui.HEAD,
             footer_links=[], show_error=True, ssr_mode=False,

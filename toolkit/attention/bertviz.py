@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.traces import AttentionTrace
+from toolkit.attention.trace import AttentionTrace
 
-VENDOR = Path(__file__).parent / "vendor"
+VENDOR = Path(__file__).resolve().parents[1] / "vendor"
 _CDN_TAG = re.compile(r'<script src="https?://[^"]*require[^"]*"></script>')
 _REQUIRE_CONFIG = re.compile(r"require\.config\(\{.*?\}\);", re.S)
 _SHIM = """<script>

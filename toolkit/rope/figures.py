@@ -1,5 +1,5 @@
 """RoPE and sinusoidal PE figures: slides "Method 1: Sinusoidal", "Method 2: RoPE", "RoPE: Rotation in Action",
-"RoPE vs Sinusoidal PE" and long context. One function per view; maths from toolkit.rope (angle = pos * theta_i).
+"RoPE vs Sinusoidal PE" and long context. One function per view; maths from toolkit.rope.maths (angle = pos * theta_i).
 Vectors passed in are in the adjacent layout: pair i = coordinates (2i, 2i+1), as on the slides.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from toolkit import rope
-from toolkit.plots import style
-from toolkit.traces import RopeTrace
+from toolkit import style
+from toolkit.rope import maths
+from toolkit.rope.trace import RopeTrace
 
 CYCLIC = "Twilight"  # angle mod 2 pi wraps around: a cyclic scale keeps 0 and 2 pi the same colour
 MAX_TRAIL = 400  # positions drawn as the arrow tip's trail
@@ -33,7 +33,7 @@ def rotation(q: np.ndarray, freqs: np.ndarray, position: int, pairs: tuple[int, 
     n_pairs = len(freqs)
     pairs = tuple(p % n_pairs for p in pairs)
     fig = make_subplots(rows=1, cols=len(pairs), horizontal_spacing=0.12, subplot_titles=[
-        f"pair {p}: θ = {freqs[p]:.3g} rad/pos, turn every {rope.wavelengths(freqs)[p]:,.0f} pos" for p in pairs])
+        f"pair {p}: θ = {freqs[p]:.3g} rad/pos, turn every {maths.wavelengths(freqs)[p]:,.0f} pos" for p in pairs])
     col = style.palette(dark)
     trail = np.arange(0, position + 1, max(1, (position + 1) // MAX_TRAIL))
     for c, p in enumerate(pairs, start=1):
@@ -42,7 +42,7 @@ def rotation(q: np.ndarray, freqs: np.ndarray, position: int, pairs: tuple[int, 
         ang = trail * freqs[p]  # (n_trail,)
         cos, sin = np.cos(ang), np.sin(ang)
         tip = np.stack([v[0] * cos - v[1] * sin, v[0] * sin + v[1] * cos], -1)  # (n_trail, 2)
-        end = rope.rotate(v[None], np.array([position]), freqs[p:p + 1], "adjacent")[0]
+        end = maths.rotate(v[None], np.array([position]), freqs[p:p + 1], "adjacent")[0]
         fig.add_trace(go.Scatter(x=tip[:, 0], y=tip[:, 1], mode="markers", marker=dict(size=5, color=col[1]),
                                  name="tip at earlier positions", showlegend=c == 1, opacity=0.5), 1, c)
         fig.add_trace(go.Scatter(x=[0, v[0]], y=[0, v[1]], mode="lines+markers", line=dict(color="gray", width=3),
@@ -64,8 +64,8 @@ def rotation(q: np.ndarray, freqs: np.ndarray, position: int, pairs: tuple[int, 
 def angles(freqs: np.ndarray, n_positions: int, context: int, dark: bool = False) -> go.Figure:
     """Angle (mod 2 pi) per position and pair, and each pair's wavelength against the context length."""
     pos = np.arange(n_positions)
-    ang = np.mod(rope.angles(pos, freqs), 2 * math.pi)  # (pos, d/2)
-    wl = rope.wavelengths(freqs)
+    ang = np.mod(maths.angles(pos, freqs), 2 * math.pi)  # (pos, d/2)
+    wl = maths.wavelengths(freqs)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.14,
                         subplot_titles=["angle pos·θᵢ mod 2π", "wavelength 2π/θᵢ (log scale)"])
     fig.add_trace(go.Heatmap(z=ang, colorscale=CYCLIC, zmin=0, zmax=2 * math.pi, colorbar=dict(
@@ -85,12 +85,12 @@ def angles(freqs: np.ndarray, n_positions: int, context: int, dark: bool = False
 
 
 def relative(q: np.ndarray, k: np.ndarray, freqs: np.ndarray, n: int = 32, pe_scale: float | None = None,
-             base: float = rope.SINUSOID_BASE, dark: bool = False) -> go.Figure:
+             base: float = maths.SINUSOID_BASE, dark: bool = False) -> go.Figure:
     """Score of the same q and k placed at every (m, n): RoPE (constant on diagonals) beside sinusoidal PE added."""
     if pe_scale is None:  # PE entries are ~1; scale them to the vectors' size so neither term drowns the other
         pe_scale = float(np.sqrt((np.mean(q ** 2) + np.mean(k ** 2)) / 2)) or 1.0
-    rot = rope.relative_scores(q, k, freqs, n)  # (n, n)
-    add = rope.additive_scores(q, k, n, base, pe_scale)  # (n, n)
+    rot = maths.relative_scores(q, k, freqs, n)  # (n, n)
+    add = maths.additive_scores(q, k, n, base, pe_scale)  # (n, n)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16, subplot_titles=[
         "RoPE: R(m)q · R(n)k", "sinusoidal: (q+PE(m)) · (k+PE(n))"])
     for c, z in ((1, rot), (2, add)):
@@ -107,14 +107,14 @@ def relative(q: np.ndarray, k: np.ndarray, freqs: np.ndarray, n: int = 32, pe_sc
 
 def decay(theta: float, head_dim: int, max_distance: int = 256, dark: bool = False) -> go.Figure:
     """Long-range decay: RoFormer's relative upper bound and mean |q·R(r)q|/|q|² against distance r."""
-    freqs = rope.inv_freq(theta, head_dim)
+    freqs = maths.inv_freq(theta, head_dim)
     r = np.arange(max_distance + 1)
     col = style.palette(dark)
     fig = go.Figure()
-    bound = rope.decay_bound(r, freqs)
+    bound = maths.decay_bound(r, freqs)
     fig.add_trace(go.Scatter(x=r, y=bound / bound[0], name="RoFormer bound Σⱼ|Sⱼ|, relative to r = 0",
                              line=dict(color=col[0], width=3)))
-    fig.add_trace(go.Scatter(x=r, y=rope.matched_decay(r, freqs), name="mean |q·R(r)q| / |q|², random q",
+    fig.add_trace(go.Scatter(x=r, y=maths.matched_decay(r, freqs), name="mean |q·R(r)q| / |q|², random q",
                              line=dict(color=col[4], width=3)))
     fig.update_xaxes(title="relative distance r = m − n")
     fig.update_yaxes(title="size relative to r = 0", rangemode="tozero")
@@ -127,13 +127,13 @@ def pair_norms(trace: RopeTrace, layer: int, head: int, dark: bool = False) -> g
     group = trace.q_pre.shape[1] // trace.k_pre.shape[1]
     rows = (("q", trace.q_pre[layer, head], trace.q_post[layer, head]),
             ("k", trace.k_pre[layer, head // group], trace.k_post[layer, head // group]))
-    wl = rope.wavelengths(trace.inv_freq)
+    wl = maths.wavelengths(trace.inv_freq)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=[f"query, head {head}", f"key, kv head {head // group}"])
     col = style.palette(dark)
     for r, (name, pre, post) in enumerate(rows, start=1):
-        n_pre = rope.pair_norms(pre, trace.layout).mean(0)  # (pos, d) -> (d/2,)
-        n_post = rope.pair_norms(post, trace.layout).mean(0) / (trace.attention_scaling or 1.0)
+        n_pre = maths.pair_norms(pre, trace.layout).mean(0)  # (pos, d) -> (d/2,)
+        n_post = maths.pair_norms(post, trace.layout).mean(0) / (trace.attention_scaling or 1.0)
         pairs = np.arange(len(n_pre))
         fig.add_trace(go.Bar(x=pairs, y=n_pre, name="before RoPE", marker_color=col[1], showlegend=r == 1,
                              customdata=wl, hovertemplate="pair %{x} (turn every %{customdata:,.0f} pos): "
@@ -148,9 +148,9 @@ def pair_norms(trace: RopeTrace, layer: int, head: int, dark: bool = False) -> g
                                         "every pair's norm)", height=620)
 
 
-def sinusoidal(n_positions: int, d: int, base: float = rope.SINUSOID_BASE, dark: bool = False) -> go.Figure:
+def sinusoidal(n_positions: int, d: int, base: float = maths.SINUSOID_BASE, dark: bool = False) -> go.Figure:
     """The sinusoidal PE matrix: PE(pos, 2i) = sin(pos/base^(2i/d)), PE(pos, 2i+1) = cos(...)."""
-    pe = rope.sinusoidal(n_positions, d, base)  # (pos, d)
+    pe = maths.sinusoidal(n_positions, d, base)  # (pos, d)
     fig = go.Figure(go.Heatmap(z=pe, colorscale=style.DIVERGING, zmid=0, zmin=-1, zmax=1,
                                hovertemplate="pos %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
     fig.update_xaxes(title="dimension (even: sin, odd: cos)")
@@ -159,10 +159,10 @@ def sinusoidal(n_positions: int, d: int, base: float = rope.SINUSOID_BASE, dark:
 
 
 def embedding_plus_pe(embed: np.ndarray, position: int, token: str = "", n_dims: int = 12,
-                      base: float = rope.SINUSOID_BASE, dark: bool = False) -> go.Figure:
+                      base: float = maths.SINUSOID_BASE, dark: bool = False) -> go.Figure:
     """The deck's "embedding + position encoding = final vector" for a real token's embedding (first n_dims)."""
     d = embed.shape[-1]
-    pe = rope.sinusoidal(position + 1, d, base)[position]  # (d,)
+    pe = maths.sinusoidal(position + 1, d, base)[position]  # (d,)
     rows = np.stack([embed, pe, embed + pe])[:, :n_dims]  # (3, n_dims)
     labels = [f"embedding{_label(token)}", f"+ PE(pos = {position})", "= final vector"]
     lim = float(np.abs(rows).max()) or 1.0
@@ -180,8 +180,8 @@ def extension(theta: float, head_dim: int, context: int, factor: float, dark: bo
                         subplot_titles=["θᵢ (rad per position)", "wavelength 2π/θᵢ (positions)"])
     col = style.palette(dark)
     dashes = ["solid", "dash", "dot", "dashdot", "longdash"]
-    for j, kind in enumerate(rope.SCALINGS):
-        f = rope.scaled_frequencies(theta, head_dim, kind, 1.0 if kind == "default" else factor, context)
+    for j, kind in enumerate(maths.SCALINGS):
+        f = maths.scaled_frequencies(theta, head_dim, kind, 1.0 if kind == "default" else factor, context)
         pairs = np.arange(len(f.inv_freq))
         line = dict(color=col[j], width=3, dash=dashes[j])
         fig.add_trace(go.Scatter(x=pairs, y=f.inv_freq, name=kind, line=line, legendgroup=kind), 1, 1)

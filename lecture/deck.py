@@ -1,13 +1,11 @@
-"""`lecture present | export-figures | snapshots`: the Slidev deck in slides/ and its demos.
+"""The Slidev deck in slides/ and its demos: the slide parser, `lecture present` and `lecture snapshots`.
 
 - present: the demo server and the deck's dev server together (Ctrl-C stops both).
-- export-figures: the deck's computed figures -> slides/public/figures/*.png (toolkit/figures_export.py).
 - snapshots: each `<Demo>` of slides/slides.md, opened with its preset on a running demo server, screenshotted by
   headless chromium -> slides/public/snapshots/<name>.png (the Demo component shows it when the server is down).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -132,7 +130,7 @@ def wait_for_server(url: str, timeout: float, proc: subprocess.Popen | None = No
 def take_snapshots(server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool = False,
                    timeout: float = 180.0) -> list[Path]:
     """Screenshot every deck demo (or the named ones) as the slide shows it; returns the PNG paths."""
-    from toolkit.chromium import Browser
+    from lecture.chromium import Browser
 
     written, failed = [], []
     for demo in demos_in_deck():
@@ -160,25 +158,19 @@ def take_snapshots(server: str, out_dir: str | Path, names: list[str] | None = N
     return written
 
 
-def _export_figures(args: argparse.Namespace) -> int:
-    from toolkit.figures_export import export
-
-    for path in export(args.out, args.names or None, dark=args.dark):
-        print(f"[lecture] wrote {path}")
-    return 0
-
-
-def _snapshots(args: argparse.Namespace) -> int:
+def snapshots(url: str, out: str | Path, names: list[str] | None = None, serve: bool = False,
+              dark: bool = False) -> int:
+    """`lecture snapshots`: screenshot the deck's demos from the server at ``url`` (started here with ``serve``)."""
     proc = None
-    if not server_up(args.url):
-        if not args.serve:
-            print(f"lecture: no demo server at {args.url}; start one (`lecture serve`) or pass --serve", file=sys.stderr)
+    if not server_up(url):
+        if not serve:
+            print(f"lecture: no demo server at {url}; start one (`lecture serve`) or pass --serve", file=sys.stderr)
             return 2
-        port = int(args.url.rsplit(":", 1)[1].strip("/"))
-        proc = subprocess.Popen([sys.executable, "-m", "toolkit", "serve", "--port", str(port), "--no-preload"])
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        proc = subprocess.Popen([sys.executable, "-m", "lecture", "serve", "--port", str(port), "--no-preload"])
     try:
-        wait_for_server(args.url, 300, proc)
-        take_snapshots(args.url, args.out, args.names or None, dark=args.dark)
+        wait_for_server(url, 300, proc)
+        take_snapshots(url, out, names, dark=dark)
     except RuntimeError as err:
         print(f"lecture: {err}", file=sys.stderr)
         return 1
@@ -189,25 +181,26 @@ def _snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
-def _present(args: argparse.Namespace) -> int:
+def present(port: int = 7860, deck_port: int = 3030, model_names: list[str] | None = None) -> int:
+    """`lecture present`: the demo server and the deck's dev server together; Ctrl-C stops both."""
     npx = shutil.which("npx")
     if npx is None:
         print("lecture: npx not found; install Node.js 20+ and run `npm ci` in slides/", file=sys.stderr)
         return 2
     if not (SLIDES / "node_modules").is_dir():
         subprocess.run([npx.replace("npx", "npm"), "ci"], cwd=SLIDES, check=True)
-    server = f"http://127.0.0.1:{args.port}"
-    serve_cmd = [sys.executable, "-m", "toolkit", "serve", "--port", str(args.port)]
-    for name in args.model or []:
+    server = f"http://127.0.0.1:{port}"
+    serve_cmd = [sys.executable, "-m", "lecture", "serve", "--port", str(port)]
+    for name in model_names or []:
         serve_cmd += ["--model", name]
     demos = subprocess.Popen(serve_cmd)
     deck = None
     try:
         wait_for_server(server, 600, demos)
         env = {**os.environ, "VITE_DEMO_SERVER": server}
-        deck = subprocess.Popen([npx, "slidev", "slides.md", "--port", str(args.deck_port), "--open", "false"],
+        deck = subprocess.Popen([npx, "slidev", "slides.md", "--port", str(deck_port), "--open", "false"],
                                 cwd=SLIDES, env=env)
-        print(f"[lecture] deck at http://localhost:{args.deck_port}/  (presenter: /#/presenter/), demos at {server}/",
+        print(f"[lecture] deck at http://localhost:{deck_port}/  (presenter: /#/presenter/), demos at {server}/",
               flush=True)
         while demos.poll() is None and deck.poll() is None:
             time.sleep(0.5)
@@ -222,25 +215,3 @@ def _present(args: argparse.Namespace) -> int:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    sp = sub.add_parser("present", help="start the demo server and the Slidev deck together for a lecture")
-    sp.add_argument("--port", type=int, default=7860, help="demo server port (bound to 127.0.0.1)")
-    sp.add_argument("--deck-port", type=int, default=3030, help="Slidev dev server port")
-    sp.add_argument("--model", action="append", metavar="NAME", help="default model for the demos")
-    sp.set_defaults(func=_present)
-
-    sp = sub.add_parser("export-figures", help="render the deck's computed figures to slides/public/figures/")
-    sp.add_argument("names", nargs="*", help="only these figures")
-    sp.add_argument("--out", default=str(SLIDES / "public" / "figures"))
-    sp.add_argument("--dark", action="store_true")
-    sp.set_defaults(func=_export_figures)
-
-    sp = sub.add_parser("snapshots", help="screenshot each deck demo into slides/public/snapshots/ (needs chromium)")
-    sp.add_argument("names", nargs="*", help="only these demos")
-    sp.add_argument("--url", default=DEFAULT_SERVER, help="a running demo server")
-    sp.add_argument("--serve", action="store_true", help="start a demo server on --url's port if none answers")
-    sp.add_argument("--out", default=str(SLIDES / "public" / "snapshots"))
-    sp.add_argument("--dark", action="store_true")
-    sp.set_defaults(func=_snapshots)

@@ -11,27 +11,21 @@ so q(m).k(n) = q^T R(n - m) k depends on m - n only. Two pair layouts exist:
     "half":     pairs (i, i + d/2), as in Hugging Face's ``rotate_half`` (the checkpoint's q/k weights are
                 permuted when converted, so the two give the same scores; ``HALF_TO_ADJACENT`` is that permutation).
 Context extension (linear, dynamic NTK, YaRN, llama3) reuses transformers' own ``ROPE_INIT_FUNCTIONS``.
-
-Capture: forward hooks on every layer's q_proj and k_proj read q and k before rotation; we rotate them with the
-frequencies the model's rotary buffer used. Hooks are always removed, even when the forward pass fails, and record
-only the capturing thread's forward pass (demos share one model between concurrent requests).
+Pure maths on arrays: the capture from a real model is in ``capture.py``.
 """
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from toolkit.models import Loaded
-from toolkit.traces import RopeTrace, make_meta
+from toolkit import arch
 
 LAYOUTS = ("adjacent", "half")
 SCALINGS = ("default", "linear", "dynamic", "yarn", "llama3")
 SINUSOID_BASE = 10_000.0
-MAX_TOKENS = 512  # longest text capture() accepts
 
 
 # ---- frequencies ---------------------------------------------------------------------------------------------
@@ -66,19 +60,6 @@ def wavelengths(freqs: np.ndarray) -> np.ndarray:
     return 2 * math.pi / np.asarray(freqs, dtype=np.float64)
 
 
-def _head_dim(config: Any) -> int:
-    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-
-
-def rope_parameters(config: Any) -> dict[str, Any]:
-    """The config's RoPE settings as transformers 5 names them (``config.rope_parameters``), old names accepted."""
-    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    params = dict(params)
-    params.setdefault("rope_theta", getattr(config, "rope_theta", None) or 10_000.0)
-    params["rope_type"] = params.get("rope_type") or params.get("type") or "default"
-    return params
-
-
 def frequencies(config: Any, seq_len: int | None = None) -> Frequencies:
     """Frequencies a model's config asks for, computed as transformers computes them.
 
@@ -88,8 +69,11 @@ def frequencies(config: Any, seq_len: int | None = None) -> Frequencies:
     import torch
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-    params = rope_parameters(config)
-    rope_type, theta, d = params["rope_type"], float(params["rope_theta"]), _head_dim(config)
+    params = arch.rope_parameters(config)
+    if params is None:
+        raise ValueError(f"{type(config).__name__} has no rotary position embedding (it uses learned positions)")
+    d = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    rope_type, theta = params["rope_type"], float(params["rope_theta"])
     context = int(getattr(config, "max_position_embeddings", 0) or 0)
     if rope_type == "default":
         return Frequencies(inv_freq(theta, d), 1.0, rope_type, theta, d, context)
@@ -183,6 +167,19 @@ def _pair_slices(head_dim: int, layout: str) -> tuple[slice, slice]:
     raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
 
 
+def rotate_half(x: np.ndarray) -> np.ndarray:
+    """(-x_b, x_a) in the half layout: transformers' ``rotate_half``."""
+    h = x.shape[-1] // 2
+    return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def rotate_with(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """x (..., pos, d) rotated with the cos/sin a model passed to its attention (half layout, (pos, d) each, the
+    d/2 angles repeated twice and any attention scaling folded in): x cos + rotate_half(x) sin, as transformers'
+    ``apply_rotary_pos_emb`` computes it. Every capture of post-RoPE q and k goes through here."""
+    return x * cos + rotate_half(x) * sin
+
+
 def rotation_matrix(position: float, freqs: np.ndarray, layout: str = "adjacent") -> np.ndarray:
     """R(pos): the (d, d) block rotation that ``rotate`` applies, x' = R x."""
     d = 2 * len(freqs)
@@ -245,103 +242,3 @@ def sinusoidal(n_positions: int, d: int, base: float = SINUSOID_BASE) -> np.ndar
     pe[:, 0::2] = np.sin(ang)
     pe[:, 1::2] = np.cos(ang[:, : d // 2])
     return pe
-
-
-# ---- capture from a real model -------------------------------------------------------------------------------
-
-def _attention_layers(model: Any) -> list[Any]:
-    inner = getattr(model, "model", model)
-    layers = getattr(inner, "layers", None)
-    if layers is None or not all(hasattr(l, "self_attn") and hasattr(l.self_attn, "q_proj") for l in layers):
-        raise ValueError(f"{type(model).__name__} has no llama-style layers[i].self_attn.q_proj/k_proj to capture")
-    return [l.self_attn for l in layers]
-
-
-def run_with_trace(loaded: Loaded, input_ids: Any, tokens: list[str] | None = None) -> tuple[RopeTrace, Any]:
-    """One forward pass with q/k captured; returns (trace, model output). input_ids: (1, T) long tensor."""
-    import torch
-
-    model, cfg = loaded.model, loaded.config
-    if getattr(cfg, "rope_parameters", None) is None and getattr(cfg, "rope_theta", None) is None:
-        raise ValueError(f"{loaded.name} has no rotary position embedding (it uses learned positions)")
-    attn = _attention_layers(model)
-    d = _head_dim(cfg)
-    store: dict[tuple[int, str], torch.Tensor] = {}
-
-    owner = threading.get_ident()
-
-    def tap(i: int, name: str):
-        def hook(_module, _inputs, output):
-            if threading.get_ident() == owner:  # the model is shared: ignore forwards other requests run meanwhile
-                store[(i, name)] = output.detach()  # (1, T, heads * d)
-        return hook
-
-    handles = []
-    try:
-        for i, a in enumerate(attn):
-            handles.append(a.q_proj.register_forward_hook(tap(i, "q")))
-            handles.append(a.k_proj.register_forward_hook(tap(i, "k")))
-        with torch.no_grad():
-            out = model(input_ids=input_ids, use_cache=False)
-    finally:
-        for h in handles:  # a hook left behind would slow and confuse every later forward pass
-            h.remove()
-    T = input_ids.shape[1]
-
-    def stack(name: str) -> np.ndarray:
-        x = torch.stack([store[(i, name)][0] for i in range(len(attn))])  # (layer, T, heads * d)
-        return x.view(len(attn), T, -1, d).transpose(1, 2).float().numpy()  # (layer, heads, T, d)
-
-    q_pre, k_pre = stack("q"), stack("k")
-    f = frequencies(cfg, seq_len=T)
-    freqs, scaling = f.inv_freq.astype(np.float32), f.attention_scaling
-    rotary = getattr(getattr(model, "model", model), "rotary_emb", None)
-    if rotary is not None:  # the float32 buffer the forward pass just used (dynamic types update it per call)
-        used = rotary.inv_freq.detach().float().numpy()
-        if not np.allclose(used, f.inv_freq, rtol=1e-5, atol=0):
-            raise RuntimeError(f"{loaded.name}: the model's inv_freq differs from the one its config implies")
-        freqs, scaling = used, float(rotary.attention_scaling)
-    positions = np.arange(T)
-    q_post = rotate(q_pre, positions, freqs, "half", scaling)
-    k_post = rotate(k_pre, positions, freqs, "half", scaling)
-    with torch.no_grad():
-        embed = model.get_input_embeddings()(input_ids)[0].float().numpy()  # (T, hidden)
-    if tokens is None:
-        tokens = [loaded.tokenizer.decode([int(t)]) for t in input_ids[0]]
-    trace = RopeTrace(
-        tokens=list(tokens), q_pre=q_pre, q_post=q_post, k_pre=k_pre, k_post=k_post, positions=positions,
-        inv_freq=freqs, layout="half", attention_scaling=scaling, embed=embed,
-        meta=make_meta(loaded.name, rope_type=f.rope_type, rope_theta=f.theta, context=f.context),
-    )
-    return trace.check(), out
-
-
-def encode(loaded: Loaded, text: str, max_tokens: int = MAX_TOKENS) -> Any:
-    """Token ids (1, T) of ``text``; ValueError when empty or longer than ``max_tokens``."""
-    if not text or not text.strip():
-        raise ValueError("the text is empty")
-    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
-    if ids.shape[1] == 0:
-        raise ValueError("the text has no tokens")
-    if ids.shape[1] > max_tokens:
-        raise ValueError(f"the text is {ids.shape[1]} tokens long; the limit is {max_tokens}")
-    return ids
-
-
-def capture(loaded: Loaded, text: str, max_tokens: int = MAX_TOKENS) -> RopeTrace:
-    """Every layer's q and k, per head and position, before and after RoPE, for ``text``."""
-    trace, _ = run_with_trace(loaded, encode(loaded, text, max_tokens))
-    return trace
-
-
-def query_at(trace: RopeTrace, layer: int, head: int, token: int, rotated: bool = False) -> np.ndarray:
-    """The (d,) query of one token in one head, in the adjacent layout (pair i = coordinates 2i, 2i+1)."""
-    x = (trace.q_post if rotated else trace.q_pre)[layer, head, token]
-    return x[half_to_adjacent(x.shape[-1])] if trace.layout == "half" else x
-
-
-def key_at(trace: RopeTrace, layer: int, head: int, token: int, rotated: bool = False) -> np.ndarray:
-    """The (d,) key read by query head ``head`` (its GQA key/value head), in the adjacent layout."""
-    group = trace.q_pre.shape[1] // trace.k_pre.shape[1]
-    x = (trace.k_post if rotated else trace.k_pre)[layer, head // group, token]
-    return x[half_to_adjacent(x.shape[-1])] if trace.layout == "half" else x

@@ -12,9 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from toolkit import attention as att
-from toolkit.plots import style
-from toolkit.traces import AttentionTrace
+from toolkit import style
+from toolkit.attention import maths
+from toolkit.attention.trace import AttentionTrace
 
 TICK_LIMIT = 40  # label every token up to this many; beyond, hover gives positions
 
@@ -25,11 +25,11 @@ def label(token: str) -> str:
     return t if t else "␣"
 
 
-def _masked(w: np.ndarray, causal: bool) -> np.ndarray:
-    """(query, key) float32 with NaN where a causal model cannot look."""
-    out = np.array(w, dtype=np.float32)
-    if causal:
-        out[np.triu_indices(out.shape[0], k=1, m=out.shape[1])] = np.nan
+def _masked(trace: AttentionTrace, layer: int, head: int) -> np.ndarray:
+    """(query, key) float32 with NaN where the model cannot look (the future, or beyond a sliding window)."""
+    out = np.array(trace.weights[layer, head], dtype=np.float32)
+    if trace.causal:
+        out[~np.isfinite(maths.causal_mask(out.shape[0], trace.meta.get("sliding_window")))] = np.nan
     return out
 
 
@@ -59,7 +59,7 @@ def _heat(z: np.ndarray, **kw) -> go.Heatmap:
 def head_heatmap(trace: AttentionTrace, layer: int, head: int, dark: bool = False) -> go.Figure:
     """One head's weight matrix with token labels; the causal mask drawn as masked, not as zeros."""
     layer, head = _clamp(layer, trace.n_layers), _clamp(head, trace.n_heads)
-    z = _masked(trace.weights[layer, head], trace.causal)
+    z = _masked(trace, layer, head)
     fig = go.Figure(_heat(z, colorscale=style.SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="weight")))
     _token_axes(fig, trace.tokens)
     fig.update_xaxes(title="key (attended to)")
@@ -104,7 +104,7 @@ def layer_heads(trace: AttentionTrace, layer: int, dark: bool = False) -> go.Fig
     layout = _grid_layout(trace.n_heads, rows, cols, titles, axis, vgap=0.16 if ticks else 0.08)
     layout["coloraxis"] = {"colorscale": style.SEQUENTIAL, "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "weight"}}}
     data = [
-        {"type": "heatmap", "z": _masked(trace.weights[layer, h], trace.causal), "coloraxis": "coloraxis",
+        {"type": "heatmap", "z": _masked(trace, layer, h), "coloraxis": "coloraxis",
          "xaxis": "x" if h == 0 else f"x{h + 1}", "yaxis": "y" if h == 0 else f"y{h + 1}",
          "hovertemplate": "query %{y} → key %{x}: %{z:.3f}<extra></extra>"}
         for h in range(trace.n_heads)
@@ -221,7 +221,7 @@ def step_by_step(trace: AttentionTrace, layer: int, head: int, dark: bool = Fals
         raise ValueError("this trace has no Q, K, V (capture with with_qkv=True)")
     layer, head = _clamp(layer, trace.n_layers), _clamp(head, trace.n_heads)
     q, k, v = trace.q[layer, head], trace.k[layer, head], trace.v[layer, head]  # (pos, head_dim)
-    steps = att.attention_steps(q, k, v, trace.causal, trace.meta.get("scaling"))
+    steps = maths.attention_steps(q, k, v, trace.causal, trace.meta.get("scaling"), trace.meta.get("sliding_window"))
     err = float(np.abs(steps["weights"] - trace.weights[layer, head]).max())
     n, d = min(len(trace.tokens), max_tokens), q.shape[-1]
     m = min(dims, d)
@@ -264,7 +264,7 @@ def step_by_step(trace: AttentionTrace, layer: int, head: int, dark: bool = Fals
 def head_summary(trace: AttentionTrace, dark: bool = False) -> go.Figure:
     """Per layer × head: entropy (bits), and the share of attention to the previous token, to the first token
     (the attention sink) and to itself."""
-    stats = att.head_stats(trace)
+    stats = maths.head_stats(trace)
     names = [("entropy", "entropy (bits)"), ("previous", "→ previous token"), ("first", "→ first token (sink)"),
              ("self", "→ itself")]
     fig = make_subplots(1, 4, subplot_titles=[t for _, t in names], horizontal_spacing=0.04)
@@ -291,7 +291,7 @@ def pair_heads(trace: AttentionTrace, query: str = "it", keys: tuple[str, ...] =
     The deck's two-head slide: on "The animal didn't cross the street because it was too tired", which heads
     send "it" to "animal" and which to "tired"? A causal model cannot look ahead: "tired" comes after "it".
     """
-    pair = att.pair_attention(trace, query, list(keys))
+    pair = maths.pair_attention(trace, query, list(keys))
     titles = []
     for word, ki in zip(keys, pair["keys"]):
         after = trace.causal and ki > pair["query"]
@@ -331,7 +331,7 @@ def encoder_vs_decoder(encoder: AttentionTrace, decoder: AttentionTrace, layer: 
     ])
     for i, tr in enumerate((encoder, decoder)):
         lay, hd = _clamp(layer[i], tr.n_layers), _clamp(head[i], tr.n_heads)
-        fig.add_trace(_heat(_masked(tr.weights[lay, hd], tr.causal), coloraxis="coloraxis"), 1, i + 1)
+        fig.add_trace(_heat(_masked(tr, lay, hd), coloraxis="coloraxis"), 1, i + 1)
         _token_axes(fig, tr.tokens, 1, i + 1)
     fig.update_layout(coloraxis=dict(colorscale=style.SEQUENTIAL, cmin=0, cmax=1, colorbar=dict(title="weight")))
     fig.update_annotations(font_size=style.FONT_SIZE - 2)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from toolkit.plots import style
+from toolkit import style
 
 WIDTH, HEIGHT = 900, 560  # CSS px of each PNG (rendered at 2x for a projector)
 
@@ -69,7 +69,7 @@ FIGURES = {
 
 def export(out_dir: str | Path, names: list[str] | None = None, dark: bool = False) -> list[Path]:
     """Render the named figures (all by default) to out_dir/<name>.png with headless chromium."""
-    from toolkit.chromium import Browser
+    from lecture.chromium import Browser
 
     out = Path(out_dir)
     written = []

@@ -1,4 +1,5 @@
-"""Shared helpers for the Gradio demos: the offline theme, URL presets, dark mode, friendly errors.
+"""Shared helpers for the Gradio demos: the offline theme, URL presets, dark mode, friendly errors, widgets
+built from a config's own field metadata.
 
 Demos stay thin: they build a module-level ``demo`` (a gr.Blocks) without loading any model, and their named
 handlers call the toolkit. Bad input becomes a ``gr.Error`` (a message in the UI), never a stack trace.
@@ -6,6 +7,7 @@ handlers call the toolkit. Bad input becomes a ``gr.Error`` (a message in the UI
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 import os
@@ -14,9 +16,10 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from toolkit import models
+from toolkit import models, registry
+from toolkit.config import Config, ConfigError
 from toolkit.models import ModelUnavailable
-from toolkit.traces import TraceError
+from toolkit.trace import TraceError
 
 log = logging.getLogger("lecture")
 
@@ -35,9 +38,17 @@ HEAD = ("<script>if (new URLSearchParams(location.search).has('embed'))"
         " document.documentElement.classList.add('lecture-embed');</script>")
 
 
-def header(title: str, description: str | None) -> gr.Markdown:
-    """The demo's title and one-line description (hidden when embedded in a slide)."""
+def header(name: str, description: str | None) -> gr.Markdown:
+    """The concept's title and the demo's one-line description (hidden when embedded in a slide)."""
+    title = registry.get(name).title
     return gr.Markdown(f"## {title}\n{(description or '').strip()}", elem_classes=["demo-header"])
+
+
+def launch(demo: gr.Blocks, port: int = 7860) -> None:
+    """``python demos/<name>.py``: this one demo on http://127.0.0.1:port/, offline theme and all."""
+    demo.queue(default_concurrency_limit=WORKERS).launch(
+        server_name="127.0.0.1", server_port=port, theme=theme(), css=CSS, head=HEAD, footer_links=[],
+        ssr_mode=False)
 
 
 def theme() -> gr.themes.Base:
@@ -58,8 +69,19 @@ BUSY_MESSAGE = "The demo server is busy with other requests right now; please tr
 
 
 def safe(fn: Callable) -> Callable:
-    """Wrap a handler: one of WORKERS compute slots; user errors pass through as messages; anything else
-    becomes a short message, logged. Generator handlers (live runs) manage their own exclusivity."""
+    """Wrap a handler (plain or generator): one of WORKERS compute slots; user errors pass through as messages;
+    a bad config value becomes its sentence; anything else becomes a short message, logged."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:
+                raise message(fn.__name__, err) from err
+
+        return stream
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -72,17 +94,22 @@ def safe(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ModelUnavailable, TraceError) as err:  # already a sentence that names the fix
-            raise UserError(str(err)) from err
-        except Exception as err:  # the server must stay up and the page must show a sentence, not a trace
-            log.exception("handler %s failed", fn.__name__)
-            raise UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}") from err
+        except Exception as err:
+            raise message(fn.__name__, err) from err
         finally:
             if outer:
                 _held.slot = False
                 _slots.release()
 
     return wrapper
+
+
+def message(handler: str, err: Exception) -> UserError:
+    """The sentence a page shows for an exception; what was not a person's mistake is logged with its trace."""
+    if isinstance(err, (ModelUnavailable, TraceError, ConfigError)):  # already a sentence that names the fix
+        return UserError(str(err))
+    log.exception("handler %s failed", handler)
+    return UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}")
 
 
 def query(request: gr.Request | None) -> dict[str, str]:
@@ -164,3 +191,36 @@ def model(name: str | None = None, kind: str = "causal") -> models.Loaded:
         return models.load(name or models.default(kind))
     except ModelUnavailable as err:
         raise UserError(str(err)) from None
+
+
+# ---- widgets from a config's metadata: the UI shows the same ranges the library enforces --------------------
+
+def _label(cls: type[Config], name: str) -> str:
+    return cls.spec(name).label or name.replace("_", " ")
+
+
+def slider(cls: type[Config], name: str, **kw: Any) -> gr.Slider:
+    spec = cls.spec(name)
+    return gr.Slider(spec.lo, spec.hi, value=kw.pop("value", cls.default(name)), step=spec.step or 1,
+                     label=kw.pop("label", _label(cls, name)), info=kw.pop("info", None), **kw)
+
+
+def number(cls: type[Config], name: str, **kw: Any) -> gr.Number:
+    spec = cls.spec(name)
+    whole = isinstance(cls.default(name), int)
+    return gr.Number(kw.pop("value", cls.default(name)), label=kw.pop("label", _label(cls, name)),
+                     minimum=spec.lo, maximum=spec.hi, precision=0 if whole else None, **kw)
+
+
+def dropdown(cls: type[Config], name: str, **kw: Any) -> gr.Dropdown:
+    spec = cls.spec(name)
+    return gr.Dropdown(list(spec.choices or []), value=kw.pop("value", cls.default(name)),
+                       label=kw.pop("label", _label(cls, name)), **kw)
+
+
+def config(cls: type[Config], base: Config | None = None, **raw: Any) -> Config:
+    """A checked config from widget values; a bad value becomes a message naming the field and its range."""
+    try:
+        return cls.coerce(base, **raw)
+    except ConfigError as err:
+        raise UserError(str(err).split(": ", 1)[-1]) from None

@@ -1,0 +1,110 @@
+"""Attention capture: the real weights, Q, K and V of every layer and head of a Hugging Face model.
+
+Serves the deck's self-attention slides ("Self-attention computation", multi-head attention, causal masking,
+the "it -> animal / tired" example, encoder vs decoder). One forward pass through ``toolkit.qkv``: hooks on each
+attention module (its weight matrix; eager attention only) and its q/k/v projections, always removed, recording
+only this thread's forward passes (the model is shared by every request). Q and K are post-RoPE for RoPE models.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from toolkit import arch, models, qkv, text
+from toolkit.attention.trace import AttentionTrace
+from toolkit.config import Config, param
+from toolkit.trace import make_meta
+
+MAX_NEW_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class AttentionConfig(Config):
+    max_tokens: int = param(text.DEFAULT_TOKENS, "tokens run; a longer text is cut (the trace says so)",
+                            lo=2, hi=text.MAX_TOKENS, label="token limit")
+    qkv: bool = param(True, "keep Q, K and V per head (the step-by-step view needs them)")
+    new_tokens: int = param(8, "tokens to generate (generation view)", lo=1, hi=MAX_NEW_TOKENS, step=1,
+                            label="new tokens")
+
+
+def _no_logits(model: torch.nn.Module) -> dict:
+    """The capture reads attention, not logits: a causal LM computes the last position's logits only (SmolLM2's
+    vocabulary projection is a fifth of its forward pass). Encoders take no such argument."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
+def _per_head(arrays: dict[str, np.ndarray], group: int) -> dict[str, np.ndarray]:
+    """q (layer, head, pos, d) as is; k and v repeated from their key/value head to every query head."""
+    return {"q": arrays["q"], "k": qkv.repeat_kv(arrays["k"], group), "v": qkv.repeat_kv(arrays["v"], group)}
+
+
+def capture(model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None,
+            **options: Any) -> AttentionTrace:
+    """Run ``prompt`` once and return every layer's and head's attention (and Q, K, V) as a checked trace."""
+    loaded = models.resolve(model)
+    cfg = AttentionConfig.make(config, **options)
+    enc = text.encode(loaded.tokenizer, prompt, cfg.max_tokens)
+    ids = torch.tensor([enc.ids])
+    with torch.no_grad(), qkv.QkvTap(loaded.model, qkv=cfg.qkv) as tap:
+        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), **_no_logits(loaded.model))
+    arrays = tap.arrays()
+    a = tap.arch
+    return AttentionTrace(
+        tokens=text.display(loaded.tokenizer, enc.ids), weights=arrays["weights"], kv_head=a.kv_head(),
+        causal=a.causal, meta=_meta(loaded, tap, enc.ids, enc.n_total), truncated=enc.truncated,
+        **(_per_head(arrays, a.group) if cfg.qkv else {}),
+    ).check()
+
+
+def generate(model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None,
+             **options: Any) -> AttentionTrace:
+    """Greedy generation with a KV cache, recording at each step how the new token attends to everything before.
+
+    The prompt's rows come from the first forward pass; row n_prompt + s from step s, where only the newest
+    token is fed (its query against the cached keys). Stops early at the end-of-sequence token.
+    """
+    loaded = models.resolve(model)
+    cfg = AttentionConfig.make(config, **{"qkv": False, **options})
+    if not arch.is_causal(loaded.model):
+        raise ValueError(f"{loaded.name} is an encoder: it does not generate; choose a causal model")
+    enc = text.encode(loaded.tokenizer, prompt, max(1, cfg.max_tokens - cfg.new_tokens))
+    ids, n_prompt = list(enc.ids), len(enc.ids)
+    eos = getattr(loaded.tokenizer, "eos_token_id", None)
+    with torch.no_grad(), qkv.QkvTap(loaded.model, qkv=cfg.qkv) as tap:
+        out = loaded.model(input_ids=torch.tensor([ids]), use_cache=True)
+        for _ in range(cfg.new_tokens):
+            nxt = int(out.logits[0, -1].argmax())
+            ids.append(nxt)
+            out = loaded.model(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+            if nxt == eos:
+                break
+    steps = [tap.arrays(i) for i in range(tap.calls)]
+    n = len(ids)
+    weights = np.zeros((*steps[0]["weights"].shape[:2], n, n), dtype=np.float32)  # (layer, head, query, key)
+    start = 0
+    for step in steps:
+        w = step["weights"]  # (layer, head, new queries, keys so far)
+        weights[:, :, start: start + w.shape[2], : w.shape[3]] = w
+        start += w.shape[2]
+    per_head = {}
+    if cfg.qkv:
+        joined = {key: np.concatenate([s[key] for s in steps], axis=2) for key in "qkv"}  # along pos
+        per_head = _per_head(joined, tap.arch.group)
+    meta = _meta(loaded, tap, ids, enc.n_total)
+    meta["generated"] = text.display(loaded.tokenizer, ids[n_prompt:])
+    return AttentionTrace(
+        tokens=text.display(loaded.tokenizer, ids), weights=weights, kv_head=tap.arch.kv_head(), causal=True,
+        meta=meta, truncated=enc.truncated, n_prompt=n_prompt, **per_head,
+    ).check()
+
+
+def _meta(loaded: models.Loaded, tap: qkv.QkvTap, ids: list[int], n_total: int) -> dict[str, Any]:
+    return make_meta(
+        model=loaded.name, ids=list(ids), n_tokens_in_text=n_total, head_dim=tap.arch.head_dim,
+        scaling=tap.scaling(), qk="post-rope" if tap.uses_rope() else "projections",
+        architecture=tap.arch.architecture, sliding_window=tap.arch.sliding_window if tap.arch.causal else None,
+    )

@@ -1,0 +1,50 @@
+"""Every concept the toolkit teaches, in deck order: one line each.
+
+A concept has one name everywhere: its folder ``toolkit/<name>/`` (maths, capture, trace, figures), its demo
+``demos/<name>.py``, its slide's ``<Demo name="<name>">``, its test ``tests/test_<name>.py``. The server mounts
+the demos listed here; ``Trace.load`` finds trace kinds through here. Adding a concept: copy a folder that looks
+like yours (``toolkit/rope/`` is a small complete one), write its demo, its slide and its test, add its line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    title: str
+    has_trace: bool = True  # False: the concept shows facts, not a trace (the model card)
+
+    @property
+    def module(self) -> str:
+        return f"toolkit.{self.name}"
+
+    @property
+    def trace_module(self) -> str | None:
+        return f"toolkit.{self.name}.trace" if self.has_trace else None
+
+    @property
+    def demo(self) -> str:
+        return f"demos.{self.name}"
+
+
+CONCEPTS: dict[str, Concept] = {c.name: c for c in [
+    Concept("model_card", "Model card", has_trace=False),
+    Concept("tokens", "Tokens and embeddings"),
+    Concept("rope", "RoPE rotations"),
+    Concept("attention", "Attention maps"),
+    Concept("moe", "Mixture of experts"),
+    Concept("sampling", "Next-token sampling"),
+    Concept("kv_cache", "KV cache"),
+    Concept("sft", "SFT loss masking"),
+    Concept("lora", "LoRA and QLoRA"),
+    Concept("dpo", "Reward model and DPO"),
+    Concept("grpo", "GRPO"),
+]}
+
+
+def get(name: str) -> Concept:
+    if name not in CONCEPTS:
+        raise KeyError(f"unknown concept {name!r}; known: {', '.join(CONCEPTS)}")
+    return CONCEPTS[name]
