@@ -8,6 +8,7 @@ JSON). Targets: ours >= 10x faster, <= 1/30 of bertviz's bytes, end-to-end <= 0.
 Times are the best of --repeat runs (medians are printed too). Run:
 python benchmarks/bench_attention.py [--tokens 64] [--repeat 5]. The last line is JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,11 +49,11 @@ def main() -> None:
 
     import torch
     from bertviz import head_view, model_view
+    from toolkit.plots import attention as plots
 
     from demos import attention as demo
     from toolkit import attention as att
     from toolkit import models
-    from toolkit.plots import attention as plots
 
     loaded = models.load("smollm2-135m")
     trace = att.capture(loaded.model, loaded.tokenizer, PROMPT, max_tokens=args.tokens, with_qkv=False)
@@ -97,21 +98,38 @@ def main() -> None:
     e2e_s, fwd_s = interleaved([request, forward], args.repeat)
 
     speedup, bytes_ratio = bv_s / ours_s, ours_bytes / bv_bytes
-    print(f"SmolLM2-135M, {n} tokens, {trace.n_layers} layers x {trace.n_heads} heads, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"SmolLM2-135M, {n} tokens, {trace.n_layers} layers x {trace.n_heads} heads, torch threads "
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"(a) ours    tensors -> default-view JSON: {ours_s * 1000:8.1f} ms {ours_bytes / 1e6:8.2f} MB")
     print(f"(b) bertviz head_view + model_view HTML:  {bv_s * 1000:8.1f} ms {bv_bytes / 1e6:8.2f} MB")
     print(f"ratios: {speedup:.1f}x faster, {1 / bytes_ratio:.0f}x fewer bytes (ours/bertviz = {bytes_ratio:.4f})")
-    print(f"end-to-end default-view request (forward + capture + figures + JSON): {e2e_s * 1000:.0f} ms; "
-          f"the bare forward pass alone: {fwd_s * 1000:.0f} ms, so ours adds {(e2e_s - fwd_s) * 1000:.0f} ms")
+    print(
+        f"end-to-end default-view request (forward + capture + figures + JSON): {e2e_s * 1000:.0f} ms; "
+        f"the bare forward pass alone: {fwd_s * 1000:.0f} ms, so ours adds {(e2e_s - fwd_s) * 1000:.0f} ms"
+    )
     met = speedup >= 10 and bytes_ratio <= 1 / 30 and e2e_s <= 0.6
-    print(json.dumps({
-        "bench": "attention", "tokens": n, "ours_s": round(ours_s, 4), "bertviz_s": round(bv_s, 3),
-        "speedup": round(speedup, 1), "ours_bytes": ours_bytes, "bertviz_bytes": bv_bytes,
-        "bytes_ratio": round(bytes_ratio, 5), "e2e_s": round(e2e_s, 3), "forward_s": round(fwd_s, 3),
-        "median_s": MEDIANS, "load_avg": round(os.getloadavg()[0], 1),
-        "target": "speedup>=10, bytes_ratio<=1/30, e2e_s<=0.6", "met": met,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "attention",
+                "tokens": n,
+                "ours_s": round(ours_s, 4),
+                "bertviz_s": round(bv_s, 3),
+                "speedup": round(speedup, 1),
+                "ours_bytes": ours_bytes,
+                "bertviz_bytes": bv_bytes,
+                "bytes_ratio": round(bytes_ratio, 5),
+                "e2e_s": round(e2e_s, 3),
+                "forward_s": round(fwd_s, 3),
+                "median_s": MEDIANS,
+                "load_avg": round(os.getloadavg()[0], 1),
+                "target": "speedup>=10, bytes_ratio<=1/30, e2e_s<=0.6",
+                "met": met,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The KV-cache demo's own generation (with and without the cache, on purpose) is e
 demo's time minus the per-token time it measured. Target: at most 1 s per demo on 2 cores.
 Run: python benchmarks/bench_deck_demos.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,10 @@ def main() -> None:
     from demos import kv_cache as d_kv
     from demos import lora as d_lora
     from demos import sampling as d_sampling
-    from demos import sft_loss as d_sft
+    from demos import sft as d_sft
     from demos import tokens as d_tokens
     from toolkit import kv_cache, lora, models, sft
-    from toolkit.plots import kv_cache as kv_views
+    from toolkit.kv_cache import figures as kv_views
 
     smol, mini = models.load("smollm2-135m"), models.load("minilm-l6")
     req = Request()
@@ -62,7 +63,7 @@ def main() -> None:
         with torch.no_grad():
             return smol.model(smol.tokenizer(text, return_tensors="pt")["input_ids"])
 
-    sft_ids, sft_labels, _ = sft.build(smol, d_sft.DEFAULT_USER, d_sft.DEFAULT_ANSWER)
+    sft_ids, sft_labels, _ = sft.build(smol, sft.Exchange(d_sft.DEFAULT_USER, d_sft.DEFAULT_ANSWER))
 
     def sft_anchor():
         with torch.no_grad():
@@ -70,7 +71,7 @@ def main() -> None:
 
     def kv_overhead() -> float:
         t0 = time.perf_counter()
-        t = kv_cache.compare(smol, d_kv.DEFAULT_PROMPT, d_kv.DEFAULT_STEPS)
+        t = kv_cache.capture(smol, d_kv.DEFAULT_PROMPT, steps=d_kv.DEFAULT_STEPS)
         kv_views.times(t), kv_views.memory(t)
         return time.perf_counter() - t0 - float(t.seconds_cached.sum() + t.seconds_uncached.sum())
 
@@ -80,11 +81,13 @@ def main() -> None:
             smol.model.generate(ids, max_new_tokens=d_kv.DEFAULT_STEPS, do_sample=False)
 
     cases = {
-        "tokens": (lambda: d_tokens.on_load(req),
-                   lambda: (smol.tokenizer(d_tokens.DEFAULT_TEXT), mini.tokenizer(d_tokens.DEFAULT_TEXT))),
+        "tokens": (
+            lambda: d_tokens.on_load(req),
+            lambda: (smol.tokenizer(d_tokens.DEFAULT_TEXT), mini.tokenizer(d_tokens.DEFAULT_TEXT)),
+        ),
         "sampling": (lambda: d_sampling.on_load(req), lambda: fwd(d_sampling.DEFAULT_PROMPT)),
         "sft_loss": (lambda: d_sft.on_load(req), sft_anchor),
-        "lora": (lambda: d_lora.on_load(req), lambda: lora.count(smol, 8, d_lora.DEFAULT_TARGETS)),
+        "lora": (lambda: d_lora.on_load(req), lambda: lora.count(smol, r=8, targets=d_lora.DEFAULT_TARGETS)),
         "dpo": (lambda: d_dpo.on_load(req), lambda: fwd(" ".join(d_dpo.dpo.PAIR))),
     }
     figures, cpu = {}, {}
@@ -97,11 +100,23 @@ def main() -> None:
     kv = statistics.median(kv_overhead() for _ in range(args.repeat))
     kv_ref, _ = timed(kv_anchor, 1)
     figures["kv_cache_excl_generation"] = round(kv, 3)
-    print(f"{'kv_cache':<10} {kv:>9.3f} {'':>11} {kv_ref:>11.3f} {kv / kv_ref:>7.2f}   (excl. generation; anchor generate())")
-    print(json.dumps({"bench": "deck_demos", **{f"{k}_s": v for k, v in figures.items()},
-                      **{f"{k}_cpu_s": v for k, v in cpu.items()}, "load_avg_1m": round(os.getloadavg()[0], 1),
-                      "threads": torch.get_num_threads(), "target": f"<= {TARGET_S} s each",
-                      "met": all(v <= TARGET_S for v in figures.values())}))
+    print(
+        f"{'kv_cache':<10} {kv:>9.3f} {'':>11} {kv_ref:>11.3f} {kv / kv_ref:>7.2f}"
+        "   (excl. generation; anchor generate())"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "deck_demos",
+                **{f"{k}_s": v for k, v in figures.items()},
+                **{f"{k}_cpu_s": v for k, v in cpu.items()},
+                "load_avg_1m": round(os.getloadavg()[0], 1),
+                "threads": torch.get_num_threads(),
+                "target": f"<= {TARGET_S} s each",
+                "met": all(v <= TARGET_S for v in figures.values()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

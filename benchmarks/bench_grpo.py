@@ -2,12 +2,14 @@
 
 Same model (SmolLM2-135M-Instruct), same LoRA (r=8, alpha 16, q_proj/v_proj), one prompt per step with G=8
 completions of at most 16 new tokens, β=0.04, one update per batch, same learning rate and the same prompts.
-The two trainers alternate step by step, so both see the same load. Reports the median step time after a warm-up step, both mean completion lengths (shorter answers are faster,
-so compare them too), the ratio ours/TRL (target <= 0.6), and with --rise our reward over 20 steps.
+The two trainers alternate step by step, so both see the same load. Reports the median step time after a
+warm-up step, both mean completion lengths (shorter answers are faster, so compare them too), the ratio
+ours/TRL (target <= 0.6), and with --rise our reward over 20 steps.
 Last line: one JSON object.
 
   python benchmarks/bench_grpo.py [--steps 6] [--threads 2] [--rise]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,17 +28,17 @@ TARGET = 0.6
 
 
 def ours_steps(cfg):
-    """Our trainer, one step per next(): yields (wall s, CPU s, record)."""
+    """Our trainer, one step per next(): yields (wall s, CPU s, GrpoStep)."""
     from toolkit.grpo.trainer import run
 
     it = run(cfg)
     while True:
         t, c = time.perf_counter(), time.process_time()
         try:
-            rec = next(it)
+            step = next(it)
         except StopIteration:
             return
-        yield time.perf_counter() - t, time.process_time() - c, rec
+        yield time.perf_counter() - t, time.process_time() - c, step
 
 
 def side_by_side(cfg) -> dict[str, list[float]]:
@@ -53,8 +55,9 @@ def side_by_side(cfg) -> dict[str, list[float]]:
     loaded = models.load(cfg.model)
     task, rng = TASKS[cfg.task], random.Random(cfg.seed)
     problems = [task.make(rng) for _ in range(cfg.steps)]  # the prompts our trainer draws, in the same order
-    data = Dataset.from_dict({"prompt": [[{"role": "user", "content": q}] for q, _ in problems],
-                              "answer": [a for _, a in problems]})
+    data = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": q}] for q, _ in problems], "answer": [a for _, a in problems]}
+    )
     weights = cfg.reward_weights()
 
     def make(name):
@@ -74,33 +77,63 @@ def side_by_side(cfg) -> dict[str, list[float]]:
         def on_step_end(self, args, state, control, **kw):
             out["trl"].append(time.perf_counter() - self.t)
             out["trl_cpu"].append(time.process_time() - self.c)
-            wall, cpu, rec = next(mine)
+            wall, cpu, step = next(mine)
             out["ours"].append(wall)
             out["ours_cpu"].append(cpu)
-            out["ours_length"].append(rec["metrics"]["completions/mean_length"])
-            out["ours_reward"].append(rec["metrics"]["reward"])
-            print(f"  step {len(out['trl']) - 1}: TRL {out['trl'][-1]:.2f} s ({out['trl_cpu'][-1]:.2f} s CPU), "
-                  f"ours {wall:.2f} s ({cpu:.2f} s CPU, length {out['ours_length'][-1]:.1f})", flush=True)
+            out["ours_length"].append(step.metrics["completions/mean_length"])
+            out["ours_reward"].append(step.metrics["reward"])
+            print(
+                f"  step {len(out['trl']) - 1}: TRL {out['trl'][-1]:.2f} s ({out['trl_cpu'][-1]:.2f} s CPU), "
+                f"ours {wall:.2f} s ({cpu:.2f} s CPU, length {out['ours_length'][-1]:.1f})",
+                flush=True,
+            )
 
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(
-            output_dir=tmp, per_device_train_batch_size=cfg.num_generations, num_generations=cfg.num_generations,
-            max_completion_length=cfg.max_new_tokens, max_steps=cfg.steps, learning_rate=cfg.lr, beta=cfg.beta,
-            num_iterations=cfg.num_iterations, epsilon=cfg.epsilon_low, temperature=cfg.temperature,
-            top_p=cfg.top_p, scale_rewards=cfg.scale_rewards, loss_type=cfg.loss_type, logging_steps=1,
-            report_to="none", save_strategy="no", use_cpu=True, seed=cfg.seed, disable_tqdm=True,
-            reward_weights=list(weights.values()), shuffle_dataset=False, max_grad_norm=cfg.max_grad_norm,
-            lr_scheduler_type="constant", weight_decay=0.0,
+            output_dir=tmp,
+            per_device_train_batch_size=cfg.num_generations,
+            num_generations=cfg.num_generations,
+            max_completion_length=cfg.max_new_tokens,
+            max_steps=cfg.steps,
+            learning_rate=cfg.lr,
+            beta=cfg.beta,
+            num_iterations=cfg.num_iterations,
+            epsilon=cfg.epsilon_low,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            scale_rewards=cfg.scale_rewards,
+            loss_type=cfg.loss_type,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            seed=cfg.seed,
+            disable_tqdm=True,
+            reward_weights=list(weights.values()),
+            shuffle_dataset=False,
+            max_grad_norm=cfg.max_grad_norm,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
         )
         trainer = GRPOTrainer(
-            model=copy.deepcopy(loaded.model), reward_funcs=[make(n) for n in weights], args=args,
-            train_dataset=data, processing_class=loaded.tokenizer, callbacks=[Clock()],
-            peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
-                                   lora_dropout=0.0, task_type="CAUSAL_LM"),
+            model=copy.deepcopy(loaded.model),
+            reward_funcs=[make(n) for n in weights],
+            args=args,
+            train_dataset=data,
+            processing_class=loaded.tokenizer,
+            callbacks=[Clock()],
+            peft_config=LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                target_modules=list(cfg.lora_targets),
+                lora_dropout=0.0,
+                task_type="CAUSAL_LM",
+            ),
         )
         trainer.train()
-        out["trl_length"] = [h["completions/mean_length"] for h in trainer.state.log_history
-                             if "completions/mean_length" in h]
+        out["trl_length"] = [
+            h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h
+        ]
     return out
 
 
@@ -113,13 +146,16 @@ def main() -> int:
 
     import torch
 
-    from toolkit.grpo.config import preset
+    from toolkit.grpo import preset
 
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = preset("lecture", steps=a.steps, num_iterations=1, beta=0.04)
-    print(f"config: G={cfg.num_generations}, max_new_tokens={cfg.max_new_tokens}, LoRA r={cfg.lora_r} on "
-          f"{cfg.lora_targets}, beta={cfg.beta}, lr={cfg.lr}, threads={torch.get_num_threads()}", flush=True)
+    print(
+        f"config: G={cfg.num_generations}, max_new_tokens={cfg.max_new_tokens}, LoRA r={cfg.lora_r} on "
+        f"{cfg.lora_targets}, beta={cfg.beta}, lr={cfg.lr}, threads={torch.get_num_threads()}",
+        flush=True,
+    )
     r = side_by_side(cfg)
     len_ours, len_trl = r["ours_length"], r["trl_length"]
     m_ours, m_trl = statistics.median(r["ours"][1:]), statistics.median(r["trl"][1:])
@@ -128,16 +164,24 @@ def main() -> int:
     print(f"ours: {m_ours:.2f} s/step wall, {cpu_ours:.2f} s CPU (mean length {statistics.mean(len_ours):.1f} tokens)")
     print(f"TRL:  {m_trl:.2f} s/step wall, {cpu_trl:.2f} s CPU (mean length {statistics.mean(len_trl):.1f} tokens)")
     print(f"ratio ours/TRL: {ratio:.2f} wall, {cpu_ratio:.2f} CPU time (target <= {TARGET}, on wall time)")
-    result = {"bench": "grpo_step", "ours_s": round(m_ours, 3), "trl_s": round(m_trl, 3), "ratio": round(ratio, 3),
-              "ours_cpu_s": round(cpu_ours, 3), "trl_cpu_s": round(cpu_trl, 3), "cpu_ratio": round(cpu_ratio, 3),
-              "ours_mean_length": round(statistics.mean(len_ours), 2),
-              "trl_mean_length": round(statistics.mean(len_trl), 2) if len_trl else None,
-              "steps": a.steps, "threads": torch.get_num_threads()}
+    result = {
+        "bench": "grpo_step",
+        "ours_s": round(m_ours, 3),
+        "trl_s": round(m_trl, 3),
+        "ratio": round(ratio, 3),
+        "ours_cpu_s": round(cpu_ours, 3),
+        "trl_cpu_s": round(cpu_trl, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
+        "ours_mean_length": round(statistics.mean(len_ours), 2),
+        "trl_mean_length": round(statistics.mean(len_trl), 2) if len_trl else None,
+        "steps": a.steps,
+        "threads": torch.get_num_threads(),
+    }
     if a.rise:
         rewards = []
-        for wall, _, rec in ours_steps(preset("lecture", steps=20)):
-            rewards.append(rec["metrics"]["reward"])
-            print(f"  rise step {rec['step']}: reward {rewards[-1]:.3f} ({wall:.1f} s)", flush=True)
+        for wall, _, step in ours_steps(preset("lecture", steps=20)):
+            rewards.append(step.metrics["reward"])
+            print(f"  rise step {step.step}: reward {rewards[-1]:.3f} ({wall:.1f} s)", flush=True)
         first, last = statistics.mean(rewards[:5]), statistics.mean(rewards[-5:])
         print("reward per step: " + " ".join(f"{r:.2f}" for r in rewards))
         print(f"mean reward, steps 0-4: {first:.3f}; steps 15-19: {last:.3f}")

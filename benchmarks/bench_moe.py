@@ -5,6 +5,7 @@ Target: the routing trace plus the default view (the demo's first tab: the text 
 top-1 expert, HTML) cost at most 1.5x the bare forward. The demo's whole request (trace + all six views) is printed
 beside it for information.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,10 @@ import time
 
 import torch
 
-from toolkit.moe import PRESETS, capture, corpus, runs
+from toolkit import moe
+from toolkit.moe import PRESETS, corpus, runs
+from toolkit.moe import figures as views
 from toolkit.moe.model import MoeTransformer, aux_losses
-from toolkit.plots import moe as views
 
 N_TOKENS, REPEATS = 256, 15
 
@@ -47,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = runs.model("balanced")
     data = corpus.build()
-    text = bytes(data.data[data.split:data.split + N_TOKENS]).decode("utf-8", errors="replace")
+    text = bytes(data.data[data.split : data.split + N_TOKENS]).decode("utf-8", errors="replace")
     ids = torch.tensor([corpus.encode(text)[:N_TOKENS]])
     text = bytes(ids[0].tolist()).decode("utf-8", errors="replace")
 
@@ -56,11 +58,17 @@ def main() -> None:
             model(ids)
 
     def trace():
-        return capture.trace(model, text)
+        return moe.capture(model, text)
 
     t = trace()
-    ms = _paired_ms({"forward": forward, "trace": trace, "view": lambda: views.token_experts(t, 0),
-                     "both": lambda: views.token_experts(trace(), 0)})
+    ms = _paired_ms(
+        {
+            "forward": forward,
+            "trace": trace,
+            "view": lambda: views.token_experts(t, 0),
+            "both": lambda: views.token_experts(trace(), 0),
+        }
+    )
     forward_ms, trace_ms, view_ms, both_ms = ms["forward"], ms["trace"], ms["view"], ms["both"]
     from demos import moe as demo
 
@@ -89,14 +97,29 @@ def main() -> None:
     print(f"default view (HTML)     {view_ms:8.2f} ms")
     print(f"trace + default view    {both_ms:8.2f} ms   ({total_ratio:.2f}x forward; target <= 1.5x)")
     print(f"whole demo request      {request_ms:8.2f} ms   (trace + all six views, for information)")
-    print(f"training                {train_tps:8.0f} tokens/s (batch {cfg.batch_size}x{cfg.block_size}, 1 thread); "
-          f"committed run: {committed:.0f} tokens/s incl. snapshots")
-    print(json.dumps({"bench": "moe", "tokens": len(t.tokens), "forward_ms": round(forward_ms, 2),
-                      "trace_ms": round(trace_ms, 2), "view_ms": round(view_ms, 2),
-                      "trace_view_ms": round(both_ms, 2), "request_ms": round(request_ms, 2),
-                      "trace_ratio": round(ratio, 2), "trace_view_ratio": round(total_ratio, 2),
-                      "train_tokens_per_s": round(train_tps), "committed_train_tokens_per_s": round(committed),
-                      "target": "trace + default view <= 1.5x forward", "met": total_ratio <= 1.5}))
+    print(
+        f"training                {train_tps:8.0f} tokens/s (batch {cfg.batch_size}x{cfg.block_size}, 1 thread); "
+        f"committed run: {committed:.0f} tokens/s incl. snapshots"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "moe",
+                "tokens": len(t.tokens),
+                "forward_ms": round(forward_ms, 2),
+                "trace_ms": round(trace_ms, 2),
+                "view_ms": round(view_ms, 2),
+                "trace_view_ms": round(both_ms, 2),
+                "request_ms": round(request_ms, 2),
+                "trace_ratio": round(ratio, 2),
+                "trace_view_ratio": round(total_ratio, 2),
+                "train_tokens_per_s": round(train_tps),
+                "committed_train_tokens_per_s": round(committed),
+                "target": "trace + default view <= 1.5x forward",
+                "met": total_ratio <= 1.5,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Attention maps: every layer and head of a real model, Q·Kᵀ step by step, encoder vs decoder, generation, bertviz."""
+
 from __future__ import annotations
 
 from functools import lru_cache
 
 import gradio as gr
 
-from demos import ui
+from demos import stage, ui
 from toolkit import attention as att
 from toolkit import models, text
 from toolkit.attention import bertviz
@@ -35,8 +36,9 @@ def _capture(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionT
 def _generate(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     loaded = ui.model(name)
     if loaded.kind != "causal":
-        raise ui.UserError(f"{name} is an encoder: it does not generate. Choose a causal model such as "
-                           f"{models.default('causal')}.")
+        raise ui.UserError(
+            f"{name} is an encoder: it does not generate. Choose a causal model such as {models.default('causal')}."
+        )
     return att.generate(loaded, prompt, cfg)
 
 
@@ -81,8 +83,19 @@ def _clamp(value, name: str, n: int, notes: list[str]) -> int:
 
 
 @ui.safe
-def show(prompt, model_name, layer, head, query, view, heads="", keys="animal, tired", new_tokens=8,
-         max_tokens=text.DEFAULT_TOKENS, request: gr.Request | None = None):
+def show(
+    prompt,
+    model_name,
+    layer,
+    head,
+    query,
+    view,
+    heads="",
+    keys="animal, tired",
+    new_tokens=8,
+    max_tokens=text.DEFAULT_TOKENS,
+    request: gr.Request | None = None,
+):
     """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
     prompt = ui.as_text(prompt)
     name = (model_name or "").strip() or models.default("causal")
@@ -97,8 +110,10 @@ def show(prompt, model_name, layer, head, query, view, heads="", keys="animal, t
         trace = _capture(name, prompt, cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens")))
     if trace.truncated:
         kept = trace.n_prompt if trace.n_prompt is not None else len(trace.tokens)
-        notes.append(f"⚠️ The text has {trace.meta['n_tokens_in_text']} tokens; only the first {kept} "
-                     f"are used (token limit {limit}).")
+        notes.append(
+            f"⚠️ The text has {trace.meta['n_tokens_in_text']} tokens; only the first {kept} "
+            f"are used (token limit {limit})."
+        )
     lay = _clamp(layer, "layer", trace.n_layers, notes)
     hd = _clamp(head, "head", trace.n_heads, notes)
     main = second = None
@@ -127,17 +142,25 @@ def show(prompt, model_name, layer, head, query, view, heads="", keys="animal, t
         page = bertviz.head_view(trace, layers=[lay])
         frame = bertviz.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
     kind = "causal" if trace.causal else "bidirectional"
-    head_note = f"{trace.n_heads} query heads share {int(trace.kv_head.max()) + 1} key/value heads" \
-        if int(trace.kv_head.max()) + 1 < trace.n_heads else f"{trace.n_heads} heads"
+    head_note = (
+        f"{trace.n_heads} query heads share {int(trace.kv_head.max()) + 1} key/value heads"
+        if int(trace.kv_head.max()) + 1 < trace.n_heads
+        else f"{trace.n_heads} heads"
+    )
     notes.insert(0, f"**{name}** ({kind}): {len(trace.tokens)} tokens, {trace.n_layers} layers, {head_note}.")
     return "\n\n".join(notes), main, second, frame
 
 
 def show_ui(*args, request: gr.Request | None = None):
-    """``show`` for the page: outputs a view does not use are hidden instead of left as empty boxes."""
+    """``show`` for the page: the main view fills the hero; outputs a view does not use are hidden."""
     notice, main, second, frame = show(*args, request=request)
-    return (notice, gr.update(value=main, visible=main is not None), gr.update(value=second, visible=second is not None),
-            gr.update(value=frame, visible=bool(frame)))
+    return (
+        notice,
+        gr.update(value=stage.fill(main), visible=main is not None),
+        gr.update(value=second, visible=second is not None),
+        gr.update(visible=second is not None),
+        gr.update(value=frame, visible=bool(frame)),
+    )
 
 
 @ui.safe
@@ -197,45 +220,48 @@ def on_load(request: gr.Request):
     try:
         out = show_ui(prompt, model, layer, head, query, view, heads, keys, request=request)
     except gr.Error as err:
-        out = (f"⚠️ {err.message}", gr.update(visible=False), gr.update(visible=False), gr.update(visible=False))
+        out = (f"⚠️ {err.message}", *(gr.update(visible=False),) * 4)
     return *widgets, *out
 
 
 with gr.Blocks(title="Attention maps") as demo:
     ui.header("attention", __doc__)
-    with gr.Row():
-        text_in = gr.Textbox(DECK_SENTENCE, label="text", lines=2, scale=4)
-        model_in = gr.Dropdown(models.choices(), value=models.default("causal"), label="model",
-                               allow_custom_value=True, scale=2)
+    with stage.strip():
+        text_in = gr.Textbox(DECK_SENTENCE, label="text", lines=1, max_lines=1, scale=4)
+        view_in = gr.Dropdown(VIEWS, value="overview", label="view", scale=2)
+        layer_in = gr.Number(3, label="layer", precision=0, minimum=0, elem_id="attention-layer", scale=1)
+        head_in = gr.Number(0, label="head", precision=0, minimum=0, elem_id="attention-head", scale=1)
+        query_in = gr.Textbox("it", label="query token", scale=1)
         go_btn = gr.Button("Show", variant="primary", scale=1)
-    with gr.Row():
-        view_in = gr.Radio(VIEWS, value="overview", label="view")
-    with gr.Row():
-        layer_in = gr.Number(3, label="layer", precision=0, minimum=0, elem_id="attention-layer")
-        head_in = gr.Number(0, label="head", precision=0, minimum=0, elem_id="attention-head")
-        query_in = gr.Textbox("it", label="query token (word or position)")
+    with stage.options():
+        model_in = gr.Dropdown(models.choices(), value=models.default("causal"), label="model", allow_custom_value=True)
         heads_in = gr.Textbox("", label="heads to overlay (e.g. 2, 8; empty = all)")
         keys_in = gr.Textbox("animal, tired", label="compare words")
-    with gr.Accordion("limits", open=False):
-        with gr.Row():
-            new_in = ui.slider(att.AttentionConfig, "new_tokens")
-            max_in = ui.number(att.AttentionConfig, "max_tokens")
-    notice = gr.Markdown()
-    main_plot = gr.Plot(label="attention")
-    second_plot = gr.Plot(label="overview (click a head to open it)", elem_id="attention-overview")
+        new_in = ui.slider(att.AttentionConfig, "new_tokens")
+        max_in = ui.number(att.AttentionConfig, "max_tokens")
+    notice = stage.status()
+    main_plot = stage.hero()
+    frame = stage.hero_html()
+    with stage.more() as more:
+        with gr.Tab("all layers × heads (click one to open it)") as overview_tab:
+            second_plot = gr.Plot(show_label=False, elem_id="attention-overview")
     clicked = gr.Textbox(elem_id="attention-click", container=False, show_label=False)
     gr.HTML("<style>#attention-click { display: none !important; }</style>")
-    frame = gr.HTML()
     inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in]
-    outputs = [notice, main_plot, second_plot, frame]
+    outputs = [notice, main_plot, second_plot, more, frame]
     go_btn.click(show_ui, inputs, outputs, api_name="show")
     for widget in (view_in, layer_in, head_in):  # .input: only a person's change, not on_load's presets
         widget.input(show_ui, inputs, outputs, api_name=False)
-    text_in.submit(show_ui, inputs, outputs, api_name=False)
+    for box in (text_in, query_in):
+        box.submit(show_ui, inputs, outputs, api_name=False)
     clicked.change(open_clicked, [clicked, *inputs], [layer_in, head_in, view_in, *outputs], api_name=False)
     demo.load(None, None, None, js=CLICK_JS)
-    demo.load(on_load, None, [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
-              api_name=False)
+    demo.load(
+        on_load,
+        None,
+        [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
+        api_name=False,
+    )
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -1,29 +1,35 @@
 """GRPO: a group of answers is rewarded, turned into advantages and into a clipped update of a LoRA adapter."""
+
 from __future__ import annotations
 
 import functools
-
 import math
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from toolkit import ui
-from toolkit.grpo import maths
-from toolkit.grpo.config import GrpoConfig
-from toolkit.plots import grpo as views
-from toolkit.traces import GrpoTrace, TraceError
+from demos import ui
+from toolkit.config import ConfigError
+from toolkit.grpo import GrpoConfig, GrpoStep, GrpoTrace, maths, metric_series
+from toolkit.grpo import figures as views
+from toolkit.trace import TraceError
 
-TITLE = "GRPO"
-ORDER = 90
 REPLAY = Path(__file__).resolve().parents[1] / "assets" / "grpo" / "lecture.npz"
 REPLAY_COMMAND = "lecture grpo --preset lecture --steps 20 --threads 1 --out assets/grpo/lecture.npz"
 MAX_REWARDS = 64
-MAX_STEPS = 50
-_replay: dict[str, GrpoTrace] = {}
+_replay: dict[str, tuple[GrpoTrace, GrpoConfig]] = {}
 _live_stop: list[threading.Event] = []  # the stop switch of this server's live run (one at a time)
+
+
+@dataclass(frozen=True)
+class LiveStep:
+    """What the live tab keeps between events: the latest step and the run's config."""
+
+    step: GrpoStep
+    config: GrpoConfig
 
 
 def parse_groups(text) -> list[list[float]]:
@@ -54,58 +60,60 @@ def parse_groups(text) -> list[list[float]]:
     return groups
 
 
-def _eps(value, name: str) -> float:
-    eps = ui.as_float(value, name)
-    if not 0 < eps < 1:
-        raise ui.UserError(f"{name} must be between 0 and 1 (exclusive), got {eps:g}.")
-    return eps
-
-
 @ui.safe
 def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = None):
     """Advantages of typed rewards under each scaling, and the clipped surrogate for Â > 0 and Â < 0."""
-    import torch
-
-    groups = parse_groups(rewards_text)
-    lo, hi = _eps(eps_low, "ε low"), _eps(eps_high, "ε high")
-    r = torch.tensor(groups)  # (group, G)
+    groups = parse_groups(rewards_text)  # (group, G) as lists
+    eps = ui.config(GrpoConfig, epsilon_low=eps_low, epsilon_high=eps_high)
     labels = {"group": "÷ group std (GRPO)", "batch": "÷ batch std", "none": "no std (Dr. GRPO)"}
-    results = {s: maths.group_advantages(r, s) for s in maths.SCALINGS}
-    adv = {labels[s]: a.advantages.reshape(-1).tolist() for s, a in results.items()}
+    results = {s: maths.group_advantages(groups, s) for s in maths.SCALINGS}
+    adv = {labels[s]: a.flat() for s, a in results.items()}
     lines = [f"**{len(groups)} group(s) of G = {len(groups[0])}.**"]
-    for i, g in enumerate(results["group"].zero_std.tolist()):
-        mean, std = results["group"].mean[i].item(), results["group"].std[i, 0].item()
-        verdict = "all rewards equal → every advantage is 0: **no learning signal**" if g else "has spread"
+    for i, (mean, std, flat_group) in enumerate(results["group"].summary()):
+        verdict = "all rewards equal → every advantage is 0: **no learning signal**" if flat_group else "has spread"
         lines.append(f"- group {i}: mean {mean:.3f}, std {std:.3f}: {verdict}")
     dark = ui.is_dark(request)
     flat = [v for g in groups for v in g]
-    return "\n".join(lines), views.advantage_bars(flat, adv, dark), views.surrogate(lo, hi, dark)
+    return (
+        "\n".join(lines),
+        views.advantage_bars(flat, adv, dark),
+        views.surrogate(eps.epsilon_low, eps.epsilon_high, dark),
+    )
 
 
-def replay_trace() -> GrpoTrace:
+def replay_run() -> tuple[GrpoTrace, GrpoConfig]:
+    """The committed run and its config, read once."""
     if "lecture" not in _replay:
         try:
-            _replay["lecture"] = GrpoTrace.load(REPLAY)
-        except TraceError as err:
+            trace = GrpoTrace.load(REPLAY)
+            _replay["lecture"] = trace, GrpoConfig.from_dict(trace.config)
+        except (TraceError, ConfigError) as err:
             raise ui.UserError(f"The recorded run cannot be read ({err}). Regenerate it: `{REPLAY_COMMAND}`.") from None
     return _replay["lecture"]
 
 
-def _completion(record: dict, value) -> tuple[dict, dict]:
-    group = record["groups"][0]
+def replay_trace() -> GrpoTrace:
+    return replay_run()[0]
+
+
+def _completion(step: GrpoStep, value):
+    """-> (the step's first group, its completion number ``value``)."""
+    group = step.groups[0]
     i = ui.as_int(value, "completion")
-    n = len(group["completions"])
+    n = len(group.completions)
     if not 0 <= i < n:
         raise ui.UserError(f"Completion {i} does not exist: this group has completions 0 to {n - 1}.")
-    return group, group["completions"][i]
+    return group, group.completions[i]
 
 
-def _status(record: dict, cfg: dict, total: int) -> str:
-    m = record["metrics"]
-    return (f"**step {record['step'] + 1} / {total}** · reward {m['reward']:.3f} ± {m['reward_std']:.3f} · "
-            f"KL {m['kl']:.4f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
-            f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.4f} · "
-            f"G = {cfg['num_generations']}, {cfg['num_iterations']} update(s) per batch, ε = {cfg['epsilon_low']:g}")
+def _status(step: GrpoStep, cfg: GrpoConfig, total: int) -> str:
+    m = step.metrics  # TRL's metric names
+    return (
+        f"**step {step.step + 1} / {total}** · reward {m['reward']:.3f} ± {m['reward_std']:.3f} · "
+        f"KL {m['kl']:.4f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
+        f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.4f} · "
+        f"G = {cfg.num_generations}, {cfg.num_iterations} update(s) per batch, ε = {cfg.epsilon_low:g}"
+    )
 
 
 @ui.safe
@@ -123,48 +131,57 @@ def replay(step, completion, request: gr.Request | None = None):
 
 @functools.lru_cache(maxsize=64)  # the recorded run does not change: one answer per (step, completion, theme)
 def _replay_views(s: int, i: int, dark: bool) -> tuple:
-    trace = replay_trace()
-    record = trace.steps[s]
-    group, comp = _completion(record, i)
-    return (_status(record, trace.config, len(trace.steps)), views.curves(trace.metrics, dark, at=s),
-            views.group_table(group, dark),
-            views.token_heat(comp, trace.config["epsilon_low"], trace.config["epsilon_high"], dark))
+    trace, cfg = replay_run()
+    step = trace.steps[s]
+    group, comp = _completion(step, i)
+    return (
+        _status(step, cfg, len(trace.steps)),
+        views.curves(trace.metrics, dark, at=s),
+        views.group_table(group, dark),
+        views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
+    )
 
 
 @ui.safe
-def heat(record, completion, request: gr.Request | None = None):
+def heat(state: LiveStep | None, completion, request: gr.Request | None = None):
     """Token heat of another completion of the live run's latest step."""
-    if not record:
+    if not state:
         raise ui.UserError("Start a live run first.")
-    _, comp = _completion(record, completion)
-    cfg = record.get("config", {})
-    return views.token_heat(comp, cfg.get("epsilon_low", 0.2), cfg.get("epsilon_high", 0.2), ui.is_dark(request))
+    _, comp = _completion(state.step, completion)
+    return views.token_heat(comp, state.config.epsilon_low, state.config.epsilon_high, ui.is_dark(request))
 
 
 def live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta) -> GrpoConfig:
-    """Widget values -> a checked GrpoConfig (bad values become messages)."""
-    g = ui.as_int(g, "G")
-    if g < 2:
-        raise ui.UserError("G must be at least 2: GRPO compares each answer with the others in its group.")
-    lr = ui.as_float(lr, "learning rate")
-    if not 0 < lr <= 0.1:
-        raise ui.UserError(f"The learning rate must be in (0, 0.1], got {lr:g}.")
-    beta = ui.as_float(beta, "β")
-    if not 0 <= beta <= 10:
-        raise ui.UserError(f"β must be between 0 and 10, got {beta:g}.")
-    cfg = GrpoConfig(num_generations=min(g, 16), max_new_tokens=ui.as_int(max_new, "max new tokens", 1, 64),
-                     steps=ui.as_int(steps, "steps", 1, MAX_STEPS), lr=lr,
-                     num_iterations=ui.as_int(iterations, "updates per batch", 1, 8), scale_rewards=str(scale),
-                     loss_type=str(loss_type), epsilon_low=_eps(eps_low, "ε low"), epsilon_high=_eps(eps_high, "ε high"),
-                     beta=beta)
-    try:
-        return cfg.validate()
-    except ValueError as err:
-        raise ui.UserError(str(err)) from None
+    """Widget values -> a checked GrpoConfig (a bad value becomes a message naming the field and its range)."""
+    return ui.config(
+        GrpoConfig,
+        num_generations=g,
+        max_new_tokens=max_new,
+        steps=steps,
+        lr=lr,
+        num_iterations=iterations,
+        scale_rewards=scale,
+        loss_type=loss_type,
+        epsilon_low=eps_low,
+        epsilon_high=eps_high,
+        beta=beta,
+    )
 
 
-def live(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta, completion,
-         request: gr.Request | None = None):
+def live(
+    g,
+    max_new,
+    steps,
+    lr,
+    iterations,
+    scale,
+    loss_type,
+    eps_low,
+    eps_high,
+    beta,
+    completion,
+    request: gr.Request | None = None,
+):
     """Start a live run on the embedded model; every step streams in. One run per server at a time."""
     from toolkit.grpo import trainer
 
@@ -172,24 +189,27 @@ def live(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high,
     idx = ui.as_int(completion, "completion", 0, cfg.num_generations - 1)
     dark = ui.is_dark(request)
     stop = threading.Event()
-    records, skip = [], tuple(gr.skip() for _ in range(5))
+    history, skip = [], tuple(gr.skip() for _ in range(5))
     if trainer.is_busy():
         raise ui.UserError("Busy: a GRPO run is already going on this server; wait for it to finish or stop it.")
     # the first update starts nothing: a closed page or a probing client costs no training
     yield (f"Starting: a fresh LoRA adapter, G = {cfg.num_generations}, {cfg.steps} steps ...", *skip[1:])
     try:
-        for rec in trainer.stream(cfg, stop):
-            if rec is None:
+        for step in trainer.stream(cfg, stop):
+            if step is None:
                 yield skip
                 continue
-            if not records:
+            if not history:
                 _live_stop[:] = [stop]
-            rec = {**rec, "config": cfg.to_dict()}
-            records.append(rec)
-            metrics = {k: [r["metrics"][k] for r in records] for k in rec["metrics"]}
-            group, comp = _completion(rec, idx)
-            yield (_status(rec, rec["config"], cfg.steps), views.curves(metrics, dark), views.group_table(group, dark),
-                   views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark), rec)
+            history.append(step)
+            group, comp = _completion(step, idx)
+            yield (
+                _status(step, cfg, cfg.steps),
+                views.curves(metric_series(history), dark),
+                views.group_table(group, dark),
+                views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
+                LiveStep(step, cfg),
+            )
     except trainer.Busy as err:
         raise ui.UserError(f"Busy: {err}") from None
     except gr.Error:
@@ -215,11 +235,13 @@ def on_load(request: gr.Request):
     return gr.update(maximum=n - 1, value=s), *replay(s, 0, request)
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="GRPO") as demo:
+    ui.header("grpo", __doc__)
     with gr.Tab("Replay"):
-        gr.Markdown("A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
-                    f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`.")
+        gr.Markdown(
+            "A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
+            f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`."
+        )
         with gr.Row():
             r_step = gr.Slider(0, 19, value=19, step=1, label="step", scale=3)
             r_comp = gr.Number(0, precision=0, label="completion # for the token view", scale=1)
@@ -227,14 +249,20 @@ with gr.Blocks(title=TITLE) as demo:
         r_curves = gr.Plot(label="training curves")
         r_table = gr.HTML()
         r_heat = gr.Plot(label="tokens")
-        gr.on([r_step.change, r_comp.change], replay, [r_step, r_comp], [r_status, r_curves, r_table, r_heat],
-              api_name="replay")
+        gr.on(
+            [r_step.change, r_comp.change],
+            replay,
+            [r_step, r_comp],
+            [r_status, r_curves, r_table, r_heat],
+            api_name="replay",
+        )
     with gr.Tab("Advantage calculator"):
         with gr.Row():
-            a_text = gr.Textbox("1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1", label="rewards (groups split by ;)",
-                                scale=3)
-            a_lo = gr.Number(0.2, label="ε low", scale=1)
-            a_hi = gr.Number(0.2, label="ε high", scale=1)
+            a_text = gr.Textbox(
+                "1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1", label="rewards (groups split by ;)", scale=3
+            )
+            a_lo = ui.number(GrpoConfig, "epsilon_low", scale=1)
+            a_hi = ui.number(GrpoConfig, "epsilon_high", scale=1)
             a_btn = gr.Button("Compute", variant="primary", scale=1)
         a_md = gr.Markdown()
         with gr.Row():
@@ -245,17 +273,17 @@ with gr.Blocks(title=TITLE) as demo:
     with gr.Tab("Live"):
         gr.Markdown("Train a fresh LoRA adapter on this machine. One run per server; leaving the page stops it.")
         with gr.Row():
-            l_g = gr.Number(8, precision=0, label="G (completions per prompt)")
-            l_tok = gr.Number(16, precision=0, label="max new tokens")
-            l_steps = gr.Number(20, precision=0, label="steps")
-            l_lr = gr.Number(2e-3, label="learning rate")
-            l_it = gr.Number(2, precision=0, label="updates per batch")
+            l_g = ui.number(GrpoConfig, "num_generations", label="G (completions per prompt)")
+            l_tok = ui.number(GrpoConfig, "max_new_tokens")
+            l_steps = ui.number(GrpoConfig, "steps")
+            l_lr = ui.number(GrpoConfig, "lr")
+            l_it = ui.number(GrpoConfig, "num_iterations")
         with gr.Row():
-            l_scale = gr.Dropdown(list(maths.SCALINGS), value="group", label="advantage scaling")
-            l_loss = gr.Dropdown(list(maths.LOSS_TYPES), value="grpo", label="loss aggregation")
-            l_lo = gr.Number(0.2, label="ε low")
-            l_hi = gr.Number(0.2, label="ε high")
-            l_beta = gr.Number(0.04, label="β (KL)")
+            l_scale = ui.dropdown(GrpoConfig, "scale_rewards")
+            l_loss = ui.dropdown(GrpoConfig, "loss_type")
+            l_lo = ui.number(GrpoConfig, "epsilon_low")
+            l_hi = ui.number(GrpoConfig, "epsilon_high")
+            l_beta = ui.number(GrpoConfig, "beta")
             l_comp = gr.Number(0, precision=0, label="completion # for the token view")
         with gr.Row():
             l_start = gr.Button("Start", variant="primary")
@@ -265,8 +293,15 @@ with gr.Blocks(title=TITLE) as demo:
         l_table = gr.HTML()
         l_heat = gr.Plot(label="tokens")
         l_state = gr.State(None)
-        run_event = l_start.click(live, [l_g, l_tok, l_steps, l_lr, l_it, l_scale, l_loss, l_lo, l_hi, l_beta, l_comp],
-                                  [l_status, l_curves, l_table, l_heat, l_state], api_name="live")
+        run_event = l_start.click(
+            live,
+            [l_g, l_tok, l_steps, l_lr, l_it, l_scale, l_loss, l_lo, l_hi, l_beta, l_comp],
+            [l_status, l_curves, l_table, l_heat, l_state],
+            api_name="live",
+        )
         l_stop.click(stop_live, None, l_status, cancels=[run_event], api_name="stop_live")
         l_comp.change(heat, [l_state, l_comp], l_heat, api_name="heat")
     demo.load(on_load, None, [r_step, r_status, r_curves, r_table, r_heat], api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,13 +1,13 @@
 """KV cache: real generation with and without it, time per token measured live, cache memory vs the formula."""
+
 from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import kv_cache, ui
-from toolkit.plots import kv_cache as views
-
-TITLE = "KV cache"
-ORDER = 80
+from demos import ui
+from toolkit import kv_cache
+from toolkit.kv_cache import KvCacheConfig
+from toolkit.kv_cache import figures as views
 
 DEFAULT_PROMPT = (
     "The Roman Empire was the post-Republican state of ancient Rome. It ruled the Mediterranean and much of "
@@ -16,23 +16,26 @@ DEFAULT_PROMPT = (
     "collapsed in 476 AD, but the eastern empire lasted until the fall of Constantinople in 1453. In its long "
     "history, the most important thing about the empire was"
 )
-DEFAULT_STEPS = 16
-
+DEFAULT_STEPS = KvCacheConfig.default("steps")  # the slide's preset
 
 
 @ui.safe
 def run(prompt: str, steps, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=6000)
-    steps = ui.as_int(steps, "tokens to generate", 2, kv_cache.MAX_NEW_TOKENS)
-    loaded = ui.model()
-    t = kv_cache.compare(loaded, prompt, steps)
+    cfg = ui.config(KvCacheConfig, steps=steps)
+    t = kv_cache.capture(ui.model(), prompt, cfg)
     d = t.dims
     last = int(t.lengths[-1])
-    full = kv_cache.formula_bytes(loaded.config, t.max_positions, t.bytes_per_number)
-    md = (f"Generated: `{''.join(t.tokens).strip()}` (identical with and without the cache: {t.same_tokens}).\n\n"
-          f"After {last} tokens the real cache holds **{int(t.measured_bytes[-1]):,} bytes** = 2 × {d['layers']} × "
-          f"{d['kv_heads']} × {d['head_dim']} × {last} × {t.bytes_per_number} = **{int(t.formula_bytes[-1]):,}**. "
-          f"At the full context of {t.max_positions:,} tokens: {full / 2**20:.0f} MiB per sequence.")
+    full = t.bytes_per_token * t.max_positions
+    md = (
+        f"Generated: `{''.join(t.tokens).strip()}` (identical with and without the cache: {t.same_tokens}).\n\n"
+        f"After {last} tokens the real cache holds **{int(t.measured_bytes[-1]):,} bytes** = 2 × {d['layers']} × "
+        f"{d['kv_heads']} × {d['head_dim']} × {last} × {t.bytes_per_number} = **{int(t.formula_bytes[-1]):,}**. "
+        f"At the full context of {t.max_positions:,} tokens: {full / 2**20:.0f} MiB per sequence."
+    )
+    if t.meta.get("truncated"):
+        cut = f"⚠️ The prompt has {t.meta['n_tokens_in_text']} tokens; only the first {t.n_prompt} are used."
+        md = f"{cut}\n\n{md}"
     dark = ui.is_dark(request)
     return views.times(t, dark), views.memory(t, dark), md
 
@@ -40,16 +43,17 @@ def run(prompt: str, steps, request: gr.Request | None = None):
 def on_load(request: gr.Request):
     q = ui.query(request)
     prompt = ui.preset(q, "prompt", DEFAULT_PROMPT)
-    steps = ui.preset(q, "steps", DEFAULT_STEPS, int, choices=list(range(2, kv_cache.MAX_NEW_TOKENS + 1)))
+    spec = KvCacheConfig.spec("steps")
+    steps = ui.preset(q, "steps", DEFAULT_STEPS, int, choices=list(range(int(spec.lo), int(spec.hi) + 1)))
     return (prompt, steps, *run(prompt, steps, request))
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="KV cache") as demo:
+    ui.header("kv_cache", __doc__)
     with gr.Row():
         prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt (a longer prompt makes the gap wider)", lines=3, scale=4)
         with gr.Column(scale=1):
-            steps = gr.Slider(2, kv_cache.MAX_NEW_TOKENS, DEFAULT_STEPS, step=1, label="tokens to generate")
+            steps = ui.slider(KvCacheConfig, "steps")
             go_btn = gr.Button("Generate both ways", variant="primary")
     summary = gr.Markdown()
     with gr.Row():
@@ -57,3 +61,6 @@ with gr.Blocks(title=TITLE) as demo:
         mem_plot = gr.Plot(label="cache memory")
     go_btn.click(run, [prompt, steps], [time_plot, mem_plot, summary], api_name="run")
     demo.load(on_load, None, [prompt, steps, time_plot, mem_plot, summary], api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,14 +1,14 @@
 """Model card: layers, heads, grouped-query attention, RoPE theta and where the parameters live."""
+
 from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import models, ui
-from toolkit.card import card
-from toolkit.plots.card import parameters
+from demos import ui
+from toolkit import model_card, models
+from toolkit.model_card import figures
 
-TITLE = "Model card"
-ORDER = 10
+MAX_NAME_CHARS = 255
 
 
 @ui.safe
@@ -16,10 +16,8 @@ def show(model_name: str, request: gr.Request | None = None):
     name = (model_name or "").strip()
     if not name:
         raise ui.UserError("Choose a model or type a Hugging Face id / local folder.")
-    try:
-        c = card(models.load(name))
-    except models.ModelUnavailable as err:
-        raise ui.UserError(str(err)) from None
+    name = ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)  # longer is no hub id, nor a path the OS takes
+    c = model_card.card(ui.model(name))
     gqa = f"{c.heads} query heads share {c.kv_heads} key/value heads" if c.kv_heads != c.heads else f"{c.heads} heads"
     rope = f"{c.rope_theta:,.0f}" if c.rope_theta else "none (learned absolute positions)"
     text = (
@@ -28,7 +26,7 @@ def show(model_name: str, request: gr.Request | None = None):
         f"| head dimension | {c.head_dim} |\n| vocabulary | {c.vocab:,} |\n| context length | {c.max_positions:,} |\n"
         f"| RoPE theta | {rope} |\n| parameters | {c.total_params:,} |"
     )
-    return text, parameters(c, dark=ui.is_dark(request))
+    return text, figures.parameters(c, dark=ui.is_dark(request))
 
 
 def on_load(request: gr.Request):
@@ -36,14 +34,18 @@ def on_load(request: gr.Request):
     return gr.update(value=name), *show(name, request)
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="Model card") as demo:
+    ui.header("model_card", __doc__)
     with gr.Row():
-        model = gr.Dropdown(models.choices(), value=models.default("causal"), label="model", allow_custom_value=True,
-                            scale=3)
+        model = gr.Dropdown(
+            models.choices(), value=models.default("causal"), label="model", allow_custom_value=True, scale=3
+        )
         go_btn = gr.Button("Show", variant="primary", scale=1)
     with gr.Row():
         facts = gr.Markdown()
         plot = gr.Plot(label="parameters")
     go_btn.click(show, [model], [facts, plot], api_name="show")
     demo.load(on_load, None, [model, facts, plot], api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,19 +1,21 @@
 """Mixture of experts: which expert each token goes to, how balanced the load is, and how the router learned."""
+
 from __future__ import annotations
 
 import functools
 
 import gradio as gr
 
-from toolkit import ui
-from toolkit.moe import PRESETS, capture, runs
-from toolkit.plots import moe as views
+from demos import ui
+from toolkit import moe
+from toolkit.moe import PRESETS, MoeConfig, runs
+from toolkit.moe import figures as views
 
-TITLE = "Mixture of experts"
-ORDER = 60
 STEPS = PRESETS["lecture"].steps
-DEFAULT_TEXT = ("def mean(xs):\n    return sum(xs) / len(xs)\n\n"
-                "The mean of 3, 5 and 10 is 6. A router sends every token to two of eight experts.")
+DEFAULT_TEXT = (
+    "def mean(xs):\n    return sum(xs) / len(xs)\n\n"
+    "The mean of 3, 5 and 10 is 6. A router sends every token to two of eight experts."
+)
 
 
 def _layer(value, n_layers: int) -> int:
@@ -31,25 +33,30 @@ def _run(value) -> str:
 def route(text: str, run: str, layer, top_k, request: gr.Request | None = None):
     """Route the text through the trained MoE model: summary + six views."""
     text = ui.as_text(text)
-    model = runs.model(_run(run))
-    cfg = model.cfg
-    layer = _layer(layer, cfg.n_layers)
-    k = ui.as_int(top_k, "top-k")
-    if not 1 <= k <= cfg.n_experts:
-        raise ui.UserError(f"top-k must be between 1 and {cfg.n_experts} (the number of experts), got {k}.")
-    trace = capture.trace(model, text, top_k=k, model_name=f"moe/{run}")
+    run = _run(run)
+    trained = runs.model(run).cfg
+    layer = _layer(layer, trained.n_layers)
+    k = ui.config(MoeConfig, trained, top_k=top_k).top_k  # 1 <= k <= n_experts: MoeConfig's range and checks
+    trace = moe.capture(run, text, top_k=k)
     dark = ui.is_dark(request)
-    cut = len(text.encode("utf-8")) - len(trace.tokens)
-    note = f" (the text was cut to its first {cfg.block_size} bytes)" if cut > 0 else ""
+    note = f" (the text was cut to its first {len(trace.tokens)} bytes)" if trace.truncated else ""
     loss = ", ".join(f"{x:.2f}" for x in trace.balance_loss)
-    summary = (f"**{len(trace.tokens)} byte tokens**{note}, {cfg.n_experts} experts, top-{k}"
-               f"{' (trained with k=' + str(cfg.top_k) + ')' if k != cfg.top_k else ''}, "
-               f"{cfg.shared_experts} shared expert(s), {cfg.score} router. Balance loss per layer: {loss} "
-               f"(perfectly balanced = {k}).")
-    nxt = min(layer + 1, cfg.n_layers - 1)
-    return (summary, views.token_experts(trace, layer, dark), views.router_heatmap(trace, layer, dark),
-            views.expert_load(trace, layer, dark), views.load_heatmap(trace, dark),
-            views.coactivation(trace, layer, nxt, dark), views.shared_vs_routed(trace, dark))
+    summary = (
+        f"**{len(trace.tokens)} byte tokens**{note}, {trained.n_experts} experts, top-{k}"
+        f"{' (trained with k=' + str(trained.top_k) + ')' if k != trained.top_k else ''}, "
+        f"{trained.shared_experts} shared expert(s), {trained.score} router. Balance loss per layer: {loss} "
+        f"(perfectly balanced = {k})."
+    )
+    nxt = min(layer + 1, trained.n_layers - 1)
+    return (
+        summary,
+        views.token_experts(trace, layer, dark),
+        views.router_heatmap(trace, layer, dark),
+        views.expert_load(trace, layer, dark),
+        views.load_heatmap(trace, dark),
+        views.coactivation(trace, layer, nxt, dark),
+        views.shared_vs_routed(trace, dark),
+    )
 
 
 @ui.safe
@@ -57,32 +64,36 @@ def replay(step, layer, run: str = "balanced", request: gr.Request | None = None
     """Training replay at a step: load and balance loss over training for every run, the probe text's routing."""
     reps = {name: runs.replay(name) for name in runs.RUNS}
     run = _run(run)
-    cfg = reps[run]["config"]
-    layer = _layer(layer, cfg["n_layers"])
-    step = ui.as_int(step, "step", 0, cfg["steps"])
-    lines = ["| run | step | LM loss | largest share per layer | MI(class; expert) bits per layer | shuffled |",
-             "|---|---|---|---|---|---|"]
+    cfg = MoeConfig.from_dict(reps[run]["config"])
+    layer = _layer(layer, cfg.n_layers)
+    step = ui.as_int(step, "step", 0, cfg.steps)
+    lines = [
+        "| run | step | LM loss | largest share per layer | MI(class; expert) bits per layer | shuffled |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, rep in reps.items():
-        s = min(rep["snapshots"], key=lambda s: abs(s["step"] - step))
-        lines.append(f"| {name} | {s['step']} | {s['lm_loss']:.2f} | {', '.join(f'{max(x):.2f}' for x in s['load'])} | "
-                     f"{', '.join(f'{x:.3f}' for x in s['mi'])} | {', '.join(f'{x:.3f}' for x in s['mi_shuffled'])} |")
+        s = runs.snapshot(rep, step)
+        lines.append(
+            f"| {name} | {s['step']} | {s['lm_loss']:.2f} | {', '.join(f'{max(x):.2f}' for x in s['load'])} | "
+            f"{', '.join(f'{x:.3f}' for x in s['mi'])} | {', '.join(f'{x:.3f}' for x in s['mi_shuffled'])} |"
+        )
     dark = ui.is_dark(request)
     return views.replay(reps, step, layer, dark), views.replay_tokens(reps[run], step, layer, dark), "\n".join(lines)
 
 
 @functools.lru_cache(maxsize=1)
 def _counts():
-    from toolkit.moe import params
-
-    return params.count_ours(runs.model("balanced").cfg), params.count_hf(params.mixtral_8x7b_config(), "Mixtral 8x7B")
+    count = moe.params
+    return count.count_ours(runs.model("balanced").cfg), count.count_hf(count.mixtral_8x7b_config(), "Mixtral 8x7B")
 
 
 @ui.safe
 def parameters(request: gr.Request | None = None):
     """Total vs active parameters of this model and of Mixtral 8x7B (counted from its config)."""
     counts = _counts()
-    text = "\n".join(f"- **{c.name}**: {c.total:,} total, {c.active:,} active per token ({c.active_share:.0%})"
-                     for c in counts)
+    text = "\n".join(
+        f"- **{c.name}**: {c.total:,} total, {c.active:,} active per token ({c.active_share:.0%})" for c in counts
+    )
     return views.parameters(counts, ui.is_dark(request)), text
 
 
@@ -91,19 +102,24 @@ def on_load(request: gr.Request):
     text = ui.preset(q, "text", DEFAULT_TEXT)
     run = ui.preset(q, "run", "balanced", str, list(runs.RUNS))
     layer = ui.preset(q, "layer", 0, int)
-    k = ui.preset(q, "k", 2, int)
+    k = ui.preset(q, "k", MoeConfig.default("top_k"), int)
     step = ui.preset(q, "step", STEPS, int)
     return (text, run, layer, k, step, *route(text, run, layer, k, request), *replay(step, layer, run, request))
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+with gr.Blocks(title="Mixture of experts") as demo:
+    ui.header("moe", __doc__)
     with gr.Row():
-        text_in = gr.Textbox(DEFAULT_TEXT, label="text (bytes are the tokens; first 256 are routed)", lines=4, scale=4)
+        text_in = gr.Textbox(
+            DEFAULT_TEXT,
+            label=f"text (bytes are the tokens; first {PRESETS['lecture'].block_size} are routed)",
+            lines=4,
+            scale=4,
+        )
         with gr.Column(scale=1):
             run_in = gr.Dropdown(list(runs.RUNS), value="balanced", label="trained run")
             layer_in = gr.Number(0, label="layer", precision=0)
-            k_in = gr.Number(2, label="top-k", precision=0)
+            k_in = ui.number(MoeConfig, "top_k")
             go_btn = gr.Button("Route", variant="primary")
     summary = gr.Markdown()
     with gr.Tab("Tokens by expert"):
@@ -131,5 +147,7 @@ with gr.Blocks(title=TITLE) as demo:
     step_in.release(replay, [step_in, layer_in, run_in], [replay_plot, probe_plot, replay_table], api_name="replay")
     params_btn.click(parameters, None, [params_plot, params_text], api_name="parameters")
     presets = [text_in, run_in, layer_in, k_in, step_in]
-    demo.load(on_load, None, [*presets, *route_out, replay_plot, probe_plot, replay_table],
-              api_name=False)
+    demo.load(on_load, None, [*presets, *route_out, replay_plot, probe_plot, replay_table], api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,4 +1,5 @@
 """RoPE rotations: each q/k dimension pair turns by position × θᵢ, on a real model, with sinusoidal PE beside it."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -31,8 +32,10 @@ def _int(value, name: str, lo: int, hi: int) -> int:
 def _theta(value) -> float:
     theta = ui.as_float(value, "θ (base)")
     if not 1 < theta <= MAX_THETA:
-        raise ui.UserError(f"θ (base) must be greater than 1 (and at most {MAX_THETA:.0e}); got {theta:g}. "
-                           "With θ ≤ 1 the frequencies θ^(−2i/d) stop decreasing.")
+        raise ui.UserError(
+            f"θ (base) must be greater than 1 (and at most {MAX_THETA:.0e}); got {theta:g}. "
+            "With θ ≤ 1 the frequencies θ^(−2i/d) stop decreasing."
+        )
     return theta
 
 
@@ -71,13 +74,20 @@ def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: i
     q, k = rng.standard_normal(d), rng.standard_normal(d)
     pairs = (0, p) if p else (0, d // 2 - 1)
     wl = f.wavelength
-    notes = (f"θ = {theta:g}, d = {d}: pair 0 turns every {wl[0]:,.1f} positions, pair {d // 2 - 1} every "
-             f"{wl[-1]:,.0f}. {int((wl < f.context).sum())} of {d // 2} pairs complete a turn within "
-             f"{f.context:,} positions ({kind}{'' if kind == 'default' else f' ×{fac:g}'}).")
-    return (notes, plots.rotation(q, f.inv_freq, pos, pairs, None, dark),
-            plots.angles(f.inv_freq, min(max(pos + 1, 256), 2048), f.context, dark),
-            plots.relative(q, k, f.inv_freq, GRID, dark=dark), plots.decay(theta, d, 256, dark),
-            plots.extension(theta, d, ctx, fac, dark), plots.sinusoidal(128, d, dark=dark))
+    notes = (
+        f"θ = {theta:g}, d = {d}: pair 0 turns every {wl[0]:,.1f} positions, pair {d // 2 - 1} every "
+        f"{wl[-1]:,.0f}. {int((wl < f.context).sum())} of {d // 2} pairs complete a turn within "
+        f"{f.context:,} positions ({kind}{'' if kind == 'default' else f' ×{fac:g}'})."
+    )
+    return (
+        notes,
+        plots.rotation(q, f.inv_freq, pos, pairs, None, dark),
+        plots.angles(f.inv_freq, min(max(pos + 1, 256), 2048), f.context, dark),
+        plots.relative(q, k, f.inv_freq, GRID, dark=dark),
+        plots.decay(theta, d, 256, dark),
+        plots.extension(theta, d, ctx, fac, dark),
+        plots.sinusoidal(128, d, dark=dark),
+    )
 
 
 @lru_cache(maxsize=2)  # a 512-token trace is about 100 MB
@@ -108,26 +118,45 @@ def show_model(model_name, text, token, layer, head, position, pair, request: gr
     pairs = (0, p) if p else (0, d // 2 - 1)
     word = trace.tokens[t]
     cut = trace.meta.get("n_tokens_in_text", n_tokens) - n_tokens
-    notes = ("⚠️ " + f"The text has {cut + n_tokens} tokens; only the first {n_tokens} are used. " if cut > 0 else "") + (
-             f"**{name}**: {n_tokens} tokens, {n_layers} layers, {n_heads} query heads sharing "
-             f"{trace.k_pre.shape[1]} key/value heads, head dimension {d}, θ = {trace.meta.get('rope_theta'):,.0f}. "
-             f"Token {t} = {word!r} (really at position {t}); its layer-{lay} head-{hd} query is drawn rotated to "
-             f"position {pos}. The grid pairs that query with the key of token {max(t - 1, 0)}.")
+    notes = (
+        "⚠️ " + f"The text has {cut + n_tokens} tokens; only the first {n_tokens} are used. " if cut > 0 else ""
+    ) + (
+        f"**{name}**: {n_tokens} tokens, {n_layers} layers, {n_heads} query heads sharing "
+        f"{trace.k_pre.shape[1]} key/value heads, head dimension {d}, θ = {trace.meta.get('rope_theta'):,.0f}. "
+        f"Token {t} = {word!r} (really at position {t}); its layer-{lay} head-{hd} query is drawn rotated to "
+        f"position {pos}. The grid pairs that query with the key of token {max(t - 1, 0)}."
+    )
     embed = plots.embedding_plus_pe(trace.embed[t], t, word, dark=dark) if trace.embed is not None else None
-    return (notes, plots.rotation(q, trace.inv_freq, pos, pairs, word, dark),
-            plots.pair_norms(trace, lay, hd, dark),
-            plots.relative(q, k, trace.inv_freq, GRID, dark=dark), embed)
+    return (
+        notes,
+        plots.rotation(q, trace.inv_freq, pos, pairs, word, dark),
+        plots.pair_norms(trace, lay, hd, dark),
+        plots.relative(q, k, trace.inv_freq, GRID, dark=dark),
+        embed,
+    )
 
 
 def on_load(request: gr.Request):
     """URL presets (?theta=&d=&pos=&pair=&scaling=&factor=&context=&model=&text=&token=&layer=&head=&tab=model)."""
     qp = ui.query(request)
-    maths = [ui.preset(qp, "theta", 10000.0, float), ui.preset(qp, "d", 64, int), ui.preset(qp, "pos", 10, int),
-             ui.preset(qp, "pair", 8, int), ui.preset(qp, "scaling", "default", str, list(rope.SCALINGS)),
-             ui.preset(qp, "factor", 4.0, float), ui.preset(qp, "context", 8192, int)]
-    real = [ui.preset(qp, "model", models.default("causal")), ui.preset(qp, "text", DEFAULT_TEXT),
-            ui.preset(qp, "token", 1, int), ui.preset(qp, "layer", 0, int), ui.preset(qp, "head", 0, int),
-            ui.preset(qp, "pos", 10, int), ui.preset(qp, "pair", 8, int)]
+    maths = [
+        ui.preset(qp, "theta", 10000.0, float),
+        ui.preset(qp, "d", 64, int),
+        ui.preset(qp, "pos", 10, int),
+        ui.preset(qp, "pair", 8, int),
+        ui.preset(qp, "scaling", "default", str, list(rope.SCALINGS)),
+        ui.preset(qp, "factor", 4.0, float),
+        ui.preset(qp, "context", 8192, int),
+    ]
+    real = [
+        ui.preset(qp, "model", models.default("causal")),
+        ui.preset(qp, "text", DEFAULT_TEXT),
+        ui.preset(qp, "token", 1, int),
+        ui.preset(qp, "layer", 0, int),
+        ui.preset(qp, "head", 0, int),
+        ui.preset(qp, "pos", 10, int),
+        ui.preset(qp, "pair", 8, int),
+    ]
     tab = ui.preset(qp, "tab", "maths", str, ["maths", "model"])
     try:
         out_maths = explore(*maths, request)
@@ -167,8 +196,9 @@ with gr.Blocks(title="RoPE rotations") as demo:
                 sin_plot = gr.Plot(label="sinusoidal PE")
         with gr.Tab("Real model", id="model"):
             with gr.Row():
-                model = gr.Dropdown(models.choices("causal"), value=models.default("causal"), label="model",
-                                    allow_custom_value=True)
+                model = gr.Dropdown(
+                    models.choices("causal"), value=models.default("causal"), label="model", allow_custom_value=True
+                )
                 text = gr.Textbox(DEFAULT_TEXT, label="text", lines=2, scale=3)
             with gr.Row():
                 token = gr.Number(1, label="token index", precision=0)
@@ -192,8 +222,7 @@ with gr.Blocks(title="RoPE rotations") as demo:
     real_btn.click(show_model, real_in, real_out, api_name="rope_model")
     for slider in (real_pos, real_pair):
         slider.release(show_model, real_in, real_out, api_name=False)
-    demo.load(on_load, None, [tabs, *maths_in, model, text, token, layer, head, *maths_out, *real_out],
-              api_name=False)
+    demo.load(on_load, None, [tabs, *maths_in, model, text, token, layer, head, *maths_out, *real_out], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

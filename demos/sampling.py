@@ -1,36 +1,26 @@
 """Next-token sampling: the real distribution, temperature / top-k / top-p / min-p, greedy vs seeded sampling."""
+
 from __future__ import annotations
 
 import gradio as gr
 
-from toolkit import sampling, ui
-from toolkit.plots import sampling as views
-
-TITLE = "Next-token sampling"
-ORDER = 50
+from demos import ui
+from toolkit import sampling
+from toolkit.sampling import SamplingConfig
+from toolkit.sampling import figures as views
 
 DEFAULT_PROMPT = "Once upon a time, in a small village,"
-DEFAULTS = dict(temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, steps=5, seed=0)  # 5 decode steps keep the page under 1 s on 2 cores
-
-
-
-def _config(temperature, top_k, top_p, min_p) -> sampling.SamplingConfig:
-    t = ui.as_float(temperature, "temperature")
-    if not 0.01 <= t <= 5.0:
-        raise ui.UserError(f"temperature must be between 0.01 and 5, got {t:g} (T = 0 is greedy: use the greedy column).")
-    p = ui.as_float(top_p, "top-p")
-    m = ui.as_float(min_p, "min-p")
-    if not 0.0 < p <= 1.0:
-        raise ui.UserError(f"top-p must be in (0, 1], got {p:g}.")
-    if not 0.0 <= m < 1.0:
-        raise ui.UserError(f"min-p must be in [0, 1), got {m:g}.")
-    return sampling.SamplingConfig(t, ui.as_int(top_k, "top-k", 0, 1000), p, m)
+# The page's defaults: 5 decode steps keep it under 1 s on 2 cores; 5 tokens shown per step fit a slide.
+DEFAULTS = SamplingConfig(temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, steps=5, seed=0, step_shown=5)
+KNOBS = ("temperature", "top_k", "top_p", "min_p")
+PRESETS = KNOBS + ("steps", "seed")
 
 
 @ui.safe
 def distribution(prompt: str, temperature, top_k, top_p, min_p, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
-    t = sampling.next_token(ui.model(), prompt, _config(temperature, top_k, top_p, min_p))
+    cfg = ui.config(SamplingConfig, DEFAULTS, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    t = sampling.next_token(ui.model(), prompt, cfg)
     dark = ui.is_dark(request)
     return views.distribution(t, dark), views.survivors(t, dark)
 
@@ -43,46 +33,55 @@ def _flat(text: str) -> str:
 @ui.safe
 def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
-    cfg = _config(temperature, top_k, top_p, min_p)
-    steps = ui.as_int(steps, "steps", 1, sampling.MAX_STEPS)
-    seed = ui.as_int(seed, "seed", 0, 2**31 - 1)
-    model = ui.model()
-    greedy, sampled = sampling.greedy_and_sampled(model, prompt, cfg, steps, seed, n_show=5)
+    cfg = ui.config(
+        SamplingConfig, DEFAULTS, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, steps=steps, seed=seed
+    )
+    greedy, sampled = sampling.greedy_and_sampled(ui.model(), prompt, cfg)
     dark = ui.is_dark(request)
-    text = (f"**greedy:** `{_flat(prompt)}` → `{_flat(''.join(greedy.tokens))}`\n\n"
-            f"**sampled (seed {seed}):** `{_flat(prompt)}` → `{_flat(''.join(sampled.tokens))}`")
+    text = (
+        f"**greedy:** `{_flat(prompt)}` → `{_flat(''.join(greedy.tokens))}`\n\n"
+        f"**sampled (seed {cfg.seed}):** `{_flat(prompt)}` → `{_flat(''.join(sampled.tokens))}`"
+    )
+    if greedy.meta.get("truncated"):
+        text = (
+            f"⚠️ The prompt has {greedy.meta['n_tokens_in_text']} tokens; only the first {cfg.max_tokens} are "
+            f"used.\n\n{text}"
+        )
     return text, views.steps(greedy, dark), views.steps(sampled, dark)
 
 
 def on_load(request: gr.Request):
     q = ui.query(request)
     prompt = ui.preset(q, "prompt", DEFAULT_PROMPT)
-    v = {k: ui.preset(q, k, d, type(d)) for k, d in DEFAULTS.items()}
-    knobs = (v["temperature"], v["top_k"], v["top_p"], v["min_p"])
+    v = {k: ui.preset(q, k, getattr(DEFAULTS, k), type(getattr(DEFAULTS, k))) for k in PRESETS}
+    knobs = tuple(v[k] for k in KNOBS)
     try:
         shown = distribution(prompt, *knobs, request)
     except ui.UserError:  # a preset out of range: fall back to the defaults
-        v = dict(DEFAULTS)
-        knobs = (v["temperature"], v["top_k"], v["top_p"], v["min_p"])
+        v = {k: getattr(DEFAULTS, k) for k in PRESETS}
+        knobs = tuple(v[k] for k in KNOBS)
         shown = distribution(prompt, *knobs, request)
-    return (prompt, *knobs, v["steps"], v["seed"], *shown,
-            *continue_(prompt, *knobs, v["steps"], v["seed"], request))
+    return (prompt, *knobs, v["steps"], v["seed"], *shown, *continue_(prompt, *knobs, v["steps"], v["seed"], request))
 
 
-with gr.Blocks(title=TITLE) as demo:
-    ui.header(TITLE, __doc__)
+def _slider(name: str, label: str | None = None) -> gr.Slider:
+    return ui.slider(SamplingConfig, name, value=getattr(DEFAULTS, name), **({"label": label} if label else {}))
+
+
+with gr.Blocks(title="Next-token sampling") as demo:
+    ui.header("sampling", __doc__)
     prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt")
     with gr.Row():
-        temperature = gr.Slider(0.05, 3.0, DEFAULTS["temperature"], step=0.05, label="temperature")
-        top_k = gr.Slider(0, 200, DEFAULTS["top_k"], step=1, label="top-k (0 = off)")
-        top_p = gr.Slider(0.05, 1.0, DEFAULTS["top_p"], step=0.01, label="top-p (1 = off)")
-        min_p = gr.Slider(0.0, 0.5, DEFAULTS["min_p"], step=0.01, label="min-p (0 = off)")
+        temperature = _slider("temperature")
+        top_k = _slider("top_k", "top-k (0 = off)")
+        top_p = _slider("top_p", "top-p (1 = off)")
+        min_p = _slider("min_p", "min-p (0 = off)")
     with gr.Row():
         dist_plot = gr.Plot(label="next-token distribution", scale=3)
         surv_plot = gr.Plot(label="survivors", scale=2)
     with gr.Row():
-        steps = gr.Slider(1, sampling.MAX_STEPS, DEFAULTS["steps"], step=1, label="tokens to generate")
-        seed = gr.Number(DEFAULTS["seed"], label="seed", precision=0)
+        steps = _slider("steps")
+        seed = ui.number(SamplingConfig, "seed", value=DEFAULTS.seed)
         gen_btn = gr.Button("Greedy vs sampled", variant="primary")
     text = gr.Markdown()
     with gr.Row():
@@ -93,5 +92,9 @@ with gr.Blocks(title=TITLE) as demo:
         ctl.release(distribution, knobs, [dist_plot, surv_plot], api_name=False)
     prompt.submit(distribution, knobs, [dist_plot, surv_plot], api_name="distribution")
     gen_btn.click(continue_, knobs + [steps, seed], [text, greedy_plot, sample_plot], api_name="generate")
-    demo.load(on_load, None, knobs + [steps, seed, dist_plot, surv_plot, text, greedy_plot, sample_plot],
-              api_name=False)
+    demo.load(
+        on_load, None, knobs + [steps, seed, dist_plot, surv_plot, text, greedy_plot, sample_plot], api_name=False
+    )
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -4,6 +4,7 @@ built from a config's own field metadata.
 Demos stay thin: they build a module-level ``demo`` (a gr.Blocks) without loading any model, and their named
 handlers call the toolkit. Bad input becomes a ``gr.Error`` (a message in the UI), never a stack trace.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,10 +13,12 @@ import logging
 import math
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
+from demos import stage
 from toolkit import models, registry
 from toolkit.config import Config, ConfigError
 from toolkit.models import ModelUnavailable
@@ -28,14 +31,16 @@ MAX_TEXT_CHARS = 20_000  # longer input is refused before tokenising (token limi
 # System fonts only: the default Gradio theme would fetch Google Fonts, which fails offline.
 FONT = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 FONT_MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-CSS = """
+# `?embed=1` (the deck's <Demo> adds it): the slide already shows title and description, so hide the demo's own.
+CSS = (
+    """
 .gradio-container { font-size: 18px; }
 footer { display: none !important; }
 .lecture-embed .demo-header { display: none !important; }
 """
-# `?embed=1` (the deck's <Demo> adds it): the slide already shows title and description, so hide the demo's own.
-HEAD = ("<script>if (new URLSearchParams(location.search).has('embed'))"
-        " document.documentElement.classList.add('lecture-embed');</script>")
+    + stage.CSS
+)
+HEAD = stage.SCRIPT
 
 
 def header(name: str, description: str | None) -> gr.Markdown:
@@ -47,8 +52,8 @@ def header(name: str, description: str | None) -> gr.Markdown:
 def launch(demo: gr.Blocks, port: int = 7860) -> None:
     """``python demos/<name>.py``: this one demo on http://127.0.0.1:port/, offline theme and all."""
     demo.queue(default_concurrency_limit=WORKERS).launch(
-        server_name="127.0.0.1", server_port=port, theme=theme(), css=CSS, head=HEAD, footer_links=[],
-        ssr_mode=False)
+        server_name="127.0.0.1", server_port=port, theme=theme(), css=CSS, head=HEAD, footer_links=[], ssr_mode=False
+    )
 
 
 def theme() -> gr.themes.Base:
@@ -72,6 +77,7 @@ def safe(fn: Callable) -> Callable:
     """Wrap a handler (plain or generator): one of WORKERS compute slots; user errors pass through as messages;
     a bad config value becomes its sentence; anything else becomes a short message, logged."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -195,27 +201,45 @@ def model(name: str | None = None, kind: str = "causal") -> models.Loaded:
 
 # ---- widgets from a config's metadata: the UI shows the same ranges the library enforces --------------------
 
+
 def _label(cls: type[Config], name: str) -> str:
     return cls.spec(name).label or name.replace("_", " ")
 
 
 def slider(cls: type[Config], name: str, **kw: Any) -> gr.Slider:
     spec = cls.spec(name)
-    return gr.Slider(spec.lo, spec.hi, value=kw.pop("value", cls.default(name)), step=spec.step or 1,
-                     label=kw.pop("label", _label(cls, name)), info=kw.pop("info", None), **kw)
+    return gr.Slider(
+        spec.lo,
+        spec.hi,
+        value=kw.pop("value", cls.default(name)),
+        step=spec.step or 1,
+        label=kw.pop("label", _label(cls, name)),
+        info=kw.pop("info", None),
+        **kw,
+    )
 
 
 def number(cls: type[Config], name: str, **kw: Any) -> gr.Number:
     spec = cls.spec(name)
     whole = isinstance(cls.default(name), int)
-    return gr.Number(kw.pop("value", cls.default(name)), label=kw.pop("label", _label(cls, name)),
-                     minimum=spec.lo, maximum=spec.hi, precision=0 if whole else None, **kw)
+    return gr.Number(
+        kw.pop("value", cls.default(name)),
+        label=kw.pop("label", _label(cls, name)),
+        minimum=spec.lo,
+        maximum=spec.hi,
+        precision=0 if whole else None,
+        **kw,
+    )
 
 
 def dropdown(cls: type[Config], name: str, **kw: Any) -> gr.Dropdown:
     spec = cls.spec(name)
-    return gr.Dropdown(list(spec.choices or []), value=kw.pop("value", cls.default(name)),
-                       label=kw.pop("label", _label(cls, name)), **kw)
+    return gr.Dropdown(
+        list(spec.choices or []),
+        value=kw.pop("value", cls.default(name)),
+        label=kw.pop("label", _label(cls, name)),
+        **kw,
+    )
 
 
 def config(cls: type[Config], base: Config | None = None, **raw: Any) -> Config:

@@ -5,6 +5,7 @@ exist inside it (also inside a cross-origin iframe), take a screenshot, and reco
 Chromium is started with `--remote-debugging-pipe`: it reads JSON commands on fd 3 and writes on fd 4, one message
 per NUL-terminated chunk (the same transport Puppeteer uses).
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,14 +20,33 @@ import time
 from pathlib import Path
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-    "--metrics-recording-only", "--mute-audio", "--hide-scrollbars", "--disable-breakpad",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--disable-breakpad",
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
 ]
-LOCAL_PREFIXES = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost",
-                  "data:", "blob:", "about:", "chrome-error:")
+LOCAL_PREFIXES = (
+    "http://127.0.0.1",
+    "http://localhost",
+    "ws://127.0.0.1",
+    "ws://localhost",
+    "data:",
+    "blob:",
+    "about:",
+    "chrome-error:",
+)
 
 
 class BrowserError(RuntimeError):
@@ -55,8 +75,15 @@ class Browser:
         self._profile = tempfile.mkdtemp(prefix="lecture-chromium-")
         to_child_r, to_child_w = os.pipe()  # we write commands -> chromium reads fd 3
         from_child_r, from_child_w = os.pipe()  # chromium writes fd 4 -> we read replies/events
-        args = [executable(), *FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
-                f"--window-size={width},{height}", f"--force-device-scale-factor={scale}", "about:blank"]
+        args = [
+            executable(),
+            *FLAGS,
+            f"--user-data-dir={self._profile}",
+            "--remote-debugging-pipe",
+            f"--window-size={width},{height}",
+            f"--force-device-scale-factor={scale}",
+            "about:blank",
+        ]
 
         def child_fds():  # move both ends above 4 first, so neither dup2 clobbers the other
             read_end = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
@@ -65,8 +92,14 @@ class Browser:
             os.dup2(write_end, 4)
 
         # our own pipe ends are close-on-exec; fds 3 and 4 (made by dup2) are inherited by chromium
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=child_fds)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=child_fds,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._out = os.fdopen(to_child_w, "wb", buffering=0)
@@ -109,8 +142,11 @@ class Browser:
     def _watch_child(self, sid: str) -> None:
         try:
             self.send("Network.enable", session=sid)
-            self.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
-                      session=sid)
+            self.send(
+                "Target.setAutoAttach",
+                {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
+                session=sid,
+            )
             self.send("Runtime.runIfWaitingForDebugger", session=sid)
         except BrowserError:
             pass
@@ -137,18 +173,25 @@ class Browser:
     def _open_page(self, width: int, height: int, scale: float) -> str:
         target = self.send("Target.createTarget", {"url": "about:blank"}, session="")["targetId"]
         sid = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session="")["sessionId"]
-        for method, params in [("Page.enable", {}), ("Runtime.enable", {}), ("Network.enable", {}),
-                               ("Emulation.setDeviceMetricsOverride",
-                                {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False}),
-                               ("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True,
-                                                         "flatten": True})]:
+        for method, params in [
+            ("Page.enable", {}),
+            ("Runtime.enable", {}),
+            ("Network.enable", {}),
+            (
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False},
+            ),
+            ("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}),
+        ]:
             self.send(method, params, session=sid)
         return sid
 
     # -- page API ------------------------------------------------------------------------------------------------
     def resize(self, width: int, height: int) -> None:
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": self.scale, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": self.scale, "mobile": False},
+        )
 
     def goto(self, url: str) -> None:
         result = self.send("Page.navigate", {"url": url})
@@ -222,7 +265,7 @@ class Browser:
                 pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,6 +4,7 @@
 - snapshots: each `<Demo>` of slides/slides.md, opened with its preset on a running demo server, screenshotted by
   headless chromium -> slides/public/snapshots/<name>.png (the Demo component shows it when the server is down).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,12 @@ CONTENT_WIDTH = 880  # slide px of a full-width demo (the slide is 980 px wide, 
 SNAPSHOT_SCALE = 2  # device pixels per CSS pixel: sharp on a projector
 SNAPSHOT_MAX_PAGES = 4  # a snapshot covers at most this many frame heights of the demo page
 # Inside a demo's page: 'plot' once its Gradio app has drawn a figure, 'error: ...' if it shows an error toast
-DEMO_SETTLED = ("(() => { const err = document.querySelector('.toast-body.error');"
-                " if (err) return 'error: ' + err.innerText.replace(/\\s+/g, ' ').slice(0, 300);"
-                " return document.querySelector('.js-plotly-plot .main-svg, [data-lecture-view]') ? 'plot' : false;"
-                " })()")  # a plotly figure, or one of our HTML views (the MoE token colouring)
+DEMO_SETTLED = (
+    "(() => { const err = document.querySelector('.toast-body.error');"
+    " if (err) return 'error: ' + err.innerText.replace(/\\s+/g, ' ').slice(0, 300);"
+    " return document.querySelector('.js-plotly-plot .main-svg, [data-lecture-view]') ? 'plot' : false;"
+    " })()"
+)  # a plotly figure, or one of our HTML views (the MoE token colouring)
 BUSY = "document.querySelectorAll('.pending, .generating').length === 0"
 
 _TAG = re.compile(r"<Demo\b(.*?)/>", re.S)
@@ -76,7 +79,7 @@ def slide_sources(text: str) -> list[str]:
             while j < len(lines) and re.match(r"^[\w-]+:", lines[j]):
                 j += 1
             if j > i + 1 and j < len(lines) and lines[j].strip() == "---":
-                current += lines[i + 1: j + 1]
+                current += lines[i + 1 : j + 1]
                 i = j
         else:
             current.append(line)
@@ -85,12 +88,33 @@ def slide_sources(text: str) -> list[str]:
     return slides
 
 
+_SRC = re.compile(r"^src:\s*(\S+)\s*$", re.M)
+
+
+def deck_slides(path: str | Path = SLIDES / "slides.md") -> list[str]:
+    """Every slide of the deck in Slidev's order, the slides of files imported with `src: ./pages/x.md` in place."""
+    path = Path(path)
+    out = []
+    for source in slide_sources(path.read_text(encoding="utf-8")):
+        lines = source.splitlines()
+        head = "\n".join(lines[1 : lines.index("---", 1)]) if lines[:1] == ["---"] and "---" in lines[1:] else ""
+        match = _SRC.search(head)
+        if match:
+            out.extend(deck_slides(path.parent / match.group(1)))
+        else:
+            out.append(source)
+    return out
+
+
 def demos_in_deck(path: str | Path = SLIDES / "slides.md") -> list[DeckDemo]:
-    """Every `<Demo>` tag with its slide number; presets must be JSON (`:preset='{"k": 1}'`). Bad tags raise ValueError."""
+    """Every `<Demo>` tag with its slide number; presets must be JSON (`:preset='{"k": 1}'`).
+    Bad tags raise ValueError."""
     found = []
-    for number, source in enumerate(slide_sources(Path(path).read_text(encoding="utf-8")), start=1):
+    for number, source in enumerate(deck_slides(path), start=1):
         for tag in _TAG.finditer(source):
-            attrs = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _ATTR.finditer(tag.group(1))}
+            attrs = {
+                m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _ATTR.finditer(tag.group(1))
+            }
             if "name" not in attrs:
                 raise ValueError(f"slide {number}: <Demo> without name=: {tag.group(0)}")
             try:
@@ -99,8 +123,10 @@ def demos_in_deck(path: str | Path = SLIDES / "slides.md") -> list[DeckDemo]:
                 width = int(attrs[":width"]) if ":width" in attrs else None
                 zoom = float(attrs.get(":zoom", 1.0))
             except ValueError as err:
-                raise ValueError(f"slide {number}: <Demo name={attrs['name']!r}> has a bad attribute ({err}); write "
-                                 "presets as JSON: :preset='{\"key\": \"value\"}'") from None
+                raise ValueError(
+                    f"slide {number}: <Demo name={attrs['name']!r}> has a bad attribute ({err}); write "
+                    'presets as JSON: :preset=\'{"key": "value"}\''
+                ) from None
             if not isinstance(preset, dict):
                 raise ValueError(f"slide {number}: preset of {attrs['name']!r} is not an object")
             if not 0.3 <= zoom <= 3:
@@ -127,8 +153,9 @@ def wait_for_server(url: str, timeout: float, proc: subprocess.Popen | None = No
         time.sleep(0.5)
 
 
-def take_snapshots(server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool = False,
-                   timeout: float = 180.0) -> list[Path]:
+def take_snapshots(
+    server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool = False, timeout: float = 180.0
+) -> list[Path]:
     """Screenshot every deck demo (or the named ones) as the slide shows it; returns the PNG paths."""
     from lecture.chromium import Browser
 
@@ -158,8 +185,9 @@ def take_snapshots(server: str, out_dir: str | Path, names: list[str] | None = N
     return written
 
 
-def snapshots(url: str, out: str | Path, names: list[str] | None = None, serve: bool = False,
-              dark: bool = False) -> int:
+def snapshots(
+    url: str, out: str | Path, names: list[str] | None = None, serve: bool = False, dark: bool = False
+) -> int:
     """`lecture snapshots`: screenshot the deck's demos from the server at ``url`` (started here with ``serve``)."""
     proc = None
     if not server_up(url):
@@ -198,10 +226,13 @@ def present(port: int = 7860, deck_port: int = 3030, model_names: list[str] | No
     try:
         wait_for_server(server, 600, demos)
         env = {**os.environ, "VITE_DEMO_SERVER": server}
-        deck = subprocess.Popen([npx, "slidev", "slides.md", "--port", str(deck_port), "--open", "false"],
-                                cwd=SLIDES, env=env)
-        print(f"[lecture] deck at http://localhost:{deck_port}/  (presenter: /#/presenter/), demos at {server}/",
-              flush=True)
+        deck = subprocess.Popen(
+            [npx, "slidev", "slides.md", "--port", str(deck_port), "--open", "false"], cwd=SLIDES, env=env
+        )
+        print(
+            f"[lecture] deck at http://localhost:{deck_port}/  (presenter: /#/presenter/), demos at {server}/",
+            flush=True,
+        )
         while demos.poll() is None and deck.poll() is None:
             time.sleep(0.5)
         return demos.returncode or (deck.returncode if deck.returncode is not None else 0) or 0

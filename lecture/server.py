@@ -3,6 +3,7 @@
 The demos are those of the concepts in ``toolkit.registry``, in deck order; each module ``demos.<name>`` defines
 a module-level ``demo`` (gr.Blocks). Binds 127.0.0.1 unless told otherwise.
 """
+
 from __future__ import annotations
 
 import html
@@ -85,8 +86,15 @@ def build_app(names: list[str] | None = None) -> FastAPI:
     for name, info in infos.items():
         info.blocks.queue(default_concurrency_limit=ui.WORKERS, max_size=QUEUE_SIZE)
         gr.mount_gradio_app(
-            app, info.blocks, path=f"/demo/{name}", theme=ui.theme(), css=ui.CSS, head=ui.HEAD,
-            footer_links=[], show_error=True, ssr_mode=False,
+            app,
+            info.blocks,
+            path=f"/demo/{name}",
+            theme=ui.theme(),
+            css=ui.CSS,
+            head=ui.HEAD,
+            footer_links=[],
+            show_error=True,
+            ssr_mode=False,
         )
     app.state.demos = infos
     return app

@@ -9,6 +9,7 @@ must equal the reference on each, not only on the two embedded models.
 
 Each uses SmolLM2's real tokenizer (vocabulary 49,152), so texts go in as they do for the real model.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,14 +17,29 @@ import functools
 import torch
 
 ARCHITECTURES = ["llama-gqa", "llama-mha", "llama-mqa", "qwen2-bias", "mistral-sw"]
-COMMON = dict(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              max_position_embeddings=256, tie_word_embeddings=True)
+COMMON = dict(
+    vocab_size=49152,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+    attn_implementation="eager",
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny(name: str):
     """A models.Loaded of a tiny random model (seeded: the same weights every time)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     from toolkit import models
 
@@ -40,6 +56,5 @@ def tiny(name: str):
         model = MistralForCausalLM(MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=4))
     else:
         raise KeyError(name)
-    model.config._attn_implementation = "eager"
     model.eval()
     return models.Loaded(f"tiny-{name}", model, models.load("smollm2-135m").tokenizer, "causal")

@@ -1,4 +1,5 @@
 """Shared fixtures: the embedded models, loaded once per test session (the same copy the demos use)."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Cases per input widget: empty, whitespace-only, 100k-character and odd-Unicode t
 non-numeric numbers; unknown dropdown choices. "Something went wrong" (an unexpected exception caught by
 ui.safe) counts as a failure: bad input must be anticipated. Afterwards the server still answers.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -12,7 +13,8 @@ import math
 import gradio as gr
 import pytest
 
-from toolkit import server, ui
+from demos import ui
+from lecture import server
 
 ODD = "🦙 naïve 東京\u200b\u202eمرحبا\x00 \U0001d518\u0301"
 TEXT_CASES = ["", "   \n\t ", "x" * 100_000, ODD]
@@ -39,8 +41,11 @@ def _handlers():
 
 def _call(fn, values):
     params = list(inspect.signature(fn.fn).parameters.values())
-    extra = [None for p in params[len(values):] if p.default is inspect.Parameter.empty
-             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    extra = [
+        None
+        for p in params[len(values) :]
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     result = fn.fn(*values, *extra)
     if inspect.isgenerator(result):  # a streaming handler: its first update is where input is checked
         try:

@@ -3,6 +3,7 @@ a demo against a real demo server, check the demo's Gradio app drew its plot, th
 that the snapshot fallback shows when the demo server is down. Screenshots go to artifacts/screenshots/.
 
 Set-up: `make browser-deps` (chromium from apt, `npm ci` in slides/)."""
+
 from __future__ import annotations
 
 import functools
@@ -12,8 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+
 from toolkit import chromium, deck_cli
 
 pytestmark = pytest.mark.slow
@@ -30,8 +31,9 @@ def deck_dist(tmp_path_factory) -> Path:
     assert slidev.exists(), "slides/node_modules is missing: run `make browser-deps`"
     assert chromium.executable()  # raises with the install hint
     out = tmp_path_factory.mktemp("deck") / "dist"
-    build = subprocess.run([str(slidev), "build", "--out", str(out)], cwd=SLIDES, capture_output=True, text=True,
-                           timeout=400)
+    build = subprocess.run(
+        [str(slidev), "build", "--out", str(out)], cwd=SLIDES, capture_output=True, text=True, timeout=400
+    )
     assert build.returncode == 0, f"slidev build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
     assert (out / "index.html").is_file()
     return out
@@ -65,7 +67,9 @@ def demo_on(slide: int, name: str) -> str:
 
 def settled(slide: int, name: str) -> str:
     """JS: the demo's state once its server probe has answered ('live' or 'offline'), else false."""
-    return f"['live', 'offline'].includes({demo_on(slide, name)}?.dataset.state) && {demo_on(slide, name)}.dataset.state"
+    return (
+        f"['live', 'offline'].includes({demo_on(slide, name)}?.dataset.state) && {demo_on(slide, name)}.dataset.state"
+    )
 
 
 def assert_all_local(requests: list[str]) -> None:
@@ -85,9 +89,11 @@ def test_every_demo_slide_shows_its_live_demo(deck_url, live_server, shots):
             # only the active slide renders an iframe, although Slidev keeps every slide mounted
             frames = browser.evaluate("[...document.querySelectorAll('iframe')].map(f => f.src)")
             assert frames == [d.url(server)], f"slide {d.slide}: iframes {frames}"
-            fits = browser.evaluate(f"(() => {{ const s = document.querySelector('.slidev-page-{d.slide}')"
-                                    f".getBoundingClientRect(), r = {demo_on(d.slide, d.name)}.getBoundingClientRect();"
-                                    " return r.bottom <= s.bottom + 1 && r.right <= s.right + 1 && r.height > 100; })()")
+            fits = browser.evaluate(
+                f"(() => {{ const s = document.querySelector('.slidev-page-{d.slide}')"
+                f".getBoundingClientRect(), r = {demo_on(d.slide, d.name)}.getBoundingClientRect();"
+                " return r.bottom <= s.bottom + 1 && r.right <= s.right + 1 && r.height > 100; })()"
+            )
             assert fits, f"slide {d.slide}: the {d.name} frame does not fit on the slide"
             prefix = f"{server}/demo/{d.name}/"
             drawn = browser.wait_for(deck_cli.DEMO_SETTLED, timeout=180, frame_url_prefix=prefix)
@@ -127,8 +133,9 @@ def test_snapshot_fallback_when_the_server_is_down_and_every_slide_renders(deck_
         state = browser.wait_for(settled(d.slide, d.name), timeout=60)
         assert state == "offline", f"expected the offline fallback, got {state!r}"
         demo = demo_on(d.slide, d.name)
-        browser.wait_for(f"{demo}.querySelector('img')?.complete && {demo}.querySelector('img').naturalWidth > 0",
-                         timeout=30)
+        browser.wait_for(
+            f"{demo}.querySelector('img')?.complete && {demo}.querySelector('img').naturalWidth > 0", timeout=30
+        )
         src = browser.evaluate(f"{demo}.querySelector('img').getAttribute('src')")
         assert src.endswith(f"/snapshots/{d.name}.png")
         hint = browser.evaluate(f"{demo}.innerText")
@@ -142,12 +149,16 @@ def test_snapshot_fallback_when_the_server_is_down_and_every_slide_renders(deck_
             page = f"document.querySelector('.slidev-page-{n}')"
             browser.evaluate(f"location.hash = '#/{n}'")
             browser.wait_for(f"!!{page} && location.hash === '#/{n}'", timeout=20)
-            browser.wait_for(f"[...{page}.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)",
-                             timeout=20)
+            browser.wait_for(
+                f"[...{page}.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)", timeout=20
+            )
             diagrams = source.count("```mermaid")
             if diagrams:
-                browser.wait_for(f"[...{page}.querySelectorAll('.mermaid')].filter(m => m.shadowRoot?.querySelector"
-                                 f"('svg')).length === {diagrams}", timeout=30)
+                browser.wait_for(
+                    f"[...{page}.querySelectorAll('.mermaid')].filter(m => m.shadowRoot?.querySelector"
+                    f"('svg')).length === {diagrams}",
+                    timeout=30,
+                )
         assert n > 30
         requests = list(browser.requests)
     assert any(u.startswith(down) for u in requests), "the component never probed the server"

@@ -1,5 +1,6 @@
 """The Slidev deck (slides/) against the demos and the lecture: every demo has a slide, every slide's demo exists,
 presets are readable, every image the deck shows is there, nothing comes from a remote host, installs are pinned."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ import re
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from toolkit import deck_cli, figures_export
+from lecture import deck as deck_cli
+from lecture import figures as figures_export
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIDES = ROOT / "slides"
@@ -19,7 +20,7 @@ DECK = SLIDES / "slides.md"
 
 @pytest.fixture(scope="module")
 def demos() -> dict:
-    from toolkit.server import discover
+    from lecture.server import discover
 
     return discover()
 
@@ -54,7 +55,9 @@ def test_presets_name_parameters_the_demo_reads(demos, deck_demos):
             continue  # reported by test_every_slide_demo_exists
         source = Path(importlib.import_module(f"demos.{d.name}").__file__).read_text(encoding="utf-8")
         for key in d.preset:
-            assert re.search(rf"\b{re.escape(key)}\b", source), f"slide {d.slide}: demo {d.name} never reads preset {key!r}"
+            assert re.search(rf"\b{re.escape(key)}\b", source), (
+                f"slide {d.slide}: demo {d.name} never reads preset {key!r}"
+            )
 
 
 def test_each_deck_demo_has_its_snapshot(deck_demos):
@@ -65,7 +68,8 @@ def test_each_deck_demo_has_its_snapshot(deck_demos):
         vw, vh = d.viewport()
         scale = deck_cli.SNAPSHOT_SCALE
         assert w == scale * vw and scale * vh <= h <= scale * vh * deck_cli.SNAPSHOT_MAX_PAGES, (
-            f"{snap} is {w}x{h}, but the slide's frame lays the demo out {vw}x{vh} CSS px: re-run `lecture snapshots`")
+            f"{snap} is {w}x{h}, but the slide's frame lays the demo out {vw}x{vh} CSS px: re-run `lecture snapshots`"
+        )
 
 
 def test_every_local_image_exists_and_nothing_is_remote():
@@ -94,18 +98,42 @@ def test_every_figure_is_exported():
 
 def test_deck_follows_the_lecture_order():
     text = DECK.read_text(encoding="utf-8")
-    order = ["What are large language models", "Tokenization", "sinusoidal positional encoding", "RoPE",
-             "Self-attention computation", "Multi-head attention", "Feed-forward network and Add & Norm",
-             "Encoder and decoder", "Next-token prediction", "Training objective: cross-entropy",
-             "Pre-training vs SFT", "SFT loss masking", "RLHF: the three stages", "Bradley-Terry", "Algorithm I: PPO",
-             "DPO", "What is RLVR", "GRPO", "GxPO variants", "Applications", "challenges"]
+    order = [
+        "What are large language models",
+        "Tokenization",
+        "sinusoidal positional encoding",
+        "RoPE",
+        "Self-attention computation",
+        "Multi-head attention",
+        "Feed-forward network and Add & Norm",
+        "Encoder and decoder",
+        "Next-token prediction",
+        "Training objective: cross-entropy",
+        "Pre-training vs SFT",
+        "SFT loss masking",
+        "RLHF: the three stages",
+        "Bradley-Terry",
+        "Algorithm I: PPO",
+        "DPO",
+        "What is RLVR",
+        "GRPO",
+        "GxPO variants",
+        "Applications",
+        "challenges",
+    ]
     titles = [t.lower() for t in re.findall(r"^# (.+)$", text, re.M)]
     position = -1
     for topic in order:
         hits = [i for i, t in enumerate(titles) if topic.lower() in t and i > position]
         assert hits, f"no slide title with {topic!r} after slide title {titles[position] if position >= 0 else '-'}"
         position = hits[0]
-    for folded in ["Mixture of experts", "LoRA and QLoRA", "Catastrophic forgetting", "Sampling strategies", "KV cache"]:
+    for folded in [
+        "Mixture of experts",
+        "LoRA and QLoRA",
+        "Catastrophic forgetting",
+        "Sampling strategies",
+        "KV cache",
+    ]:
         assert any(folded.lower() in t for t in titles), f"{folded} from the notes is missing"
 
 
@@ -160,8 +188,15 @@ not: a separator inside a fence
     assert "__theme=dark" in found[1].url("http://127.0.0.1:1/", dark=True)
 
 
-@pytest.mark.parametrize("tag", ["<Demo :preset='{layer: 3}' name=\"x\" />", "<Demo :preset='[1]' name=\"x\" />",
-                                 "<Demo :preset='{}' />", "<Demo name=\"x\" :zoom=\"9\" />"])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "<Demo :preset='{layer: 3}' name=\"x\" />",
+        "<Demo :preset='[1]' name=\"x\" />",
+        "<Demo :preset='{}' />",
+        '<Demo name="x" :zoom="9" />',
+    ],
+)
 def test_bad_demo_tags_are_refused(tmp_path, tag):
     md = tmp_path / "s.md"
     md.write_text(f"# one\n\n{tag}\n")
@@ -169,27 +204,21 @@ def test_bad_demo_tags_are_refused(tmp_path, tag):
         deck_cli.demos_in_deck(md)
 
 
-def test_sinusoidal_encoding_values():
-    pe = figures_export.sinusoidal_pe(8, 6)
-    assert np.allclose(pe[0], [0, 1, 0, 1, 0, 1])  # sin 0, cos 0
-    assert np.isclose(pe[3, 0], np.sin(3)) and np.isclose(pe[3, 1], np.cos(3))
-    assert np.isclose(pe[5, 4], np.sin(5 / 10000 ** (4 / 6)))
-    assert np.allclose(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, 1)
-
-
 def test_lecture_commands_are_registered():
-    from toolkit.cli import parser
+    from lecture.cli import parser
 
     args = parser().parse_args(["present", "--port", "7999", "--deck-port", "3999"])
-    assert args.func is deck_cli._present and (args.port, args.deck_port) == (7999, 3999)
-    assert parser().parse_args(["snapshots", "--serve"]).func is deck_cli._snapshots
-    assert parser().parse_args(["export-figures"]).func is deck_cli._export_figures
+    from lecture import cli
+
+    assert args.func is cli.cmd_present and (args.port, args.deck_port) == (7999, 3999)
+    assert parser().parse_args(["snapshots", "--serve"]).func is cli.cmd_snapshots
+    assert parser().parse_args(["export-figures"]).func is cli.cmd_export_figures
 
 
 def test_snapshots_refuse_without_a_server(capsys):
-    from toolkit.cli import main
-
     from conftest import free_port
+
+    from lecture.cli import main
 
     assert main(["snapshots", "--url", f"http://127.0.0.1:{free_port()}"]) == 2
     assert "no demo server" in capsys.readouterr().err

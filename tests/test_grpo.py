@@ -1,26 +1,28 @@
-"""GRPO: pure advantage/loss maths (worked numbers, TRL 1.16 parity), rewards, a real run's trace invariants,
-the replay asset, the demo's handlers and its server route."""
+"""GRPO: pure advantage/loss maths (worked numbers; parity with TRL 1.16's GRPOTrainer run for real on a tiny
+random model), rewards, the config's limits, a real run's trace invariants, the replay asset, the demo's handlers
+and its server route."""
+
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
-import textwrap
 import threading
-from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from architectures import tiny
 
-from toolkit.grpo import maths, rewards
-from toolkit.grpo.config import GrpoConfig, preset
+from toolkit.config import ConfigError
+from toolkit.grpo import GrpoCompletion, GrpoConfig, GrpoGroup, GrpoStep, GrpoTrace, maths, preset, rewards
+from toolkit.trace import Trace, TraceError
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "grpo" / "lecture.npz"
 
 
 # ---------------------------------------------------------------- advantages
+
 
 def test_worked_group():
     a = maths.group_advantages(torch.tensor([[2.0, 0.0, 1.0, 1.0]]), "group")
@@ -58,36 +60,8 @@ def test_bad_rewards_refused():
         maths.group_advantages(torch.ones(1, 3), "zscore")
 
 
-def _trl_advantages(rewards: torch.Tensor, g: int, scale: str):
-    """Run TRL 1.16's own advantage code (the block inside GRPOTrainer._generate_and_score_completions)."""
-    from trl.trainer import grpo_trainer
-
-    src = inspect.getsource(grpo_trainer.GRPOTrainer._generate_and_score_completions).splitlines()
-    start = next(i for i, s in enumerate(src) if 'if self.multi_objective_aggregation == "sum_then_normalize"' in s)
-    end = next(i for i, s in enumerate(src) if "advantages = torch.nan_to_num(advantages" in s)
-    block = textwrap.dedent("\n".join(src[start:end + 1]))
-    ns = {
-        "torch": torch, "nanstd": grpo_trainer.nanstd, "num_generations": g, "device": "cpu",
-        "rewards_per_func": rewards[:, None], "unscorable_mask": torch.zeros(len(rewards), dtype=torch.bool),
-        "self": SimpleNamespace(multi_objective_aggregation="sum_then_normalize", scale_rewards=scale,
-                                reward_weights=torch.ones(1)),
-    }
-    exec(compile(block, "trl_grpo_advantages", "exec"), ns)  # TRL's source text, not user input
-    return ns["advantages"], ns["is_std_zero"]
-
-
-@pytest.mark.parametrize("scale", maths.SCALINGS)
-def test_advantages_match_trl(scale):
-    gen = torch.Generator().manual_seed(1)
-    r = torch.cat([torch.randint(0, 3, (3, 6), generator=gen).float() / 2, torch.ones(1, 6)])  # one flat group
-    ours = maths.group_advantages(r, scale)
-    theirs, zero = _trl_advantages(r.reshape(-1), 6, scale)
-    assert torch.allclose(ours.advantages.reshape(-1), theirs, atol=1e-6)
-    if scale != "batch":
-        assert torch.equal(ours.zero_std.repeat_interleave(6), zero)
-
-
 # ---------------------------------------------------------------- surrogate, KL, aggregation
+
 
 def test_clipped_surrogate_shape():
     r = torch.linspace(0.5, 1.5, 101)
@@ -116,59 +90,173 @@ def test_aggregation_known_numbers():
     assert maths.aggregate(loss, mask, "dr_grpo", max_len=8).item() == pytest.approx(8 / 16)
 
 
-class _Acc:
-    def reduce(self, x, reduction="sum"):
-        return x
+# ---------------------------------------------------------------- parity with TRL's GRPOTrainer, run for real
+# TRL 1.16's public GRPOTrainer trains a tiny random Llama (SmolLM2's tokenizer) for one step with a deterministic
+# reward; a subclass overrides the public compute_loss(model, inputs) to record what TRL hands it (advantages,
+# masks, reference and old log-probs) and the loss TRL returns. Metrics come from the public state.log_history.
 
-    def gather(self, x):
-        return x
+TRL_G, TRL_T, TRL_TEMP, TRL_BETA, TRL_EPS = 4, 6, 0.7, 0.04, (0.2, 0.28)
+TRL_PROMPTS = ["The cat sat on", "Two plus two is", "Once upon a time"]  # the last group is scored flat
 
-    def gather_for_metrics(self, x):
-        return x
+
+def trl_reward(prompts, completion_ids, **_):
+    """Deterministic: the first completion token id mod 3, halved; 0.5 for every answer to the last prompt."""
+    return [0.5 if p == TRL_PROMPTS[-1] else (ids[0] % 3) / 2 for p, ids in zip(prompts, completion_ids)]
+
+
+def plain_logprobs(model, inputs, temperature):
+    """Per-token log-probs and entropies of the completion under ``model``: one plain forward over prompt +
+    completion, logits / T (what any GRPO implementation scores). -> (B, C), (B, C)."""
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)  # (B, P + C)
+    attn = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    c = inputs["completion_ids"].shape[1]
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, -c - 1 : -1].float() / temperature  # (B, C, V)
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, inputs["completion_ids"][..., None]).squeeze(-1)
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+
+@pytest.fixture(scope="module")
+def trl_run(tmp_path_factory):
+    """trl_run(scale_rewards, loss_type) -> (trainer, [(inputs, TRL's loss, our logp, our entropy) per call])."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    class Recording(GRPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            logp, entropy = plain_logprobs(model, inputs, TRL_TEMP)
+            self.calls.append(
+                (
+                    {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in inputs.items()},
+                    loss.detach(),
+                    logp,
+                    entropy,
+                )
+            )
+            return loss
+
+    root = tmp_path_factory.mktemp("trl")
+    tiny("llama-gqa").model.save_pretrained(root / "tiny")  # TRL loads policy and reference from a path
+    runs = {}
+
+    def run(scale: str, loss_type: str):
+        if (scale, loss_type) not in runs:
+            args = GRPOConfig(
+                output_dir=str(root / f"{scale}-{loss_type}"),
+                per_device_train_batch_size=len(TRL_PROMPTS) * TRL_G,
+                num_generations=TRL_G,
+                max_completion_length=TRL_T,
+                max_steps=1,
+                learning_rate=1e-2,
+                beta=TRL_BETA,
+                num_iterations=1,
+                epsilon=TRL_EPS[0],
+                epsilon_high=TRL_EPS[1],
+                temperature=TRL_TEMP,
+                scale_rewards=scale,
+                loss_type=loss_type,
+                logging_steps=1,
+                report_to="none",
+                save_strategy="no",
+                use_cpu=True,
+                bf16=False,
+                seed=0,
+                disable_tqdm=True,
+                shuffle_dataset=False,
+                use_bias_correction_kl=False,
+            )  # our KL is the plain k3 (TRL 1.16 multiplies it by ρ by default)
+            trainer = Recording(
+                model=str(root / "tiny"),
+                reward_funcs=[trl_reward],
+                args=args,
+                train_dataset=Dataset.from_dict({"prompt": TRL_PROMPTS}),
+                processing_class=tiny("llama-gqa").tokenizer,
+            )
+            trainer.calls = []
+            trainer.train()
+            runs[scale, loss_type] = trainer
+        return runs[scale, loss_type]
+
+    return run
+
+
+def _groups(trainer, inputs):
+    """Rows of a TRL batch (shuffled) -> {prompt: [row, ...]} and each row's reward, recomputed from its tokens."""
+    tok, rows, rewards_ = trainer.processing_class, {}, []
+    for i in range(len(inputs["prompt_ids"])):
+        prompt = tok.decode(inputs["prompt_ids"][i][inputs["prompt_mask"][i].bool()], skip_special_tokens=True)
+        ids = inputs["completion_ids"][i][inputs["completion_mask"][i].bool()].tolist()
+        rows.setdefault(prompt, []).append(i)
+        rewards_.append(trl_reward([prompt], [ids])[0])
+    return rows, torch.tensor(rewards_)
+
+
+@pytest.mark.parametrize("scale", maths.SCALINGS)
+def test_advantages_match_trl(trl_run, scale):
+    """Our group_advantages on the rewards of TRL's own step give the advantages TRL trained on."""
+    trainer = trl_run(scale, "grpo")
+    inputs = trainer.calls[0][0]
+    rows, r = _groups(trainer, inputs)
+    assert sorted(rows) == sorted(TRL_PROMPTS) and all(len(v) == TRL_G for v in rows.values())
+    order = torch.tensor([i for p in TRL_PROMPTS for i in rows[p]])  # group after group
+    ours = maths.group_advantages(r[order].view(len(TRL_PROMPTS), TRL_G), scale)  # (group, G)
+    assert torch.allclose(ours.advantages.reshape(-1), inputs["advantages"][order], atol=1e-6)
+    assert ours.zero_std.tolist() == [False, False, True]  # the flat prompt gives no signal
+    assert torch.equal(ours.advantages[-1], torch.zeros(TRL_G))
+    logged = next(h for h in trainer.state.log_history if "reward" in h)  # the step's log
+    assert logged["reward"] == pytest.approx(float(r.mean()), abs=1e-6)
+    assert logged["reward_std"] == pytest.approx(float(maths.bessel_std(r)), abs=1e-6)
+    if scale != "batch":  # TRL counts zero std per group for group/none, for the whole batch under "batch"
+        assert logged["frac_reward_zero_std"] == pytest.approx(float(ours.zero_std.float().mean()))
 
 
 @pytest.mark.parametrize("loss_type", maths.LOSS_TYPES)
-def test_loss_matches_trl(loss_type):
-    """Our per-token loss, aggregation and logged metrics equal TRL's GRPOTrainer._compute_loss on the same tensors."""
-    from trl.trainer.grpo_trainer import GRPOTrainer
+def test_loss_matches_trl(trl_run, loss_type):
+    """Our per-token loss, aggregation and logged metrics equal TRL's compute_loss: inside its training step
+    (ratio 1), and on the same batch with old and reference log-probs moved so both clip sides fire."""
+    trainer = trl_run("group", loss_type)
+    eps_lo, eps_hi = TRL_EPS
+    inputs, trl_loss, logp, _ = trainer.calls[0]
+    mask = inputs["completion_mask"]
+    tok_loss, _, _ = maths.per_token_loss(
+        logp, logp, inputs["ref_per_token_logps"], inputs["advantages"], eps_lo, eps_hi, TRL_BETA
+    )
+    ours = maths.aggregate(tok_loss, mask, loss_type, max_len=TRL_T)
+    assert ours.item() == pytest.approx(trl_loss.item(), rel=1e-6, abs=1e-7)
 
     gen = torch.Generator().manual_seed(2)
-    b, t, beta, eps_lo, eps_hi = 6, 5, 0.04, 0.2, 0.28
-    logp = -torch.rand(b, t, generator=gen) * 3
-    old = logp + torch.randn(b, t, generator=gen) * 0.3  # ratio far from 1: both clip sides fire
-    ref = logp + torch.randn(b, t, generator=gen) * 0.2
-    ent = torch.rand(b, t, generator=gen)
-    mask = torch.ones(b, t, dtype=torch.long)
-    mask[1, 3:] = 0
-    mask[4, 1:] = 0
-    adv = torch.randn(b, generator=gen)
-    stub = SimpleNamespace(
-        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token", beta=beta,
-        loss_type=loss_type, epsilon_low=eps_lo, epsilon_high=eps_hi, use_vllm=False,
-        vllm_importance_sampling_correction=False, model=SimpleNamespace(training=True),
-        current_gradient_accumulation_steps=1, max_completion_length=t, _entropy_bonus_enabled=False,
-        aux_loss_enabled=False, _metrics={"train": defaultdict(list)}, accelerator=_Acc(),
-        args=SimpleNamespace(use_bias_correction_kl=False, delta=None),
-        _get_per_token_logps_and_entropies=lambda *a, **k: (logp, ent, None),
+    moved = {
+        **inputs,
+        "old_per_token_logps": logp + torch.randn(logp.shape, generator=gen) * 0.3,
+        "ref_per_token_logps": logp + torch.randn(logp.shape, generator=gen) * 0.2,
+        "advantages": torch.randn(len(logp), generator=gen),
+    }
+    moved["completion_mask"] = mask.clone()
+    moved["completion_mask"][1, 3:] = 0  # shorter answers weigh differently under each aggregation
+    moved["completion_mask"][4, 1:] = 0
+    trainer.model.train()
+    trl_loss = trainer.compute_loss(trainer.model, moved)
+    trainer.log({})
+    m = trainer.state.log_history[-1]
+    _, _, logp, entropy = trainer.calls[-1]
+    mask, adv, old, ref = (
+        moved[k] for k in ("completion_mask", "advantages", "old_per_token_logps", "ref_per_token_logps")
     )
-    inputs = {"prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
-              "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
-              "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref}
-    trl_loss = GRPOTrainer._compute_loss(stub, None, inputs)
-    m = stub._metrics["train"]
-
-    tok_loss, ratio, kl = maths.per_token_loss(logp, old, ref, adv, eps_lo, eps_hi, beta)
-    ours = maths.aggregate(tok_loss, mask, loss_type, max_len=t)
+    tok_loss, ratio, kl = maths.per_token_loss(logp, old, ref, adv, eps_lo, eps_hi, TRL_BETA)
+    ours = maths.aggregate(tok_loss, mask, loss_type, max_len=TRL_T)
     low, high = maths.clip_flags(ratio, adv[:, None], eps_lo, eps_hi)
     assert ours.item() == pytest.approx(trl_loss.item(), rel=1e-6, abs=1e-7)
-    assert maths.masked_mean(kl, mask) == pytest.approx(m["kl"][0], rel=1e-6)
-    assert maths.masked_mean(ent, mask) == pytest.approx(m["entropy"][0], rel=1e-6)
-    assert maths.masked_mean(low.float(), mask) == pytest.approx(m["clip_ratio/low_mean"][0])
-    assert maths.masked_mean(high.float(), mask) == pytest.approx(m["clip_ratio/high_mean"][0])
-    assert m["clip_ratio/low_mean"][0] > 0 and m["clip_ratio/high_mean"][0] > 0
+    assert maths.masked_mean(kl, mask) == pytest.approx(m["kl"], rel=1e-6)
+    assert maths.masked_mean(entropy, mask) == pytest.approx(m["entropy"], rel=1e-6)
+    assert maths.masked_mean(low.float(), mask) == pytest.approx(m["clip_ratio/low_mean"])
+    assert maths.masked_mean(high.float(), mask) == pytest.approx(m["clip_ratio/high_mean"])
+    assert m["clip_ratio/low_mean"] > 0 and m["clip_ratio/high_mean"] > 0
 
 
 # ---------------------------------------------------------------- rewards and config
+
 
 def test_rewards():
     assert rewards.exact("63 is larger", "63") == 1.0
@@ -208,17 +296,83 @@ def test_task_has_known_answers():
 
 def test_config_validation():
     assert preset("tiny").num_generations == 3
-    for bad in ({"num_generations": 1}, {"epsilon_low": 0.0}, {"epsilon_high": -1}, {"temperature": float("nan")},
-                {"scale_rewards": "zscore"}, {"loss_type": "ppo"}, {"rewards": {}}, {"rewards": {"nope": 1}},
-                {"task": "nope"}, {"top_p": 0}):
-        with pytest.raises(ValueError):
-            GrpoConfig(**bad).validate()
+    for bad in (
+        {"num_generations": 1},
+        {"epsilon_low": 0.0},
+        {"epsilon_high": -1},
+        {"temperature": float("nan")},
+        {"scale_rewards": "zscore"},
+        {"loss_type": "ppo"},
+        {"rewards": {}},
+        {"rewards": {"nope": 1}},
+        {"task": "nope"},
+        {"top_p": 0},
+        {"lora_targets": ()},
+    ):
+        with pytest.raises(ConfigError):  # a ValueError, raised when the config is made
+            GrpoConfig(**bad)
+    with pytest.raises(ConfigError, match="num_generations"):
+        preset("tiny", num_generations=1)
+    with pytest.raises(KeyError):
+        preset("huge")
+
+
+def test_config_limits_are_the_live_demo_limits():
+    """The ranges a 2-core live demo can afford live in the config, with their help text."""
+    limits = {
+        "num_generations": (2, 16),
+        "max_new_tokens": (1, 64),
+        "steps": (1, 50),
+        "num_iterations": (1, 8),
+        "lr": (0, 0.1),
+        "beta": (0, 10),
+        "epsilon_low": (0, 1),
+        "epsilon_high": (0, 1),
+    }
+    for name, (lo, hi) in limits.items():
+        spec = GrpoConfig.spec(name)
+        assert (spec.lo, spec.hi) == (lo, hi) and spec.help, name
+    assert (
+        GrpoConfig.spec("lr").open_lo
+        and GrpoConfig.spec("epsilon_low").open_lo
+        and GrpoConfig.spec("epsilon_high").open_hi
+    )
+    assert GrpoConfig.spec("scale_rewards").choices == maths.SCALINGS
+    assert GrpoConfig.spec("loss_type").choices == maths.LOSS_TYPES
+    for bad in (
+        {"num_generations": 17},
+        {"max_new_tokens": 65},
+        {"steps": 51},
+        {"num_iterations": 9},
+        {"lr": 0.0},
+        {"lr": 0.2},
+        {"beta": -0.1},
+        {"beta": 11},
+        {"epsilon_high": 1.0},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            GrpoConfig(**bad)
+    cfg = GrpoConfig(lora_targets=["q_proj"])
+    assert cfg.lora_targets == ("q_proj",) and GrpoConfig().lora_targets == ("q_proj", "v_proj")
+    assert GrpoConfig.from_dict(GrpoConfig().to_dict()) == GrpoConfig()
+    assert GrpoConfig.coerce(num_generations="4", lr="0.01", scale_rewards="none").num_generations == 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.steps = 3
 
 
 # ---------------------------------------------------------------- the trainer on the real model
 
-TRL_METRICS = {"reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean",
-               "completions/mean_length", "entropy", "loss"}
+TRL_METRICS = {
+    "reward",
+    "reward_std",
+    "frac_reward_zero_std",
+    "kl",
+    "clip_ratio/low_mean",
+    "clip_ratio/high_mean",
+    "completions/mean_length",
+    "entropy",
+    "loss",
+}
 
 
 def test_group_logprobs_match_a_plain_forward(smol):
@@ -232,13 +386,14 @@ def test_group_logprobs_match_a_plain_forward(smol):
             if "lora_B" in name:
                 p.normal_(0, 0.02, generator=torch.Generator().manual_seed(3))  # a trained-looking adapter
     prompt = trainer.encode_prompt(tok, "Which number is larger, 12 or 40? Answer with just the number.")
-    ids, mask = trainer.sample_group(model, prompt, 3, 6, 1.0, 0.9, trainer.stop_ids(model, tok), 0,
-                                     torch.Generator().manual_seed(1))
+    ids, mask = trainer.sample_group(
+        model, prompt, 3, 6, 1.0, 0.9, trainer.stop_ids(model, tok), 0, torch.Generator().manual_seed(1)
+    )
     logp, _ = trainer.group_logprobs(model, prompt, ids, mask, 0.7)
     full = torch.cat([prompt.expand(3, -1), ids], 1)  # (G, P + C)
     attn = torch.cat([torch.ones_like(prompt.expand(3, -1)), mask], 1)
     with torch.no_grad():
-        logits = model(input_ids=full, attention_mask=attn).logits[:, prompt.shape[1] - 1:-1] / 0.7  # (G, C, V)
+        logits = model(input_ids=full, attention_mask=attn).logits[:, prompt.shape[1] - 1 : -1] / 0.7  # (G, C, V)
     want = torch.log_softmax(logits, -1).gather(-1, ids[..., None]).squeeze(-1)
     assert torch.allclose(logp * mask, want * mask, atol=1e-4)
     with torch.no_grad(), model.disable_adapter():
@@ -250,61 +405,68 @@ def test_group_logprobs_match_a_plain_forward(smol):
 def tiny_run(smol, tmp_path_factory):
     from toolkit.grpo import trainer
 
-    trace = trainer.train(preset("tiny", steps=2, num_iterations=2, max_new_tokens=5))
+    trace = trainer.train(preset("tiny"), steps=2, num_iterations=2, max_new_tokens=5)
     path = trace.save(tmp_path_factory.mktemp("grpo") / "tiny.npz")
     return trace, path
 
 
 def test_run_trace_invariants(tiny_run):
-    from toolkit.traces import GrpoTrace
-
     trace, path = tiny_run
     loaded = GrpoTrace.load(path)
     assert np.array_equal(loaded.rewards, trace.rewards) and loaded.steps == trace.steps
+    assert isinstance(Trace.load(path), GrpoTrace) and loaded.config == trace.config
     assert trace.rewards.shape == (2, 3)
     assert TRL_METRICS <= set(trace.metrics)
     step0 = trace.steps[0]
-    assert step0["updates"][0]["kl"] == 0.0  # LoRA B starts at zero: policy == reference
-    for rec in trace.steps:
-        first = rec["updates"][0]
+    assert all(isinstance(s, GrpoStep) for s in loaded.steps)
+    assert step0.updates[0]["kl"] == 0.0  # LoRA B starts at zero: policy == reference
+    for step in trace.steps:
+        first = step.updates[0]
         assert first["ratio_max_dev"] == 0.0  # π_old is π_θ before the first update: ratio exactly 1
         assert first["clip_ratio/low_mean"] == 0.0 and first["clip_ratio/high_mean"] == 0.0
-        for group in rec["groups"]:
-            comps = group["completions"]
-            adv = [c["advantage"] for c in comps]
+        for group in step.groups:
+            comps = group.completions
+            adv = [c.advantage for c in comps]
             assert abs(np.mean(adv)) < 1e-5
-            want = maths.group_advantages(torch.tensor([[c["reward"] for c in comps]]), "group").advantages[0]
+            want = maths.group_advantages(torch.tensor([[c.reward for c in comps]]), "group").advantages[0]
             assert adv == pytest.approx(want.tolist(), abs=1e-6)
-            per_fn, total = rewards.score({"exact": 1.0, "number_first": 0.5}, [c["text"] for c in comps],
-                                          [group["answer"]] * len(comps))
-            assert total == [c["reward"] for c in comps]
+            per_fn, total = rewards.score(
+                {"exact": 1.0, "number_first": 0.5}, [c.text for c in comps], [group.answer] * len(comps)
+            )
+            assert total == [c.reward for c in comps]
             for c in comps:
-                n = len(c["token_ids"])
+                n = len(c.token_ids)
                 assert 1 <= n <= 5
                 for key in ("tokens", "logprob", "old_logprob", "ref_logprob", "ratio", "kl", "entropy", "clipped_low"):
-                    assert len(c[key]) == n, key
-                assert min(c["kl"]) >= 0 and max(c["logprob"]) <= 0
-    for c in step0["groups"][0]["completions"]:
-        assert c["old_logprob"] == c["ref_logprob"]  # at step 0 the sampling policy is the reference
-    lengths = [len(c["token_ids"]) for c in step0["groups"][0]["completions"]]
+                    assert len(getattr(c, key)) == n, key
+                assert min(c.kl) >= 0 and max(c.logprob) <= 0
+    for c in step0.groups[0].completions:
+        assert c.old_logprob == c.ref_logprob  # at step 0 the sampling policy is the reference
+    lengths = [len(c.token_ids) for c in step0.groups[0].completions]
     assert trace.metrics["completions/mean_length"][0] == pytest.approx(np.mean(lengths))
 
 
 def test_trace_check_rejects_nonzero_group_mean(tiny_run):
-    import dataclasses
-
-    from toolkit.traces import TraceError
-
     trace, _ = tiny_run
     with pytest.raises(TraceError):
         dataclasses.replace(trace, advantages=trace.advantages + 0.5).check()
+    with pytest.raises(TraceError, match="GrpoStep"):
+        dataclasses.replace(trace, steps=[dataclasses.asdict(s) for s in trace.steps]).check()
+    step = trace.steps[0]
+    comp = step.groups[0].completions[0]
+    short = dataclasses.replace(comp, ratio=comp.ratio[:-1])
+    group = dataclasses.replace(step.groups[0], completions=[short, *step.groups[0].completions[1:]])
+    with pytest.raises(TraceError, match="per-token"):
+        dataclasses.replace(trace, steps=[dataclasses.replace(step, groups=[group]), *trace.steps[1:]]).check()
 
 
 def test_replay_asset_loads():
-    from toolkit.traces import GrpoTrace
-
     trace = GrpoTrace.load(ASSET)
     assert len(trace.steps) == 20 and trace.config["num_generations"] == 8
+    step = trace.steps[3]
+    assert isinstance(step, GrpoStep) and isinstance(step.groups[0], GrpoGroup)
+    assert isinstance(step.groups[0].completions[0], GrpoCompletion) and step.step == 3
+    assert GrpoConfig.from_dict(trace.config) == preset("lecture")  # recorded from the lecture preset
     r = np.array(trace.metrics["reward"])
     assert r[-5:].mean() > r[:5].mean()  # the recorded curve rises
     assert max(trace.metrics["clip_ratio/low_mean"]) > 0 or max(trace.metrics["clip_ratio/high_mean"]) > 0
@@ -312,13 +474,14 @@ def test_replay_asset_loads():
 
 # ---------------------------------------------------------------- live streaming, busy, stop
 
+
 def test_stream_stops_when_closed_and_refuses_a_second_run(smol):
     from toolkit.grpo import trainer
 
     stop = threading.Event()
     it = trainer.stream(preset("tiny", steps=50, max_new_tokens=3, num_generations=2), stop, poll_s=0.2)
     first = next(it)
-    assert first is None or first["step"] == 0
+    assert first is None or first.step == 0
     with pytest.raises(trainer.Busy):
         next(trainer.stream(preset("tiny"), threading.Event()))
     it.close()  # what Gradio does when the page is left or Stop is pressed
@@ -332,12 +495,14 @@ def test_stream_stops_when_closed_and_refuses_a_second_run(smol):
 
 # ---------------------------------------------------------------- the demo
 
+
 def test_demo_handlers():
     import gradio as gr
 
     from demos import grpo as d
+    from toolkit import registry
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 90
+    assert isinstance(d.demo, gr.Blocks) and registry.get("grpo").demo == d.__name__
     md, bars, clip = d.advantages("1, 0, 0, 1; 1 1 1 1", 0.2, 0.28)
     assert "no learning signal" in md and "group 1" in md
     assert len(bars.data) == 3 and len(clip.data) == 4
@@ -345,10 +510,23 @@ def test_demo_handlers():
     assert "step 4 / 20" in status and "<table" in table and len(curves.data) >= 5 and heat.data
 
 
-@pytest.mark.parametrize("text, lo, hi", [("", 0.2, 0.2), ("   ", 0.2, 0.2), ("1", 0.2, 0.2), ("1, two", 0.2, 0.2),
-                                         ("nan, 1", 0.2, 0.2), ("1, inf", 0.2, 0.2), ("1, 0; 1, 0, 1", 0.2, 0.2),
-                                         ("1, 0", 0, 0.2), ("1, 0", 0.2, -0.1), ("1, 0", "x", 0.2),
-                                         (", ".join(["1"] * 100), 0.2, 0.2), ("1,0 ;\n 1", 0.2, 0.2)])
+@pytest.mark.parametrize(
+    "text, lo, hi",
+    [
+        ("", 0.2, 0.2),
+        ("   ", 0.2, 0.2),
+        ("1", 0.2, 0.2),
+        ("1, two", 0.2, 0.2),
+        ("nan, 1", 0.2, 0.2),
+        ("1, inf", 0.2, 0.2),
+        ("1, 0; 1, 0, 1", 0.2, 0.2),
+        ("1, 0", 0, 0.2),
+        ("1, 0", 0.2, -0.1),
+        ("1, 0", "x", 0.2),
+        (", ".join(["1"] * 100), 0.2, 0.2),
+        ("1,0 ;\n 1", 0.2, 0.2),
+    ],
+)
 def test_calculator_bad_input(text, lo, hi):
     import gradio as gr
 
@@ -363,12 +541,25 @@ def test_live_and_replay_bad_input():
 
     from demos import grpo as d
 
-    with pytest.raises(gr.Error, match="G must be at least 2"):
+    with pytest.raises(gr.Error, match=r"G \(num_generations\) must be in \[2, 16\]"):
         d.live_config(1, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 0.04)
-    for bad in ((4, 8, 2, 1e-3, 1, "group", "grpo", 0.0, 0.2, 0.04), (4, 8, 2, "fast", 1, "group", "grpo", 0.2, 0.2, 0),
-                (4, 8, 2, 1e-3, 1, "zscore", "grpo", 0.2, 0.2, 0.04), (4, 8, 2, -1, 1, "group", "grpo", 0.2, 0.2, 0),
-                (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, float("nan")), (4, 8, 2, 1e9, 1, "group", "grpo", 0.2, 0.2, 0),
-                (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 1e9), (4, 8, 2, 1e-3, 1, None, "grpo", 0.2, 0.2, 0)):
+    cfg = d.live_config(4.0, "8", 2, 1e-3, 1, "none", "dr_grpo", 0.2, 0.28, 0)
+    assert (cfg.num_generations, cfg.max_new_tokens, cfg.scale_rewards, cfg.epsilon_high) == (4, 8, "none", 0.28)
+    for bad in (
+        (4, 8, 2, 1e-3, 1, "group", "grpo", 0.0, 0.2, 0.04),
+        (4, 8, 2, "fast", 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 2, 1e-3, 1, "zscore", "grpo", 0.2, 0.2, 0.04),
+        (4, 8, 2, -1, 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, float("nan")),
+        (4, 8, 2, 1e9, 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 1e9),
+        (4, 8, 2, 1e-3, 1, None, "grpo", 0.2, 0.2, 0),
+        (17, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 65, 2, 1e-3, 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 51, 1e-3, 1, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 2, 1e-3, 9, "group", "grpo", 0.2, 0.2, 0),
+        (4, 8, 2, 1e-3, 1, "group", "grpo", 0.2, 1.0, 0),
+    ):
         with pytest.raises(gr.Error):
             d.live_config(*bad)
     with pytest.raises(gr.Error):
@@ -388,13 +579,18 @@ def test_live_handler_streams_and_reports_busy(smol):
     args = (2, 4, 1, 2e-3, 2, "group", "grpo", 0.2, 0.2, 0.04, 1)
     outs = [o for o in d.live(*args) if not isinstance(o[0], type(gr.skip()))]
     assert len(outs) == 2 and outs[0][0].startswith("Starting")
-    status, curves, table, heat, record = outs[1]
-    assert "step 1 / 1" in status and "<table" in table and record["step"] == 0
-    assert d.heat(record, 0).data
+    status, curves, table, heat, state = outs[1]
+    assert "step 1 / 1" in status and "<table" in table and state.step.step == 0
+    assert state.config.num_generations == 2 and len(state.step.groups[0].completions) == 2
+    assert d.heat(state, 0).data
     assert not trainer.is_busy()
-    with trainer._RUN_LOCK:
+    with trainer.exclusive():  # as if another run held the model
+        assert trainer.is_busy()
         with pytest.raises(gr.Error, match="Busy"):
             next(d.live(*args))
+        with pytest.raises(trainer.Busy):
+            next(trainer.run(preset("tiny")))
+    assert not trainer.is_busy()
     probe = d.live(*args)  # a client that reads the first update and leaves starts no training
     assert next(probe)[0].startswith("Starting")
     probe.close()

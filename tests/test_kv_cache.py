@@ -1,5 +1,6 @@
 """KV cache: the memory formula against real caches (SmolLM2, tiny GQA / MHA / bf16 configs), same tokens with
 and without the cache, and the cache is faster on a long prompt."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -9,16 +10,21 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from toolkit import kv_cache, ui
+from demos import ui
+from toolkit import arch, kv_cache, registry
+from toolkit.config import ConfigError
+from toolkit.kv_cache import KvCacheTrace
 from toolkit.models import Loaded
-from toolkit.traces import KvCacheTrace, Trace
+from toolkit.trace import Trace
 
 
 def test_formula_by_hand(smol):
     # SmolLM2: 2 x 30 layers x 3 kv-heads x 64 x length x 4 bytes = 46,080 bytes per token in fp32
-    assert kv_cache.formula_bytes(smol.config, 1) == 46_080
-    assert kv_cache.formula_bytes(smol.config, 100, bytes_per_number=2) == 2 * 30 * 3 * 64 * 100 * 2
-    assert kv_cache.dims(smol.config) == {"layers": 30, "kv_heads": 3, "heads": 9, "head_dim": 64}
+    a = arch.of(smol)
+    assert kv_cache.formula_bytes(a, 1) == 46_080
+    assert kv_cache.formula_bytes(a, 100, bytes_per_number=2) == 2 * 30 * 3 * 64 * 100 * 2
+    assert kv_cache.formula_bytes(a, 10, batch=4) == 4 * 10 * 46_080
+    assert kv_cache.dims(a) == {"layers": 30, "kv_heads": 3, "heads": 9, "head_dim": 64}
 
 
 def test_formula_equals_the_cache_generate_returns(smol):
@@ -27,42 +33,60 @@ def test_formula_equals_the_cache_generate_returns(smol):
         out = smol.model.generate(ids, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
     length = out.past_key_values.get_seq_length()
     assert length == out.sequences.shape[1] - 1  # the last token is never fed back
-    assert kv_cache.measured_bytes(out.past_key_values) == kv_cache.formula_bytes(smol.config, length)
-    t = kv_cache.compare(smol, "The capital of France is", 5)
-    assert [int(i) for i in out.sequences[0, ids.shape[1]:]] == smol.tokenizer(
-        "".join(t.tokens), add_special_tokens=False)["input_ids"]
+    assert kv_cache.measured_bytes(out.past_key_values) == kv_cache.formula_bytes(arch.of(smol), length)
+    t = kv_cache.capture(smol, "The capital of France is", steps=5)
+    assert [int(i) for i in out.sequences[0, ids.shape[1] :]] == smol.tokenizer(
+        "".join(t.tokens), add_special_tokens=False
+    )["input_ids"]
 
 
 @pytest.mark.parametrize("kv_heads,dtype", [(1, torch.float32), (4, torch.float32), (2, torch.bfloat16)])
 def test_formula_on_tiny_random_configs(smol, kv_heads, dtype):
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=smol.config.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=kv_heads, head_dim=16, max_position_embeddings=256)
+    cfg = LlamaConfig(
+        vocab_size=smol.config.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        head_dim=16,
+        max_position_embeddings=256,
+    )
     model = LlamaForCausalLM(cfg).to(dtype).eval()
-    t = kv_cache.compare(Loaded("tiny", model, smol.tokenizer, "causal"), "one two three four", 6)
+    t = kv_cache.capture(Loaded("tiny", model, smol.tokenizer, "causal"), "one two three four", steps=6)
     assert t.bytes_per_number == (2 if dtype == torch.bfloat16 else 4)
     assert np.array_equal(t.measured_bytes, 2 * 3 * kv_heads * 16 * t.lengths * t.bytes_per_number)
-    assert t.same_tokens
+    assert t.same_tokens and t.bytes_per_token == 2 * 3 * kv_heads * 16 * t.bytes_per_number
+    assert t.dims == {"layers": 3, "kv_heads": kv_heads, "heads": 4, "head_dim": 16} and t.max_positions == 256
+
+
+def test_config_ranges_and_prompt_limit(smol):
+    for bad in (dict(steps=1), dict(steps=kv_cache.MAX_NEW_TOKENS + 1), dict(max_tokens=0), dict(max_tokens=10_000)):
+        with pytest.raises(ConfigError):
+            kv_cache.KvCacheConfig(**bad)
+    t = kv_cache.capture(smol, "one two three four five six seven eight", steps=2, max_tokens=4)
+    assert t.n_prompt == 4 and t.meta["truncated"] and t.meta["n_tokens_in_text"] > 4
+    assert t.lengths.tolist() == [4, 5]
 
 
 def test_trace_cache_is_faster_on_a_long_prompt(smol, tmp_path):
     prompt = " ".join(["The quick brown fox jumps over the lazy dog."] * 40)  # about 400 tokens
-    t = kv_cache.compare(smol, prompt, 4)
+    t = kv_cache.capture(smol, prompt, steps=4)
     assert t.n_prompt > 300 and t.same_tokens
     # ~400x fewer tokens per forward; CPU time, as wall time on a shared machine measures the neighbours too
     assert t.cpu_uncached[1:].sum() > 3 * t.cpu_cached[1:].sum()
     back = Trace.load(t.save(tmp_path / "k.npz"))
-    assert isinstance(back, KvCacheTrace) and back.tokens == t.tokens
+    assert isinstance(back, KvCacheTrace) and back.tokens == t.tokens and back.kind == "kv_cache"
 
 
-def test_demo_handlers_bad_input_and_server(smol):
-    from conftest import LiveServer
+def test_demo_handlers_and_bad_input(smol):
     from demos import kv_cache as d
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 80
+    assert isinstance(d.demo, gr.Blocks) and registry.get("kv_cache").demo == d.__name__
     a, b, md = d.run("Hello", 3)
     assert isinstance(a, go.Figure) and isinstance(b, go.Figure) and "bytes" in md
-    for args in (("", 3), ("hi", "many"), ("x" * 7000, 3), ("hi", float("nan")), (None, 3)):
+    for args in (("", 3), ("hi", "many"), ("x" * 7000, 3), ("hi", float("nan")), (None, 3), ("hi", 1), ("hi", 65)):
         with pytest.raises(ui.UserError):
             d.run(*args)
 
@@ -70,9 +94,8 @@ def test_demo_handlers_bad_input_and_server(smol):
         query_params = {"prompt": "Hi", "steps": "999"}
 
     assert d.on_load(Req())[:2] == ("Hi", d.DEFAULT_STEPS)
-    server = LiveServer(["kv_cache"])
-    try:
-        _, _, md = server.client("kv_cache").predict("Hello", 2, api_name="/run")
-        assert "identical with and without the cache: True" in md
-    finally:
-        server.stop()
+
+
+def test_demo_through_a_real_server(live_server):
+    _, _, md = live_server.client("kv_cache").predict("Hello", 2, api_name="/run")
+    assert "identical with and without the cache: True" in md

@@ -1,23 +1,25 @@
 """LoRA and quantisation: peft's parameter counts, real steps that leave the shared model untouched, rank <= r,
 merged == unmerged, quantisers against torch's own per-channel int8."""
+
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
-from toolkit import lora, ui
-from toolkit.traces import LoraTrace, QuantTrace, Trace
+from demos import ui
+from toolkit import lora
+from toolkit.lora import LoraTrace, QuantTrace
+from toolkit.trace import Trace
 
 
 @pytest.mark.parametrize("r,targets", [(1, ["q_proj"]), (8, ["q_proj", "v_proj"]), (16, list(lora.TARGETS))])
 def test_counts_equal_peft_and_the_formula(smol, r, targets):
-    trainable, frozen = lora.count(smol, r, targets)
-    assert trainable == lora.expected_count(smol, r, targets)
+    trainable, frozen = lora.count(smol, r=r, targets=targets)
+    assert trainable == lora.expected_count(smol, r=r, targets=targets)
     assert frozen == sum(p.numel() for p in smol.model.parameters())  # tied embeddings counted once
-    row = [x for x in lora.counts(smol, targets) if x["r"] == r][0]
+    row = [x for x in lora.counts(smol, targets=targets) if x["r"] == r][0]
     assert (row["trainable"], row["frozen"]) == (trainable, frozen)
 
 
@@ -25,7 +27,8 @@ def test_twin_shares_weights_and_gives_the_same_logits(smol):
     ids = torch.tensor([[1, 504, 3575, 282, 4649]])
     other = lora.twin(smol.model)
     assert other is not smol.model
-    assert other.model.layers[0].self_attn.q_proj.weight.data_ptr() == smol.model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    ours, shared = other.model.layers[0].self_attn.q_proj, smol.model.model.layers[0].self_attn.q_proj
+    assert ours.weight.data_ptr() == shared.weight.data_ptr()
     with torch.no_grad():
         assert torch.equal(other(ids).logits, smol.model(ids).logits)
 
@@ -36,6 +39,7 @@ def test_finetune_learns_low_rank_and_leaves_the_shared_model_alone(smol, tmp_pa
         before = smol.model(ids).logits.clone()
     sums = {n: float(p.detach().double().sum()) for n, p in smol.model.named_parameters()}
     t = lora.finetune(smol, r=4, alpha=8, targets=("q_proj", "v_proj"), steps=2, layer=3)
+    assert t.targets == ["q_proj", "v_proj"] and t.meta["steps"] == 2
     assert t.losses[-1] < t.losses[0]
     assert t.rank == 4 and t.sv_delta[4:].max() < 1e-5 * t.sv_delta[0]  # rank exactly r: B != 0 after a step
     assert len(t.sv_weight) == 576 and t.sv_weight[200] > 1e-3 * t.sv_weight[0]  # the full weight is not low rank
@@ -47,6 +51,31 @@ def test_finetune_learns_low_rank_and_leaves_the_shared_model_alone(smol, tmp_pa
     assert not any(p.requires_grad is False and "lora" in n for n, p in smol.model.named_parameters())
     assert not any("lora" in n for n, _ in smol.model.named_modules())
     assert isinstance(Trace.load(t.save(tmp_path / "l.npz")), LoraTrace)
+
+
+def test_configs_hold_the_ranges(smol):
+    from toolkit.config import ConfigError
+
+    for bad in (
+        {"r": 0},
+        {"r": 65},
+        {"alpha": 0},
+        {"alpha": 1025},
+        {"steps": lora.MAX_STEPS + 1},
+        {"targets": ()},
+        {"targets": ("attn",)},
+        {"layer": -1},
+        {"lr": 0},
+    ):
+        with pytest.raises(ConfigError):
+            lora.LoraConfig(**bad)
+    assert lora.LoraConfig(targets="q_proj, v_proj").targets == ("q_proj", "v_proj")
+    assert lora.LoraConfig.coerce(r="4", targets=["k_proj"]) == lora.LoraConfig(r=4, targets=("k_proj",))
+    with pytest.raises(ConfigError):
+        lora.QuantConfig(scheme="fp2")
+    with pytest.raises(ValueError, match="layer"):
+        lora.finetune(smol, layer=30)  # SmolLM2 has 30 layers: refused before any step
+    assert lora.peft_config(r=4, alpha=8).lora_alpha == 8
 
 
 def test_int8_equals_torch_per_channel_quantisation():
@@ -76,7 +105,7 @@ def test_4bit_quantisers_on_known_values():
 
 
 def test_quant_trace_on_the_real_model(smol, tmp_path):
-    traces = {s: lora.quant_trace(smol, "model.layers.0.self_attn.q_proj", s) for s in lora.SCHEMES}
+    traces = {s: lora.quant_trace(smol, "model.layers.0.self_attn.q_proj", scheme=s) for s in lora.SCHEMES}
     assert traces["int8"].rel_error < traces["nf4"].rel_error < traces["int4"].rel_error
     assert traces["nf4"].bytes == 576 * 576 // 2 + 576 * 576 // 64 * 4
     assert isinstance(Trace.load(traces["nf4"].save(tmp_path / "q.npz")), QuantTrace)
@@ -84,20 +113,28 @@ def test_quant_trace_on_the_real_model(smol, tmp_path):
         lora.quant_trace(smol, "model.layers.99.self_attn.q_proj")
 
 
-def test_demo_handlers_bad_input_and_server(smol):
-    from conftest import LiveServer
+def test_demo_handlers_and_bad_input(smol):
     from demos import lora as d
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 75
+    assert isinstance(d.demo, gr.Blocks)
     assert isinstance(d.parameters(["q_proj", "v_proj"]), go.Figure)
     fig, md = d.quantize(d.DEFAULT_MODULE, "int8")
     assert "nf4" in md and isinstance(fig, go.Figure)
     loss_fig, sv_fig, md = d.train(2, 4, ["v_proj"], 1, 29)
     assert "untouched" in md and isinstance(sv_fig, go.Figure)
-    bad = [lambda: d.parameters([]), lambda: d.parameters(["attn"]), lambda: d.quantize("nope", "int8"),
-           lambda: d.quantize(d.DEFAULT_MODULE, "fp2"), lambda: d.train("x", 16, ["q_proj"], 1, 0),
-           lambda: d.train(4, -1, ["q_proj"], 1, 0), lambda: d.train(4, 8, [], 1, 0),
-           lambda: d.train(4, 8, ["q_proj"], float("inf"), 0)]
+    bad = [
+        lambda: d.parameters([]),
+        lambda: d.parameters(["attn"]),
+        lambda: d.quantize("nope", "int8"),
+        lambda: d.quantize(d.DEFAULT_MODULE, "fp2"),
+        lambda: d.train("x", 16, ["q_proj"], 1, 0),
+        lambda: d.train(4, -1, ["q_proj"], 1, 0),
+        lambda: d.train(4, 8, [], 1, 0),
+        lambda: d.train(4, 8, ["q_proj"], float("inf"), 0),
+        lambda: d.train(65, 8, ["q_proj"], 1, 0),
+        lambda: d.train(4, 8, ["q_proj"], 1, 30),
+        lambda: d.train(4, 8, ["q_proj"], 1, -1),
+    ]
     for call in bad:
         with pytest.raises(ui.UserError):
             call()
@@ -107,9 +144,19 @@ def test_demo_handlers_bad_input_and_server(smol):
 
     out = d.on_load(Req())
     assert out[0] == ["q_proj"] and out[1] == d.DEFAULT_MODULE and out[2] == "int4"
-    server = LiveServer(["lora"])
-    try:
-        _, md = server.client("lora").predict(d.DEFAULT_MODULE, "nf4", api_name="/quantize")
-        assert "relative error" in md
-    finally:
-        server.stop()
+    assert out[3] == 8  # no ?r=: the config's default
+
+    class Ranked:
+        query_params = {"r": "16"}
+
+    class Unranked:
+        query_params = {"r": "65"}
+
+    assert d.on_load(Ranked())[3] == 16 and d.on_load(Unranked())[3] == 8  # 65 is beyond LoraConfig's range
+
+
+def test_demo_through_a_real_server(live_server):
+    from demos import lora as d
+
+    _, md = live_server.client("lora").predict(d.DEFAULT_MODULE, "nf4", api_name="/quantize")
+    assert "relative error" in md

@@ -1,4 +1,5 @@
 """Model registry and the GGUF -> safetensors cache: conversion, reuse, stale/corrupt detection, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def test_embedded_models_load_once_ready_for_inspection(smol, minilm):
     assert models.load("smollm2-135m") is smol  # one copy per process
     for loaded in (smol, minilm):
         assert not loaded.model.training
-        assert loaded.model.config._attn_implementation == "eager"
+        with torch.no_grad():  # eager attention: the only implementation that hands back its weight matrices
+            out = loaded.model(input_ids=torch.tensor([[1, 2, 3]]), output_attentions=True)
+        assert len(out.attentions) == loaded.config.num_hidden_layers and out.attentions[0].shape[-1] == 3
     assert smol.kind == "causal" and smol.config.num_key_value_heads == 3
     assert minilm.kind == "encoder" and minilm.config.num_hidden_layers == 6
 
@@ -35,7 +38,7 @@ def test_smollm2_generates_the_known_answer(smol):
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     ids = smol.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = smol.model.generate(**ids, max_new_tokens=12, do_sample=False)
-    text = smol.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = smol.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in text
 
 
@@ -43,8 +46,9 @@ def test_cached_model_matches_fresh_gguf_conversion(smol):
     from transformers import AutoModelForCausalLM
 
     src = models.source_file(SMOL)
-    fresh = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32,
-                                                 attn_implementation="eager").eval()
+    fresh = AutoModelForCausalLM.from_pretrained(
+        src.parent, gguf_file=src.name, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     ids = smol.tokenizer("The animal didn't cross the street because it was too tired", return_tensors="pt")
     with torch.no_grad():
         a = smol.model(**ids).logits
@@ -106,8 +110,15 @@ def test_empty_name_and_non_model_folder(tmp_path):
 def test_local_folder_loads(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, architectures=["LlamaForCausalLM"])
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        architectures=["LlamaForCausalLM"],
+    )
     LlamaForCausalLM(cfg).save_pretrained(tmp_path)
     shutil.copy(models.cache_path(SMOL) / "tokenizer.json", tmp_path)
     shutil.copy(models.cache_path(SMOL) / "tokenizer_config.json", tmp_path)

@@ -1,6 +1,9 @@
-"""MoE routing: maths against transformers' Mixtral loss, trace invariants, training, HF MoE families, demo."""
+"""MoE routing: maths against transformers' Mixtral loss, the config's ranges, trace invariants, training, the
+capture's dispatch (our model, committed runs, HF MoE families), figures, demo."""
+
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,9 +12,13 @@ import torch
 import torch.nn.functional as F
 from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
-from toolkit.moe import PRESETS, capture, maths, runs
+from toolkit import models, moe, registry
+from toolkit.config import Config, ConfigError
+from toolkit.moe import PRESETS, MoeConfig, MoeTrace, maths, runs
+from toolkit.moe import figures as views
 from toolkit.moe.model import MoeTransformer, load, save
-from toolkit.traces import MoeTrace, Trace, TraceError
+from toolkit.text import display, encode
+from toolkit.trace import Trace, TraceError
 
 
 def _topk(logits, k):
@@ -32,8 +39,9 @@ def test_balance_loss_pooled_layers_equals_mixtral():
     torch.manual_seed(0)
     layers = tuple(torch.randn(20, 8) for _ in range(3))
     cat = torch.cat(layers)  # Mixtral pools all layers' rows before multiplying f and P
-    torch.testing.assert_close(maths.balance_loss(F.softmax(cat, -1), _topk(cat, 2)),
-                               load_balancing_loss_func(layers, 8, 2))
+    torch.testing.assert_close(
+        maths.balance_loss(F.softmax(cat, -1), _topk(cat, 2)), load_balancing_loss_func(layers, 8, 2)
+    )
 
 
 def test_balanced_routing_gives_k_and_collapse_gives_more():
@@ -88,6 +96,39 @@ def test_mutual_information_by_hand():
     assert maths.mutual_information(a, a % 2) == pytest.approx(1.0)
 
 
+# ---------------------------------------------------------------- the config
+def test_config_documents_every_field_and_checks_ranges():
+    assert issubclass(MoeConfig, Config)
+    for f in dataclasses.fields(MoeConfig):
+        assert MoeConfig.spec(f.name).help, f.name  # every field has its help text
+    assert MoeConfig.spec("top_k").lo == 1 and MoeConfig.spec("top_k").hi == moe.MAX_EXPERTS
+    assert MoeConfig.spec("score").choices == ("softmax", "sigmoid")
+    assert "top_k = 2" in MoeConfig.help()
+    bad = [
+        (dict(top_k=9), "top-k"),
+        (dict(n_experts=0), "n_experts"),
+        (dict(n_heads=3), "divisible"),
+        (dict(score="relu"), "score"),
+        (dict(lr=0.0), "lr"),
+        (dict(balance_coef=-1.0), "balance_coef"),
+        (dict(shared_experts=-1), "shared_experts"),
+    ]
+    for changes, msg in bad:
+        with pytest.raises(ConfigError, match=msg):
+            MoeConfig(**changes)
+    with pytest.raises(ValueError, match="top-k"):  # a ConfigError is a ValueError, as before
+        PRESETS["tiny"].replace(top_k=5)
+    assert PRESETS["tiny"].replace(steps=3).steps == 3 and PRESETS["lecture"] == MoeConfig()
+
+
+@pytest.mark.parametrize("run", runs.RUNS)
+def test_committed_configs_load_unchanged(run):
+    raw = json.loads((runs.assets_dir() / run / "config.json").read_text())["config"]
+    cfg = MoeConfig.from_dict(raw)
+    assert cfg.to_dict() == raw  # every field, same names and values
+    assert runs.model(run).cfg == cfg and MoeConfig.from_dict(runs.replay(run)["config"]) == cfg
+
+
 # ---------------------------------------------------------------- model, trace, training
 @pytest.fixture(scope="module")
 def tiny():
@@ -96,7 +137,7 @@ def tiny():
 
 
 def test_trace_invariants_and_round_trip(tiny, tmp_path):
-    t = capture.trace(tiny, "x = 1  # one\nWords here.")
+    t = moe.capture(tiny, "x = 1  # one\nWords here.")
     assert isinstance(t, MoeTrace) and t.probs.shape == (2, len(t.tokens), 4)
     assert t.experts.shape == (2, len(t.tokens), 2) and t.shared_norm.shape == (2, len(t.tokens))
     np.testing.assert_allclose(t.gates.sum(-1), 1.0, atol=1e-5)
@@ -108,23 +149,28 @@ def test_trace_invariants_and_round_trip(tiny, tmp_path):
     np.testing.assert_array_equal(back.experts, t.experts)
     assert back.tokens == t.tokens
     with pytest.raises(TraceError, match="does not match"):
-        MoeTrace(**{**t.__dict__, "expert_load": np.roll(t.expert_load, 1, axis=1)}).check()
+        dataclasses.replace(t, expert_load=np.roll(t.expert_load, 1, axis=1)).check()
     with pytest.raises(TraceError, match="top_k"):
-        MoeTrace(**{**t.__dict__, "top_k": 5}).check()
+        dataclasses.replace(t, top_k=5).check()
+    assert MoeTrace.kind == "moe" and isinstance(MoeTrace.load(tmp_path / "moe.npz"), MoeTrace)
 
 
 def test_capture_does_not_change_outputs_and_top_k_override(tiny):
     ids = torch.tensor([list(b"hello world")])
     a, _ = tiny(ids)
-    capture.trace(tiny, "hello world")
+    moe.capture(tiny, "hello world")
     b, _ = tiny(ids)
     torch.testing.assert_close(a, b)
-    t1 = capture.trace(tiny, "hello world", top_k=1)
+    t1 = moe.capture(tiny, "hello world", top_k=1)
     assert t1.top_k == 1 and np.allclose(t1.gates, 1.0)
+    assert moe.capture(tiny, "hello world", moe.RouteConfig(top_k=1)).top_k == 1  # the config, or options
+    for k in (0, 5):  # the tiny model has 4 experts: its MoeConfig refuses the rest
+        with pytest.raises(ConfigError, match="top-k"):
+            moe.capture(tiny, "hello world", top_k=k)
 
 
 def test_tiny_training_is_seeded_and_writes_assets(tmp_path):
-    from toolkit.cli import main
+    from lecture.cli import main
 
     assert main(["train-moe", "--preset", "tiny", "--out", str(tmp_path), "--steps", "3", "--runs", "balanced"]) == 0
     rep = json.loads((tmp_path / "balanced" / "replay.json").read_text())
@@ -138,13 +184,15 @@ def test_tiny_training_is_seeded_and_writes_assets(tmp_path):
     assert [r["ce"] for r in again["train_loss"]] == pytest.approx([r["ce"] for r in rep["train_loss"]], abs=1e-3)
 
 
-@pytest.mark.parametrize("changes", [dict(aux_free_rate=0.01, balance_coef=0.0, score="sigmoid"),
-                                     dict(shared_experts=0, renormalize=False, top_k=1)])
+@pytest.mark.parametrize(
+    "changes",
+    [dict(aux_free_rate=0.01, balance_coef=0.0, score="sigmoid"), dict(shared_experts=0, renormalize=False, top_k=1)],
+)
 def test_training_variants(changes):
     from toolkit.moe.train import train
 
     model, rep = train(PRESETS["tiny"].replace(steps=2, **changes), progress=False)
-    t = capture.trace(model, "abc 123")
+    t = moe.capture(model, "abc 123")
     assert t.score == model.cfg.score and t.top_k == model.cfg.top_k
     if changes.get("aux_free_rate"):
         assert t.bias is not None and np.abs(t.bias).sum() > 0  # the bias moved during training
@@ -163,6 +211,7 @@ def test_committed_runs_show_specialisation_and_collapse():
     bal, nob = runs.replay("balanced"), runs.replay("no_balance")
     model = runs.model("balanced")
     assert model.cfg.n_experts == 8 and not model.training
+    assert runs.snapshot(bal, 10**9) is bal["snapshots"][-1] and runs.snapshot(bal, 0)["step"] == 0
     # specialisation: measured MI above the shuffled baseline in every layer of the balanced run
     assert all(m > 3 * s for m, s in zip(bal["final"]["mi"], bal["final"]["mi_shuffled"]))
     # collapse: without the balance loss the busiest expert takes more, and the balance loss is higher
@@ -186,22 +235,50 @@ def test_parameter_counts():
 
 
 # ---------------------------------------------------------------- Hugging Face MoE families
-def _hf_case(family):
+def _hf_case(family, vocab_size=64):
     import transformers as tf
 
-    common = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  intermediate_size=48, max_position_embeddings=64, pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
     cases = {
         "mixtral": (tf.MixtralConfig, dict(num_local_experts=4, num_experts_per_tok=2)),
-        "qwen2_moe": (tf.Qwen2MoeConfig, dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
-                                              shared_expert_intermediate_size=32)),
-        "qwen3_moe": (tf.Qwen3MoeConfig, dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
-                                              head_dim=8)),
+        "qwen2_moe": (
+            tf.Qwen2MoeConfig,
+            dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=32),
+        ),
+        "qwen3_moe": (
+            tf.Qwen3MoeConfig,
+            dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, head_dim=8),
+        ),
         "olmoe": (tf.OlmoeConfig, dict(num_experts=4, num_experts_per_tok=2)),
-        "deepseek_v3": (tf.DeepseekV3Config, dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
-                                                  n_shared_experts=1, first_k_dense_replace=0, n_group=1, topk_group=1,
-                                                  kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8,
-                                                  qk_nope_head_dim=8, v_head_dim=8, num_key_value_heads=4)),
+        "deepseek_v3": (
+            tf.DeepseekV3Config,
+            dict(
+                n_routed_experts=4,
+                num_experts_per_tok=2,
+                moe_intermediate_size=16,
+                n_shared_experts=1,
+                first_k_dense_replace=0,
+                n_group=1,
+                topk_group=1,
+                kv_lora_rank=16,
+                q_lora_rank=None,
+                qk_rope_head_dim=8,
+                qk_nope_head_dim=8,
+                v_head_dim=8,
+                num_key_value_heads=4,
+            ),
+        ),
     }
     cls, kw = cases[family]
     torch.manual_seed(0)
@@ -221,7 +298,7 @@ def test_hf_family_trace(family):
     ids = torch.randint(3, 64, (1, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         plain = model(ids).logits
-    t = capture.hf_trace(model, ids)
+    t = moe.capture(model, ids)
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, plain)  # hooks removed, nothing changed
         ref = model(ids, output_router_logits=True).router_logits
@@ -231,6 +308,7 @@ def test_hf_family_trace(family):
         np.testing.assert_allclose(t.router_logits[layer], logits.numpy(), atol=1e-6)
         if family == "deepseek_v3":  # sigmoid scores, selection steered by the correction bias
             assert t.score == "sigmoid"
+            np.testing.assert_allclose(t.bias[layer], [0.5, 0.0, 0.0, -0.5])
             chosen = torch.topk(torch.sigmoid(logits) + torch.tensor([0.5, 0, 0, -0.5]), 2).indices
         else:
             assert t.score == "softmax"
@@ -240,13 +318,54 @@ def test_hf_family_trace(family):
         np.testing.assert_array_equal(np.sort(t.experts[layer], -1), np.sort(chosen.numpy(), -1))
 
 
+def test_hf_capture_from_loaded_uses_the_token_policy(smol):
+    model = _hf_case("mixtral", vocab_size=smol.tokenizer.vocab_size)
+    loaded = models.Loaded("tiny-mixtral", model, smol.tokenizer, "causal")
+    prompt = "A router sends every token to two of its experts."
+    t = moe.capture(loaded, prompt, max_tokens=6)
+    enc = encode(smol.tokenizer, prompt, 6)
+    assert t.tokens == display(smol.tokenizer, enc.ids) and t.truncated and t.meta["model"] == "tiny-mixtral"
+    assert t.meta["n_tokens_in_text"] == enc.n_total > 6 and t.bias is None
+    with torch.no_grad():
+        ref = model(torch.tensor([enc.ids]), output_router_logits=True).router_logits
+    for layer in range(2):
+        np.testing.assert_allclose(t.router_logits[layer], ref[layer].float().numpy(), atol=1e-6)
+    with pytest.raises(ConfigError, match="top_k"):  # a transformers model routes with its own k
+        moe.capture(loaded, prompt, top_k=1)
+    with pytest.raises(ValueError, match="tokenizer"):  # a bare model cannot encode a text
+        moe.capture(model, prompt)
+    with pytest.raises(ValueError, match="one text"):
+        moe.capture(model, torch.ones(2, 3, dtype=torch.long))
+
+
+def test_capture_dispatch_run_names_ids_and_limits():
+    prompt = "def f(x): return x"
+    by_name, by_model = moe.capture("no_balance", prompt), moe.capture(runs.model("no_balance"), prompt)
+    np.testing.assert_array_equal(by_name.experts, by_model.experts)
+    assert by_name.meta["model"] == "moe/no_balance" and by_model.meta["model"] == "moe"
+    assert by_name.meta["config"] == runs.model("no_balance").cfg.to_dict()
+    by_ids = moe.capture("no_balance", list(prompt.encode()))
+    np.testing.assert_array_equal(by_ids.gates, by_name.gates)
+    long = moe.capture("balanced", "ab" * 300)  # the context is 256 bytes
+    assert len(long.tokens) == 256 and long.truncated and long.meta["n_tokens_in_text"] == 600
+    assert len(moe.capture("balanced", "ab" * 300, max_tokens=10).tokens) == 10
+    assert not moe.capture("balanced", "short").truncated
+    with pytest.raises(ConfigError, match="max_tokens"):
+        moe.capture("balanced", prompt, max_tokens=0)
+    with pytest.raises(ValueError, match="empty"):
+        moe.capture("balanced", "")
+    with pytest.raises(ValueError, match="0..255"):
+        moe.capture("balanced", [1, 300])
+
+
 def test_hf_trace_refuses_dense_model():
     import transformers as tf
 
-    dense = tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1,
-                                               num_attention_heads=2, intermediate_size=32))
+    dense = tf.LlamaForCausalLM(
+        tf.LlamaConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
     with pytest.raises(ValueError, match="router logits"):
-        capture.hf_trace(dense, torch.tensor([[1, 2, 3]]))
+        moe.capture(dense, torch.tensor([[1, 2, 3]]))
 
 
 # ---------------------------------------------------------------- views and demo
@@ -254,13 +373,17 @@ def test_views_return_figures():
     import plotly.graph_objects as go
 
     from toolkit.moe import params
-    from toolkit.plots import moe as views
 
-    t = capture.trace(runs.model("balanced"), "def f(x):\n    return 2 * x\nProse too.")
-    figs = [views.router_heatmap(t, 0, dark=True), views.expert_load(t, 2),
-            views.load_heatmap(t), views.coactivation(t, 0, 1), views.shared_vs_routed(t),
-            views.replay({r: runs.replay(r) for r in runs.RUNS}, 100, 1),
-            views.parameters([params.count_ours(PRESETS["lecture"])])]
+    t = moe.capture(runs.model("balanced"), "def f(x):\n    return 2 * x\nProse too.")
+    figs = [
+        views.router_heatmap(t, 0, dark=True),
+        views.expert_load(t, 2),
+        views.load_heatmap(t),
+        views.coactivation(t, 0, 1),
+        views.shared_vs_routed(t),
+        views.replay({r: runs.replay(r) for r in runs.RUNS}, 100, 1),
+        views.parameters([params.count_ours(PRESETS["lecture"])]),
+    ]
     assert all(isinstance(f, go.Figure) and f.data for f in figs)
     assert figs[0].layout.template.layout.paper_bgcolor is not None
 
@@ -269,21 +392,20 @@ def test_token_views_are_escaped_html_coloured_by_top1_expert():
     import html
     import re
 
-    from toolkit.plots import moe as views
-
     text = "<b>x</b> & 'y'\n\tz"
-    t = capture.trace(runs.model("balanced"), text)
+    t = moe.capture(runs.model("balanced"), text)
     page = views.token_experts(t, 1)
     spans = re.findall(r'<span style="background:([^"]+)" title="([^"]*)">(.*?)</span>', page, re.S)
     assert len(spans) == len(t.tokens)  # one span per byte token, nothing injected: "<b>" stays text
     colors = views.expert_colors(t.n_experts)
-    for i, (bg, title, shown) in enumerate(spans):
+    for i, (bg, title, _) in enumerate(spans):
         assert bg == colors[t.experts[1, i, 0]]
         tip = html.unescape(title)
-        assert f"expert {t.experts[1, i, 0]}: gate {t.gates[1, i, 0]:.2f}" in tip and len(tip.split("\n")) == 1 + t.top_k
+        assert f"expert {t.experts[1, i, 0]}: gate {t.gates[1, i, 0]:.2f}" in tip
+        assert len(tip.split("\n")) == 1 + t.top_k
     assert "".join(html.unescape(x) for _, _, x in spans) == text.replace("\n", "⏎\n").replace("\t", "⇥")
     probe = views.replay_tokens(runs.replay(), 50, 2)
-    assert probe.count("\" title=\"token ") == len(runs.replay()["snapshots"][0]["probe_top1"][2])
+    assert probe.count('" title="token ') == len(runs.replay()["snapshots"][0]["probe_top1"][2])
 
 
 def test_demo_handlers_and_bad_input():
@@ -291,15 +413,20 @@ def test_demo_handlers_and_bad_input():
 
     from demos import moe as demo_mod
 
-    assert isinstance(demo_mod.demo, gr.Blocks) and demo_mod.ORDER == 60
+    assert isinstance(demo_mod.demo, gr.Blocks) and registry.get("moe").demo == demo_mod.__name__
     out = demo_mod.route(demo_mod.DEFAULT_TEXT, "no_balance", 1, 2)
     assert "byte tokens" in out[0] and len(out) == 7
     assert "cut to" in demo_mod.route("a" * 400, "balanced", 0, 2)[0]
     fig, probe, table = demo_mod.replay(120, 0, "aux_free")
     assert "no_balance" in table and "aux_free" in table and fig.data and "expert 0" in probe
-    bad = [("some text", "balanced", 0, 9, "top-k"), ("some text", "balanced", 0, 0, "top-k"),
-           ("   ", "balanced", 0, 2, "empty"), ("some text", "balanced", 7, 2, "Unknown layer"),
-           ("some text", "balanced", "two", 2, "whole number"), ("some text", "nope", 0, 2, "Unknown run")]
+    bad = [
+        ("some text", "balanced", 0, 9, "top-k"),
+        ("some text", "balanced", 0, 0, "top-k"),
+        ("   ", "balanced", 0, 2, "empty"),
+        ("some text", "balanced", 7, 2, "Unknown layer"),
+        ("some text", "balanced", "two", 2, "whole number"),
+        ("some text", "nope", 0, 2, "Unknown run"),
+    ]
     for text, run, layer, k, msg in bad:
         with pytest.raises(gr.Error, match=msg):
             demo_mod.route(text, run, layer, k)
@@ -313,8 +440,9 @@ def test_demo_url_presets():
 
     from demos import moe as demo_mod
 
-    req = SimpleNamespace(query_params={"run": "no_balance", "layer": "2", "k": "1", "step": "50", "__theme": "dark",
-                                        "text": "x = 1"})
+    req = SimpleNamespace(
+        query_params={"run": "no_balance", "layer": "2", "k": "1", "step": "50", "__theme": "dark", "text": "x = 1"}
+    )
     out = demo_mod.on_load(req)
     assert out[:5] == ("x = 1", "no_balance", 2, 1, 50)
     assert "top-1" in out[5] and "Top-1 expert per token, layer 2" in out[6]

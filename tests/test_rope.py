@@ -1,5 +1,6 @@
 """RoPE and sinusoidal PE: worked numbers, the relative-position property, parity with transformers' rotary code
 on SmolLM2 and on tiny random llama configs (every scaling type), the figures, and the demo."""
+
 from __future__ import annotations
 
 import math
@@ -8,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from architectures import ARCHITECTURES, tiny
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from architectures import ARCHITECTURES, tiny
 from toolkit import models, rope
 from toolkit.rope import RopeTrace
 from toolkit.rope import figures as plots
@@ -21,6 +22,7 @@ rng = np.random.default_rng(0)
 
 
 # ---- pure maths on hand-made vectors -------------------------------------------------------------------------
+
 
 def test_inv_freq_is_theta_to_the_minus_2i_over_d():
     assert np.allclose(rope.inv_freq(10_000, 8), [1, 0.1, 0.01, 0.001], rtol=1e-12)
@@ -128,6 +130,7 @@ def test_long_range_decay():
 
 # ---- context extension: transformers' own functions ----------------------------------------------------------
 
+
 def test_scaled_frequencies_follow_each_recipe():
     theta, d, ctx, f = 100_000.0, 64, 2048, 4.0
     base = rope.inv_freq(theta, d)
@@ -152,6 +155,7 @@ def test_scaled_frequencies_follow_each_recipe():
 
 
 # ---- capture from SmolLM2: parity with transformers ----------------------------------------------------------
+
 
 def encode(loaded, text):
     return torch.tensor([loaded.tokenizer(text)["input_ids"]])
@@ -223,12 +227,19 @@ def test_capture_does_not_change_logits(smol_run):
 
 
 def test_hooks_are_removed_even_when_the_forward_fails(smol):
-    attn = [layer.self_attn for layer in smol.model.model.layers]
-    with pytest.raises(Exception):
-        rope.capture_ids(smol, torch.tensor([[10 ** 9]]), tokens=["x"])  # id beyond the vocabulary
-    assert all(not a.q_proj._forward_hooks and not a.k_proj._forward_hooks for a in attn)
-    rope.capture_ids(smol, torch.tensor([[1, 2, 3]]))
-    assert all(not a.q_proj._forward_hooks and not a.k_proj._forward_hooks for a in attn)
+    from toolkit.hooks import Hooks
+
+    seen = []
+    with pytest.raises(IndexError), Hooks() as h:  # an id beyond the vocabulary fails inside the forward
+        h.output("q", smol.model.model.layers[0].self_attn.q_proj, lambda *a: seen.append(1))
+        smol.model(input_ids=torch.tensor([[10**9]]))
+    with torch.no_grad():
+        smol.model(input_ids=torch.tensor([[1, 2, 3]]))
+    assert seen == []  # the hook was removed by the failing block: the later forward recorded nothing
+    with pytest.raises(IndexError):
+        rope.capture_ids(smol, torch.tensor([[10**9]]), tokens=["x"])
+    trace, _ = rope.capture_ids(smol, torch.tensor([[1, 2, 3]]))
+    assert trace.q_pre.shape[2] == 3
 
 
 def test_concurrent_forwards_do_not_leak_into_a_capture(smol):
@@ -302,8 +313,14 @@ TINY_SCALINGS = [
     {"rope_type": "linear", "rope_theta": 10_000.0, "factor": 2.0},
     {"rope_type": "dynamic", "rope_theta": 10_000.0, "factor": 2.0},
     {"rope_type": "yarn", "rope_theta": 10_000.0, "factor": 4.0, "original_max_position_embeddings": 16},
-    {"rope_type": "llama3", "rope_theta": 10_000.0, "factor": 8.0, "original_max_position_embeddings": 16,
-     "low_freq_factor": 1.0, "high_freq_factor": 4.0},
+    {
+        "rope_type": "llama3",
+        "rope_theta": 10_000.0,
+        "factor": 8.0,
+        "original_max_position_embeddings": 16,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+    },
 ]
 
 
@@ -312,9 +329,18 @@ def test_tiny_llama_parity_for_every_scaling(params):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
-                      rope_parameters=dict(params), attn_implementation="eager")
+    cfg = LlamaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=64,
+        rope_parameters=dict(params),
+        attn_implementation="eager",
+    )
     model = LlamaForCausalLM(cfg).eval()
     loaded = models.Loaded("tiny", model, None, "causal")
     ids = torch.randint(0, 50, (1, 12))
@@ -341,6 +367,7 @@ def test_a_model_without_rope_is_refused():
 
 # ---- figures ---------------------------------------------------------------------------------------------------
 
+
 def test_rotation_view_draws_the_rotated_pair(smol_run):
     _, _, trace, _ = smol_run
     q = trace.query(3, 4, 2)
@@ -356,9 +383,15 @@ def test_rotation_view_draws_the_rotated_pair(smol_run):
 def test_every_view_builds(smol_run):
     _, _, trace, _ = smol_run
     q, k = trace.query(0, 0, 3), trace.key(0, 0, 2)
-    figs = [plots.angles(trace.inv_freq, 300, 8192), plots.relative(q, k, trace.inv_freq, 16),
-            plots.decay(10_000, 128), plots.pair_norms(trace, 2, 5), plots.sinusoidal(64, 576),
-            plots.embedding_plus_pe(trace.embed[3], 3, trace.tokens[3]), plots.extension(100_000, 64, 8192, 4)]
+    figs = [
+        plots.angles(trace.inv_freq, 300, 8192),
+        plots.relative(q, k, trace.inv_freq, 16),
+        plots.decay(10_000, 128),
+        plots.pair_norms(trace, 2, 5),
+        plots.sinusoidal(64, 576),
+        plots.embedding_plus_pe(trace.embed[3], 3, trace.tokens[3]),
+        plots.extension(100_000, 64, 8192, 4),
+    ]
     for fig in figs:
         assert isinstance(fig, go.Figure) and fig.layout.title.text and fig.data
     rel = figs[1].data[0].z
@@ -369,6 +402,7 @@ def test_every_view_builds(smol_run):
 
 
 # ---- demo --------------------------------------------------------------------------------------------------------
+
 
 def test_demo_handlers_and_bad_input(smol):
     import gradio as gr
@@ -381,24 +415,28 @@ def test_demo_handlers_and_bad_input(smol):
     assert "pair 0 turns every 6.3 positions" in out[0] and all(isinstance(f, go.Figure) for f in out[1:])
     real = demo_mod.show_model("smollm2-135m", TEXT, 2, 3, 4, 50, 10)
     assert "smollm2-135m" in real[0] and all(isinstance(f, go.Figure) for f in real[1:])
-    bad_maths = [((1.0, 64, 0, 0, "default", 1, 8192), "greater than 1"),
-                 ((10_000, 63, 0, 0, "default", 1, 8192), "even"),
-                 ((10_000, 64, 10 ** 9, 0, "default", 1, 8192), "position"),
-                 ((10_000, 64, 0, 40, "default", 1, 8192), "pair"),
-                 ((10_000, 64, 0, 0, "cubic", 1, 8192), "scaling"),
-                 ((10_000, 64, 0, 0, "linear", 0.5, 8192), "factor"),
-                 ((float("nan"), 64, 0, 0, "default", 1, 8192), "finite"),
-                 ((10_000, "abc", 0, 0, "default", 1, 8192), "whole number")]
+    bad_maths = [
+        ((1.0, 64, 0, 0, "default", 1, 8192), "greater than 1"),
+        ((10_000, 63, 0, 0, "default", 1, 8192), "even"),
+        ((10_000, 64, 10**9, 0, "default", 1, 8192), "position"),
+        ((10_000, 64, 0, 40, "default", 1, 8192), "pair"),
+        ((10_000, 64, 0, 0, "cubic", 1, 8192), "scaling"),
+        ((10_000, 64, 0, 0, "linear", 0.5, 8192), "factor"),
+        ((float("nan"), 64, 0, 0, "default", 1, 8192), "finite"),
+        ((10_000, "abc", 0, 0, "default", 1, 8192), "whole number"),
+    ]
     for args, words in bad_maths:
         with pytest.raises(ui.UserError, match=words):
             demo_mod.explore(*args)
-    bad_real = [(("smollm2-135m", "   ", 0, 0, 0, 0, 0), "empty"),
-                (("smollm2-135m", TEXT, 999, 0, 0, 0, 0), "token"),
-                (("smollm2-135m", TEXT, 0, 30, 0, 0, 0), "layer"),
-                (("smollm2-135m", TEXT, 0, 0, 9, 0, 0), "head"),
-                (("smollm2-135m", TEXT, 0, 0, 0, 8192, 0), "position"),
-                (("smollm2-135m", "x" * 30_000, 0, 0, 0, 0, 0), "limit"),
-                (("/no/such/model", TEXT, 0, 0, 0, 0, 0), "not a model folder")]
+    bad_real = [
+        (("smollm2-135m", "   ", 0, 0, 0, 0, 0), "empty"),
+        (("smollm2-135m", TEXT, 999, 0, 0, 0, 0), "token"),
+        (("smollm2-135m", TEXT, 0, 30, 0, 0, 0), "layer"),
+        (("smollm2-135m", TEXT, 0, 0, 9, 0, 0), "head"),
+        (("smollm2-135m", TEXT, 0, 0, 0, 8192, 0), "position"),
+        (("smollm2-135m", "x" * 30_000, 0, 0, 0, 0, 0), "limit"),
+        (("/no/such/model", TEXT, 0, 0, 0, 0, 0), "not a model folder"),
+    ]
     for args, words in bad_real:
         with pytest.raises(ui.UserError, match=words):
             demo_mod.show_model(*args)

@@ -1,4 +1,5 @@
 """Sampling: the filters equal transformers' logits warpers; greedy and seeded runs equal generate()."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -6,15 +7,23 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-from transformers import (LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
-                          TopPLogitsWarper)
+from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from demos import ui
+from toolkit import registry
 from toolkit import sampling as S
-from toolkit import ui
-from toolkit.traces import DecodeTrace, NextTokenTrace, Trace
+from toolkit.config import ConfigError
+from toolkit.sampling import DecodeTrace, NextTokenTrace
+from toolkit.trace import Trace
 
-CONFIGS = [S.SamplingConfig(1.0, 0, 1.0, 0.0), S.SamplingConfig(0.7, 50, 0.9, 0.0), S.SamplingConfig(1.5, 0, 0.5, 0.0),
-           S.SamplingConfig(1.0, 0, 1.0, 0.1), S.SamplingConfig(0.3, 5, 0.95, 0.05), S.SamplingConfig(2.0, 1, 1.0, 0.0)]
+CONFIGS = [
+    S.SamplingConfig(1.0, 0, 1.0, 0.0),
+    S.SamplingConfig(0.7, 50, 0.9, 0.0),
+    S.SamplingConfig(1.5, 0, 0.5, 0.0),
+    S.SamplingConfig(1.0, 0, 1.0, 0.1),
+    S.SamplingConfig(0.3, 5, 0.95, 0.05),
+    S.SamplingConfig(2.0, 1, 1.0, 0.0),
+]
 
 
 def reference(logits: torch.Tensor, cfg: S.SamplingConfig) -> list[torch.Tensor]:
@@ -58,68 +67,116 @@ def test_filters_equal_transformers_warpers(cfg, real_logits):
 def test_next_token_trace(smol, tmp_path):
     cfg = S.SamplingConfig(0.8, 40, 0.9, 0.02)
     t = S.next_token(smol, "The capital of France is", cfg)
-    assert t.tokens[0] == " Paris"
+    assert t.tokens[0] == " Paris" and len(t.tokens) == cfg.shown and t.kind == "next_token"
     assert t.survivors[0] == smol.config.vocab_size and t.survivors[2] == 40 and t.survivors[-1] >= 1
     final = S.filtered(S.next_logits(smol, "The capital of France is"), cfg).softmax(-1)
     np.testing.assert_allclose(t.probs[-1], final[t.ids].numpy(), atol=1e-6)
     back = Trace.load(t.save(tmp_path / "n.npz"))
-    assert isinstance(back, NextTokenTrace) and back.tokens == t.tokens
+    assert isinstance(back, NextTokenTrace) and back.tokens == t.tokens and back.config == t.config
+    assert not t.meta["truncated"] and t.meta["n_tokens_in_text"] == 5
+
+
+def test_config_ranges():
+    assert S.SamplingConfig() == S.SamplingConfig(1.0, 0, 1.0, 0.0)  # every filter off by default
+    for bad, field in (
+        (dict(temperature=0), "temperature"),
+        (dict(temperature=5.5), "temperature"),
+        (dict(top_k=-1), "top_k"),
+        (dict(top_k=1001), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.01), "top_p"),
+        (dict(min_p=-0.1), "min_p"),
+        (dict(min_p=1.0), "min_p"),
+        (dict(steps=0), "steps"),
+        (dict(steps=S.MAX_STEPS + 1), "steps"),
+        (dict(seed=-1), "seed"),
+        (dict(temperature=float("nan")), "temperature"),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            S.SamplingConfig(**bad)
+    assert S.SamplingConfig(top_p=1.0, min_p=0.99, temperature=0.01, top_k=1000).min_p == 0.99
+
+
+def test_long_prompt_is_cut_and_says_so(smol):
+    prompt = "one two three four five six seven eight"
+    t = S.next_token(smol, prompt, max_tokens=3)
+    assert t.meta["truncated"] and t.meta["n_tokens_in_text"] > 3
+    np.testing.assert_allclose(
+        S.next_logits(smol, prompt, max_tokens=3).numpy(), S.next_logits(smol, "one two three").numpy(), atol=1e-5
+    )
+    d = S.decode(smol, prompt, steps=2, do_sample=False, max_tokens=3)
+    short = S.decode(smol, "one two three", steps=2, do_sample=False)
+    assert d.meta["truncated"] and d.ids.tolist() == short.ids.tolist()
 
 
 def test_greedy_and_seeded_runs_equal_generate(smol):
     prompt, steps = "Once upon a time", 6
     ids = smol.tokenizer(prompt, return_tensors="pt")["input_ids"]
-    g = S.decode(smol, prompt, S.SamplingConfig(), steps, None)
+    g = S.decode(smol, prompt, S.SamplingConfig(), steps=steps, do_sample=False)
     with torch.no_grad():
-        ref = smol.model.generate(ids, do_sample=False, max_new_tokens=steps)[0, ids.shape[1]:]
+        ref = smol.model.generate(ids, do_sample=False, max_new_tokens=steps)[0, ids.shape[1] :]
     assert g.ids.tolist() == ref.tolist()
     assert np.all(g.step_ids[:, 0] == g.ids)  # greedy always takes rank 1
+    assert g.mode == "greedy" and g.seed is None
     for cfg, seed in ((S.SamplingConfig(0.9, 50, 0.9, 0.0), 3), (S.SamplingConfig(1.3, 0, 1.0, 0.05), 11)):
-        d = S.decode(smol, prompt, cfg, steps, seed)
+        d = S.decode(smol, prompt, cfg, steps=steps, seed=seed)
         torch.manual_seed(seed)
         with torch.no_grad():
-            ref = smol.model.generate(ids, do_sample=True, max_new_tokens=steps, temperature=cfg.temperature,
-                                      top_k=cfg.top_k or None, top_p=cfg.top_p, min_p=cfg.min_p or None)
-        assert d.ids.tolist() == ref[0, ids.shape[1]:].tolist()
-        assert isinstance(d, DecodeTrace) and d.mode == "sample" and np.all(d.chosen_prob > 0)
-    assert S.decode(smol, prompt, cfg, steps, 5).ids.tolist() == S.decode(smol, prompt, cfg, steps, 5).ids.tolist()
+            ref = smol.model.generate(
+                ids,
+                do_sample=True,
+                max_new_tokens=steps,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k or None,
+                top_p=cfg.top_p,
+                min_p=cfg.min_p or None,
+            )
+        assert d.ids.tolist() == ref[0, ids.shape[1] :].tolist()
+        assert isinstance(d, DecodeTrace) and d.mode == "sample" and np.all(d.chosen_prob > 0) and d.seed == seed
+    five = cfg.replace(steps=steps, seed=5)
+    assert S.decode(smol, prompt, five).ids.tolist() == S.decode(smol, prompt, five).ids.tolist()
     # the demo's batched pair: each row equals its own single-row run
-    greedy, sampled = S.greedy_and_sampled(smol, prompt, cfg, steps, 11)
+    greedy, sampled = S.greedy_and_sampled(smol, prompt, cfg, steps=steps, seed=11)
     assert greedy.ids.tolist() == g.ids.tolist() and sampled.ids.tolist() == d.ids.tolist()
     np.testing.assert_allclose(sampled.step_probs, d.step_probs, atol=1e-4)
     with pytest.raises(ValueError):
-        S.decode_rows(smol, prompt, cfg, 2, [1, 2])
+        S.decode_rows(smol, prompt, [1, 2], cfg, steps=2)
 
 
 def test_demo_handlers_and_bad_input(smol):
     from demos import sampling as d
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 50
+    assert isinstance(d.demo, gr.Blocks) and registry.get("sampling").demo == d.__name__
     a, b = d.distribution(d.DEFAULT_PROMPT, 0.8, 50, 0.9, 0.05)
     assert isinstance(a, go.Figure) and isinstance(b, go.Figure)
     text, g, s = d.continue_("Hello", 1.0, 0, 1.0, 0.0, 3, 7)
     assert "greedy" in text and isinstance(s, go.Figure)
-    bad = [("", 1, 0, 1, 0), ("hi", 0, 0, 1, 0), ("hi", "hot", 0, 1, 0), ("hi", 1, 0, 0, 0), ("hi", 1, 0, 1.5, 0),
-           ("hi", 1, 0, 1, 1.0), ("hi", float("nan"), 0, 1, 0), ("x" * 10_000, 1, 0, 1, 0), ("hi", 1, "many", 1, 0)]
+    bad = [
+        ("", 1, 0, 1, 0),
+        ("hi", 0, 0, 1, 0),
+        ("hi", "hot", 0, 1, 0),
+        ("hi", 1, 0, 0, 0),
+        ("hi", 1, 0, 1.5, 0),
+        ("hi", 1, 0, 1, 1.0),
+        ("hi", float("nan"), 0, 1, 0),
+        ("x" * 10_000, 1, 0, 1, 0),
+        ("hi", 1, "many", 1, 0),
+    ]
     for args in bad:
         with pytest.raises(ui.UserError):
             d.distribution(*args)
-    with pytest.raises(ui.UserError):
-        d.continue_("hi", 1, 0, 1, 0, "ten", 0)
+    for steps, seed in (("ten", 0), (0, 0), (S.MAX_STEPS + 1, 0), (3, -1)):
+        with pytest.raises(ui.UserError):
+            d.continue_("hi", 1, 0, 1, 0, steps, seed)
 
 
-def test_presets_and_real_server(smol):
-    from conftest import LiveServer
+def test_presets_and_real_server(live_server):
     from demos import sampling as d
 
     class Req:
         query_params = {"prompt": "The sky is", "temperature": "9", "top_k": "5", "steps": "2"}
 
     out = d.on_load(Req())
-    assert out[0] == "The sky is" and out[1] == d.DEFAULTS["temperature"]  # out-of-range preset falls back
-    server = LiveServer(["sampling"])
-    try:
-        text, _, _ = server.client("sampling").predict("The sky is", 1.0, 10, 1.0, 0.0, 2, 1, api_name="/generate")
-        assert "sampled (seed 1)" in text
-    finally:
-        server.stop()
+    assert out[0] == "The sky is" and out[1] == d.DEFAULTS.temperature  # out-of-range preset falls back
+    text, _, _ = live_server.client("sampling").predict("The sky is", 1.0, 10, 1.0, 0.0, 2, 1, api_name="/generate")
+    assert "sampled (seed 1)" in text

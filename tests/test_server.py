@@ -1,4 +1,5 @@
 """The one demo server: index, every demo mounted, presets, iframe-friendly, offline, local-only, safe files."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from toolkit import cli, server
+from lecture import cli, server
+from toolkit import registry
 
 
 def _get(url: str) -> tuple[int, dict, str]:
@@ -18,11 +20,9 @@ def _get(url: str) -> tuple[int, dict, str]:
         return err.code, dict(err.headers), err.read().decode("utf-8", "replace")
 
 
-def test_every_demo_module_is_discovered_in_deck_order():
+def test_every_registered_concept_is_served_in_deck_order():
     infos = server.discover()
-    assert "model_card" in infos
-    orders = [i.order for i in infos.values()]
-    assert orders == sorted(orders)
+    assert list(infos) == list(registry.CONCEPTS)
     for name, info in infos.items():
         assert info.title and info.description, name
     with pytest.raises(KeyError, match="unknown demo"):
@@ -66,8 +66,12 @@ def test_unknown_model_is_a_message_and_server_survives(live_server):
 
 
 def test_server_serves_no_files_outside_the_project(live_server):
-    for path in ("/demo/model_card/gradio_api/file=/etc/passwd", "/demo/model_card/file=/etc/passwd",
-                 "/demo/model_card/gradio_api/file=../../../../etc/passwd", "/../../etc/passwd"):
+    for path in (
+        "/demo/model_card/gradio_api/file=/etc/passwd",
+        "/demo/model_card/file=/etc/passwd",
+        "/demo/model_card/gradio_api/file=../../../../etc/passwd",
+        "/../../etc/passwd",
+    ):
         status, _, body = _get(live_server.url + path)
         assert "root:x:0:0" not in body, path
         assert status in (400, 403, 404, 405), (path, status)
@@ -88,9 +92,12 @@ def test_cli_models_lists_cache_state(capsys):
 def test_cli_unknown_demo_and_model_fail_clearly(capsys, monkeypatch):
     from toolkit import models
 
-    monkeypatch.setitem(models._open, "any", True)  # restored afterwards: `serve` closes it for the process
-    assert cli.main(["demo", "no_such_demo", "--no-preload"]) == 2
-    assert "unknown demo" in capsys.readouterr().err
-    models.allow_any_model(True)  # the call above closed it, as a server does
-    assert cli.main(["serve", "--model", "nobody/no-such-model"]) == 2
-    assert "could not load model" in capsys.readouterr().err
+    models.allow_any_model(True)
+    try:
+        assert cli.main(["demo", "no_such_demo", "--no-preload"]) == 2
+        assert "unknown demo" in capsys.readouterr().err
+        models.allow_any_model(True)  # the call above closed it, as a server does
+        assert cli.main(["serve", "--model", "nobody/no-such-model"]) == 2
+        assert "could not load model" in capsys.readouterr().err
+    finally:
+        models.allow_any_model(True)  # `serve` closes it for the process; later tests load tiny models by name

@@ -1,4 +1,5 @@
 """SFT loss masking: labels from the real chat template; our per-token loss equals transformers' loss."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -7,8 +8,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from toolkit import sft, ui
-from toolkit.traces import SftTrace, Trace
+from demos import ui
+from toolkit import sft
+from toolkit.sft import SftTrace
+from toolkit.trace import Trace
 
 
 def test_per_token_loss_on_a_hand_made_example():
@@ -19,23 +22,33 @@ def test_per_token_loss_on_a_hand_made_example():
     np.testing.assert_allclose(p[1:].numpy(), [0.5, 0.25], rtol=1e-5)
 
 
+def test_labels_row_and_answer_mask():
+    assert sft.labels([5, 6, 7, 8], 2) == [-100, -100, 7, 8]
+    assert sft.answer_mask(torch.tensor([3, -100, 7, 8])).tolist() == [False, False, True, True]
+    with pytest.raises(ValueError):
+        sft.labels([5, 6], 3)
+
+
 def test_labels_mask_exactly_the_prompt(smol):
-    ids, labels, text = sft.build(smol, "Hi there", "Hello!")
+    ids, labels, text = sft.build(smol, sft.Exchange("Hi there", "Hello!"))
     tok = smol.tokenizer
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Hi there"}], add_generation_prompt=True,
-                                     tokenize=False)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi there"}], add_generation_prompt=True, tokenize=False
+    )
     n = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert labels[:n] == [-100] * n and labels[n:] == ids[n:]
     assert tok.decode(ids[n:]) == "Hello!<|im_end|>\n"
     assert text.startswith("<|im_start|>system\n")  # SmolLM2's template adds its default system prompt
-    _, labels_sys, text_sys = sft.build(smol, "Hi there", "Hello!", system="Be brief.")
+    _, labels_sys, text_sys = sft.build(smol, sft.Exchange("Hi there", "Hello!", system="Be brief."))
     assert "Be brief." in text_sys and "SmolLM" not in text_sys and labels_sys.count(-100) < labels.count(-100)
+    assert sft.build(smol, ("Hi there", "Hello!")) == sft.build(smol, sft.Exchange("Hi there", "Hello!"))
 
 
-@pytest.mark.parametrize("user,answer", [("What is the capital of France?", "The capital of France is Paris."),
-                                         ("Say a number.", "Seven")])
+@pytest.mark.parametrize(
+    "user,answer", [("What is the capital of France?", "The capital of France is Paris."), ("Say a number.", "Seven")]
+)
 def test_loss_equals_transformers_with_those_labels(smol, user, answer):
-    t = sft.capture(smol, user, answer)
+    t = sft.capture(smol, sft.Exchange(user, answer))
     ids = torch.tensor([t.ids.tolist()])
     labels = torch.tensor([t.labels.tolist()])
     with torch.no_grad():
@@ -52,18 +65,34 @@ def test_loss_equals_transformers_with_those_labels(smol, user, answer):
     assert t.unmasked_loss == pytest.approx(float(unmasked), abs=1e-5)
 
 
+def test_config_limits(smol):
+    with pytest.raises(ValueError, match="limit is 10"):
+        sft.capture(smol, sft.Exchange("What is the capital of France?", "Paris."), max_tokens=10)
+    with pytest.raises(ValueError, match="system prompt"):
+        sft.capture(smol, sft.Exchange("Hi", "Hello!", "s" * 2000))
+    with pytest.raises(ValueError, match="max_tokens"):
+        sft.SftConfig(max_tokens=10_000)
+    assert sft.capture("smollm2-135m", ("Hi", "Hello!"), sft.SftConfig(max_chars=6)).loss > 0
+
+
 def test_trace_round_trip(smol, tmp_path):
-    t = sft.capture(smol, "Hi", "Hello!")
+    t = sft.capture(smol, ("Hi", "Hello!"))
     back = Trace.load(t.save(tmp_path / "s.npz"))
     assert isinstance(back, SftTrace) and back.tokens == t.tokens and back.loss == t.loss
     np.testing.assert_array_equal(back.labels, t.labels)
 
 
-def test_demo_handlers_bad_input_and_server(smol):
-    from conftest import LiveServer
-    from demos import sft_loss as d
+def test_figures(smol):
+    t = sft.capture(smol, ("Hi", "Hello!"))
+    assert isinstance(sft.figures.labels_and_loss(t, dark=True), go.Figure)
+    curve = sft.figures.cross_entropy_curve()
+    assert isinstance(curve, go.Figure) and "49,152" in curve.layout.annotations[0].text
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 70
+
+def test_demo_handlers_and_bad_input(smol):
+    from demos import sft as d
+
+    assert isinstance(d.demo, gr.Blocks)
     html, fig, md = d.show(d.DEFAULT_USER, d.DEFAULT_ANSWER, "")
     assert isinstance(fig, go.Figure) and "&lt;|im_start|&gt;" in html and "transformers" in md
     d.show("naïve ☃ 𝔘 \u200b", "ok 😊", "")
@@ -75,9 +104,8 @@ def test_demo_handlers_bad_input_and_server(smol):
         query_params = {"user": "Hi", "answer": "Hello!"}
 
     assert d.on_load(Req())[:2] == ("Hi", "Hello!")
-    server = LiveServer(["sft_loss"])
-    try:
-        _, _, md = server.client("sft_loss").predict("Hi", "Hello!", "", api_name="/show")
-        assert "answer tokens learnt" in md
-    finally:
-        server.stop()
+
+
+def test_demo_through_a_real_server(live_server):
+    _, _, md = live_server.client("sft").predict("Hi", "Hello!", "", api_name="/show")
+    assert "answer tokens learnt" in md

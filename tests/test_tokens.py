@@ -1,4 +1,5 @@
 """Tokens and embeddings: real tokenizers, one-hot x E, sentence-transformers pooling, PCA, analogy, the demo."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,16 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from toolkit import models, tokens, ui
-from toolkit.traces import AnalogyTrace, EmbeddingTrace, Trace, TokenizationTrace
+from demos import ui
+from toolkit import models, registry, tokens
+from toolkit.config import ConfigError
+from toolkit.tokens import AnalogyTrace, EmbeddingTrace, TokenizationTrace
+from toolkit.trace import Trace
 
 
 def test_tokenize_matches_the_tokenizer_and_decodes_back(smol, minilm):
     text = "unhappiness don't 🦙 naïve café"
-    t = tokens.compare(text, [smol, minilm])
+    t = tokens.compare([smol, minilm], text)
     s, m = t.views
     assert s["ids"] == smol.tokenizer(text, add_special_tokens=False)["input_ids"]
     assert m["ids"] == minilm.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -32,11 +36,27 @@ def test_tokenize_matches_the_tokenizer_and_decodes_back(smol, minilm):
 
 
 def test_deck_examples(smol, minilm):
-    dont = tokens.tokenize("don't", smol)
+    dont = tokens.tokenize(smol, "don't")
     assert dont["pieces"] == ["don", "'t"]
-    un = tokens.tokenize("unhappiness", smol)
+    un = tokens.tokenize(smol, "unhappiness")
     assert un["pieces"][0] == "un" and "".join(un["pieces"]) == "unhappiness"
-    assert tokens.tokenize("unhappiness", minilm)["raw"][0] == "un"
+    assert tokens.tokenize(minilm, "unhappiness")["raw"][0] == "un"
+    assert tokens.tokenize("smollm2-135m", "don't")["ids"] == dont["ids"]  # a name works as well as a Loaded
+
+
+def test_token_limit_cuts_and_says_so(smol, minilm):
+    text = "one two three four five six"
+    full = tokens.tokenize(smol, text)
+    cut = tokens.tokenize(smol, text, max_tokens=3)
+    assert cut["ids"] == full["ids"][:3] and cut["truncated"] and not full["truncated"]
+    assert cut["word"] == full["word"][:3]
+    t = tokens.compare([smol, minilm], text, tokens.TokensConfig(max_tokens=2))
+    assert [len(v["ids"]) for v in t.views] == [2, 2] and all(v["truncated"] for v in t.views)
+    assert tokens.compare(minilm, "\x00").views[0]["ids"] == []  # WordPiece drops control characters: empty view
+    with pytest.raises(ValueError, match="empty"):
+        tokens.tokenize(smol, "   ")
+    with pytest.raises(ConfigError, match="max_tokens"):
+        tokens.tokenize(smol, text, max_tokens=10_000)
 
 
 def test_input_embedding_is_one_hot_times_E(smol):
@@ -75,24 +95,52 @@ def test_cosine_and_pca_on_known_vectors():
     np.testing.assert_allclose(np.abs(coords[:, 0]), np.sqrt(5) * np.abs([-2, -1, 0, 1, 2]), atol=1e-9)
 
 
+def test_word_spans_and_index():
+    text = "ab  cd e"
+    spans = tokens.word_spans(text)
+    assert spans == [(0, 2), (4, 6), (7, 8)] and [text[a:b] for a, b in spans] == text.split()
+    # a token over "b", one over the spaces, one over " c", one over "d e" (first word wins)
+    assert tokens.word_index([(1, 2), (2, 4), (3, 5), (5, 8)], spans) == [0, -1, 1, 1]
+
+
 def test_embed_trace_and_round_trip(smol, minilm, tmp_path):
     words = ["cat", "dog", "kitten", "airplane"]
-    e = tokens.embed(words, smol)
+    e = tokens.embed(smol, words)
     assert e.similarity[0, 1] > e.similarity[0, 3]  # cat is nearer dog than airplane
-    s = tokens.embed(words, minilm, "sentence")
+    s = tokens.embed(minilm, words, source="sentence")
     assert s.similarity[0, 2] > s.similarity[0, 3]
     back = Trace.load(e.save(tmp_path / "e.npz"))
     assert isinstance(back, EmbeddingTrace) and back.words == words
     np.testing.assert_array_equal(back.similarity, e.similarity)
-    t = tokens.compare("don't", [smol])
+    t = tokens.compare([smol], "don't")
     assert isinstance(Trace.load(t.save(tmp_path / "t.npz")), TokenizationTrace)
+    assert e.kind == "embedding" and t.kind == "tokenization"  # the kinds committed files carry
+
+
+def test_embed_refuses_what_it_cannot_do(smol, minilm):
+    with pytest.raises(ValueError, match="between 3 and 40"):
+        tokens.embed(smol, ["cat", "dog"])
+    with pytest.raises(ValueError, match="between 3 and 40"):
+        tokens.embed(smol, ["w"] * 41)
+    with pytest.raises(ValueError, match="between 3 and 5"):
+        tokens.embed(smol, ["w"] * 6, max_words=5)
+    with pytest.raises(ValueError, match="sentence encoder"):
+        tokens.embed(smol, ["cat", "dog", "car"], source="sentence")
+    with pytest.raises(ConfigError, match="source"):
+        tokens.TokensConfig(source="glove")
+    with pytest.raises(ConfigError, match="max_words"):
+        tokens.TokensConfig(max_words=2)
 
 
 def test_analogy_is_honest(smol, minilm):
     a = tokens.analogy(smol, "king", "man", "woman", "queen", k=10)
+    assert a.kind == "analogy" and len(a.neighbours) == 10
     E = smol.model.get_input_embeddings().weight.detach()
-    target = torch.from_numpy(tokens.input_embedding(smol, "king") - tokens.input_embedding(smol, "man")
-                              + tokens.input_embedding(smol, "woman"))
+    target = torch.from_numpy(
+        tokens.input_embedding(smol, "king")
+        - tokens.input_embedding(smol, "man")
+        + tokens.input_embedding(smol, "woman")
+    )
     ref = torch.nn.functional.cosine_similarity(E, target[None], dim=-1)
     top = torch.topk(ref, 10)
     assert a.ids.tolist() == top.indices.tolist()
@@ -107,7 +155,7 @@ def test_analogy_is_honest(smol, minilm):
 def test_demo_handlers_and_bad_input(smol, minilm):
     from demos import tokens as d
 
-    assert isinstance(d.demo, gr.Blocks) and d.ORDER == 20
+    assert isinstance(d.demo, gr.Blocks) and registry.get("tokens").demo == d.__name__
     fig, md = d.tokenize(d.DEFAULT_TEXT)
     assert isinstance(fig, go.Figure) and "smollm2-135m" in md
     sim, proj = d.embed(d.DEFAULT_WORDS, "MiniLM sentence embeddings", 3)
@@ -115,27 +163,26 @@ def test_demo_handlers_and_bad_input(smol, minilm):
     fig, md = d.analogy("king", "man", "woman", "queen", "SmolLM2 input embeddings")
     assert "ranks" in md
     d.tokenize("\u200b\u0301 ☃︎ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \x00")  # odd Unicode is fine
-    for call in (lambda: d.tokenize("   "), lambda: d.tokenize("x" * 5000),
-                 lambda: d.embed("cat, dog", "MiniLM input embeddings", 2),
-                 lambda: d.embed("a, b, c", "GloVe", 2), lambda: d.embed("a, b, c", list(d.SOURCES)[0], "two"),
-                 lambda: d.embed(", ".join(["w"] * 50), list(d.SOURCES)[0], 2),
-                 lambda: d.analogy("king", "", "woman", "queen", list(d.SOURCES)[0]),
-                 lambda: d.analogy("king", "man", "woman", "queen", "MiniLM sentence embeddings")):
+    for call in (
+        lambda: d.tokenize("   "),
+        lambda: d.tokenize("x" * 5000),
+        lambda: d.embed("cat, dog", "MiniLM input embeddings", 2),
+        lambda: d.embed("a, b, c", "GloVe", 2),
+        lambda: d.embed("a, b, c", list(d.SOURCES)[0], "two"),
+        lambda: d.embed(", ".join(["w"] * 50), list(d.SOURCES)[0], 2),
+        lambda: d.analogy("king", "", "woman", "queen", list(d.SOURCES)[0]),
+        lambda: d.analogy("king", "man", "woman", "queen", "MiniLM sentence embeddings"),
+    ):
         with pytest.raises(ui.UserError):
             call()
 
 
-def test_demo_through_a_real_server(smol, minilm):
-    from conftest import LiveServer
-
-    server = LiveServer(["tokens"])
-    try:
-        fig, md = server.client("tokens").predict("don't 😊", api_name="/tokenize")
-        assert "byte-fallback" in md
-        with pytest.raises(Exception, match="empty"):
-            server.client("tokens").predict("  ", api_name="/tokenize")
-    finally:
-        server.stop()
+def test_demo_through_a_real_server(live_server):
+    client = live_server.client("tokens")
+    fig, md = client.predict("don't 😊", api_name="/tokenize")
+    assert "byte-fallback" in md
+    with pytest.raises(Exception, match="empty"):
+        client.predict("  ", api_name="/tokenize")
 
 
 def test_presets(smol, minilm):
@@ -146,3 +193,8 @@ def test_presets(smol, minilm):
 
     out = d.on_load(Req())
     assert out[:4] == ("don't", "cat, dog, kitten", list(d.SOURCES)[0], 3)  # unknown source falls back
+
+    class Bad:
+        query_params = {"dims": "5"}
+
+    assert d.on_load(Bad())[3] == tokens.TokensConfig.default("dims")  # a dimension the config refuses

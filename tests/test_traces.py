@@ -1,4 +1,6 @@
-"""The trace contract: exact save/load round trips, invariant checks, clear errors on bad files."""
+"""The trace contract (toolkit/trace.py, one base for every concept's trace): exact save/load round trips,
+invariant checks, clear errors on bad files, and every registered kind reachable from Trace.load."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +10,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from toolkit.traces import (SCHEMA_VERSION, AttentionTrace, GrpoTrace, MoeTrace, RopeTrace, Trace, TraceError,
-                            make_meta)
+from toolkit.attention import AttentionTrace
+from toolkit.grpo.trace import GrpoCompletion, GrpoGroup, GrpoStep, GrpoTrace
+from toolkit.moe.trace import MoeTrace
+from toolkit.rope import RopeTrace
+from toolkit.trace import SCHEMA_VERSION, Trace, TraceError, kinds, make_meta
 
 rng = np.random.default_rng(0)
 
@@ -24,9 +29,14 @@ def attention_trace(causal=True) -> AttentionTrace:
     scores = rng.normal(size=(L, H, T, T))
     if causal:
         scores = np.where(np.tril(np.ones((T, T), bool)), scores, -np.inf)
-    return AttentionTrace(tokens=["The", " cat", " sat", "."], weights=_softmax(scores).astype(np.float32),
-                          kv_head=np.array([0, 0, 1]), causal=causal, meta=make_meta("test", seed=0),
-                          q=rng.normal(size=(L, H, T, d)).astype(np.float32))
+    return AttentionTrace(
+        tokens=["The", " cat", " sat", "."],
+        weights=_softmax(scores).astype(np.float32),
+        kv_head=np.array([0, 0, 1]),
+        causal=causal,
+        meta=make_meta("test", seed=0),
+        q=rng.normal(size=(L, H, T, d)).astype(np.float32),
+    )
 
 
 def rope_trace() -> RopeTrace:
@@ -37,12 +47,20 @@ def rope_trace() -> RopeTrace:
     cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
 
     def rot(x):  # half-split layout, as transformers' rotate_half
-        x1, x2 = x[..., : d // 2], x[..., d // 2:]
+        x1, x2 = x[..., : d // 2], x[..., d // 2 :]
         return x * cos + np.concatenate([-x2, x1], -1) * sin
 
     q, k = rng.normal(size=(L, H, T, d)), rng.normal(size=(L, 1, T, d))
-    return RopeTrace(tokens=["a", "b", "c"], q_pre=q, q_post=rot(q), k_pre=k, k_post=rot(k), positions=pos,
-                     inv_freq=inv, meta=make_meta("test"))
+    return RopeTrace(
+        tokens=["a", "b", "c"],
+        q_pre=q,
+        q_post=rot(q),
+        k_pre=k,
+        k_post=rot(k),
+        positions=pos,
+        inv_freq=inv,
+        meta=make_meta("test"),
+    )
 
 
 def moe_trace() -> MoeTrace:
@@ -52,14 +70,51 @@ def moe_trace() -> MoeTrace:
     experts = np.argsort(-probs, -1)[..., :k]
     gates = np.take_along_axis(probs, experts, -1)
     counts = np.stack([np.bincount(experts[l].ravel(), minlength=E) for l in range(L)]) / (T * k)
-    return MoeTrace(tokens=list("abcde"), router_logits=logits, probs=probs, experts=experts, gates=gates,
-                    expert_load=counts, importance=probs.mean(1), balance_loss=np.array([1.1, 1.2]), top_k=k)
+    return MoeTrace(
+        tokens=list("abcde"),
+        router_logits=logits,
+        probs=probs,
+        experts=experts,
+        gates=gates,
+        expert_load=counts,
+        importance=probs.mean(1),
+        balance_loss=np.array([1.1, 1.2]),
+        top_k=k,
+    )
 
 
 def grpo_trace() -> GrpoTrace:
     r = np.array([[1.0, 0.0, 1.0, 0.0]])
-    return GrpoTrace(rewards=r, advantages=(r - r.mean(1, keepdims=True)), metrics={"reward": [0.5]},
-                     steps=[{"prompt": "2+2?", "completions": ["4", "5", "4", "3"]}], config={"G": 4})
+    comps = [
+        GrpoCompletion(
+            text=t,
+            token_ids=[i],
+            tokens=[t],
+            rewards={"exact": v},
+            reward=v,
+            advantage=v - 0.5,
+            logprob=[-0.1],
+            old_logprob=[-0.1],
+            ref_logprob=[-0.1],
+            ratio=[1.0],
+            kl=[0.0],
+            entropy=[1.0],
+            clipped_low=[False],
+            clipped_high=[False],
+        )
+        for i, (t, v) in enumerate(zip(["4", "5", "4", "3"], [1.0, 0.0, 1.0, 0.0]))
+    ]
+    step = GrpoStep(
+        step=0,
+        loss=0.0,
+        metrics={"reward": 0.5},
+        updates=[],
+        time={"total": 0.1},
+        groups=[GrpoGroup(prompt="2+2?", answer="4", mean=0.5, std=0.57735, zero_std=False, completions=comps)],
+    )
+    return GrpoTrace(
+        rewards=r, advantages=(r - r.mean(1, keepdims=True)), metrics={"reward": [0.5]}, steps=[step], config={"G": 4}
+    )
 
 
 MAKERS = [attention_trace, rope_trace, moe_trace, grpo_trace]
@@ -154,3 +209,13 @@ def test_loading_never_unpickles(tmp_path):
     with pytest.raises(TraceError):
         Trace.load(path)
     assert zipfile.is_zipfile(path)
+
+
+def test_every_concept_trace_kind_is_registered():
+    from toolkit.registry import CONCEPTS
+
+    known = kinds()
+    for concept in CONCEPTS.values():
+        if concept.has_trace:
+            assert any(cls.__module__ == concept.trace_module for cls in known.values()), concept.name
+    assert {"attention", "rope", "moe", "grpo"} <= set(known)

@@ -5,6 +5,7 @@ attention), head dimension, rotary parameters, and the attention modules with th
 Works for llama-style decoders (Llama, SmolLM2, Qwen2, Mistral: ``q_proj/k_proj/v_proj``) and BERT-style
 encoders (MiniLM: ``query/key/value``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -128,3 +129,11 @@ def rotary(model: Any) -> tuple[np.ndarray, float] | None:
     if emb is None or not hasattr(emb, "inv_freq"):
         return None
     return emb.inv_freq.detach().float().numpy(), float(getattr(emb, "attention_scaling", 1.0))
+
+
+def experts(config: Any) -> tuple[int, int] | None:
+    """(routed experts per MoE layer, experts per token) of a transformers MoE config; None for a dense model."""
+    for name in ("num_local_experts", "num_experts", "n_routed_experts"):
+        if getattr(config, name, None):
+            return int(getattr(config, name)), int(config.num_experts_per_tok)
+    return None

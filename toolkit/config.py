@@ -9,6 +9,7 @@ range and the value. Demos build their widgets from the same metadata (``demos/u
 the library agree on every limit. ``Config.coerce(**raw)`` takes what a widget or an HTTP call sends (strings,
 floats for whole numbers) and returns a checked config.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,24 +34,35 @@ class Spec:
     choices: tuple | None = None
     step: float | None = None
     open_lo: bool = False  # lo itself is not allowed (e.g. temperature > 0)
+    open_hi: bool = False  # hi itself is not allowed (e.g. epsilon < 1)
     label: str | None = None  # short widget label; defaults to the field name
 
     def describe(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self.choices))
         if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}]"
+            return f"in {'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}{')' if self.open_hi else ']'}"
         if self.lo is not None:
             return f"{'>' if self.open_lo else '>='} {self.lo:g}"
         if self.hi is not None:
-            return f"<= {self.hi:g}"
+            return f"{'<' if self.open_hi else '<='} {self.hi:g}"
         return ""
 
 
-def param(default: Any, help: str, *, lo: float | None = None, hi: float | None = None, choices=None,
-          step: float | None = None, open_lo: bool = False, label: str | None = None) -> Any:
+def param(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices=None,
+    step: float | None = None,
+    open_lo: bool = False,
+    open_hi: bool = False,
+    label: str | None = None,
+) -> Any:
     """A config field with its documentation and limits (TRL's ``field(metadata={"help": ...})``, plus ranges)."""
-    spec = Spec(help, lo, hi, tuple(choices) if choices is not None else None, step, open_lo, label)
+    spec = Spec(help, lo, hi, tuple(choices) if choices is not None else None, step, open_lo, open_hi, label)
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -104,7 +116,7 @@ class Config:
         return "\n".join(lines)
 
     @classmethod
-    def coerce(cls, base: "Config | None" = None, **raw: Any) -> "Config":
+    def coerce(cls, base: Config | None = None, **raw: Any) -> Config:
         """A checked config from loosely typed values (widget numbers, query strings) over ``base`` or defaults."""
         hints = typing.get_type_hints(cls)
         values = {}
@@ -117,7 +129,7 @@ class Config:
         return cls(**values)
 
     @classmethod
-    def make(cls, config: "Config | None" = None, **options: Any) -> "Config":
+    def make(cls, config: Config | None = None, **options: Any) -> Config:
         """``config`` with ``options`` applied, or the defaults with them: how every capture takes its knobs."""
         if config is not None and not isinstance(config, cls):
             raise TypeError(f"expected a {cls.__name__}, got {type(config).__name__}")
@@ -125,14 +137,14 @@ class Config:
             return config if config is not None else cls()
         return dataclasses.replace(config, **options) if config is not None else cls(**options)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls.coerce(**{k: v for k, v in data.items() if k in known})
 
@@ -200,7 +212,7 @@ def _check(name: str, value: Any, spec: Spec) -> str | None:
     if not math.isfinite(value):
         return f"{name} must be a finite number, got {value!r}"
     too_low = spec.lo is not None and (value <= spec.lo if spec.open_lo else value < spec.lo)
-    too_high = spec.hi is not None and value > spec.hi
+    too_high = spec.hi is not None and (value >= spec.hi if spec.open_hi else value > spec.hi)
     if too_low or too_high:
         return f"{name} must be {spec.describe()}, got {value:g}"
     return None

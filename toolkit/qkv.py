@@ -6,6 +6,7 @@ attention only; its ``position_embeddings`` keyword is the (cos, sin) the model 
 q/k/v projections. Post-RoPE q and k come from ``rope.maths.rotate_with`` and that same cos/sin, so they are
 exactly what the dot product QKᵀ saw (tested against transformers' ``apply_rotary_pos_emb``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,9 +25,11 @@ class CaptureError(ValueError):
 
 def _attention_output(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> dict[str, Any]:
     weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-    return {"weights": None if weights is None else weights.detach(),  # (batch, head, query, key)
-            "rope": kwargs.get("position_embeddings"),
-            "scaling": float(getattr(module, "scaling", 0.0) or 0.0)}
+    return {
+        "weights": None if weights is None else weights.detach(),  # (batch, head, query, key)
+        "rope": kwargs.get("position_embeddings"),
+        "scaling": float(getattr(module, "scaling", 0.0) or 0.0),
+    }
 
 
 class QkvTap:
@@ -44,7 +47,7 @@ class QkvTap:
         self.want_weights, self.want_qkv = weights, qkv
         self.hooks = Hooks()
 
-    def __enter__(self) -> "QkvTap":
+    def __enter__(self) -> QkvTap:
         try:
             for layer in self.layers:
                 self.hooks.output(f"{layer.index}.attn", layer.module, _attention_output)

@@ -5,6 +5,7 @@ A concept has one name everywhere: its folder ``toolkit/<name>/`` (maths, captur
 the demos listed here; ``Trace.load`` finds trace kinds through here. Adding a concept: copy a folder that looks
 like yours (``toolkit/rope/`` is a small complete one), write its demo, its slide and its test, add its line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,19 +30,22 @@ class Concept:
         return f"demos.{self.name}"
 
 
-CONCEPTS: dict[str, Concept] = {c.name: c for c in [
-    Concept("model_card", "Model card", has_trace=False),
-    Concept("tokens", "Tokens and embeddings"),
-    Concept("rope", "RoPE rotations"),
-    Concept("attention", "Attention maps"),
-    Concept("moe", "Mixture of experts"),
-    Concept("sampling", "Next-token sampling"),
-    Concept("kv_cache", "KV cache"),
-    Concept("sft", "SFT loss masking"),
-    Concept("lora", "LoRA and QLoRA"),
-    Concept("dpo", "Reward model and DPO"),
-    Concept("grpo", "GRPO"),
-]}
+CONCEPTS: dict[str, Concept] = {
+    c.name: c
+    for c in [
+        Concept("model_card", "Model card", has_trace=False),
+        Concept("tokens", "Tokens and embeddings"),
+        Concept("rope", "RoPE rotations"),
+        Concept("attention", "Attention maps"),
+        Concept("moe", "Mixture of experts"),
+        Concept("sampling", "Next-token sampling"),
+        Concept("kv_cache", "KV cache"),
+        Concept("sft", "SFT loss masking"),
+        Concept("lora", "LoRA and QLoRA"),
+        Concept("dpo", "Reward model and DPO"),
+        Concept("grpo", "GRPO"),
+    ]
+}
 
 
 def get(name: str) -> Concept:

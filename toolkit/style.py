@@ -1,4 +1,5 @@
 """Shared look for every figure: large text for the back of the room, colour-blind-safe colours, dark mode."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -31,8 +32,9 @@ def _set_template(fig: go.Figure, dark: bool) -> None:
 def apply(fig: go.Figure, dark: bool = False, title: str | None = None, height: int | None = None) -> go.Figure:
     """Set template, fonts and margins in place; returns the figure for chaining."""
     _set_template(fig, dark)
-    layout = dict(font=dict(size=FONT_SIZE), margin=dict(l=60, r=30, t=70 if title else 30, b=60),
-                  colorway=palette(dark))
+    layout = dict(
+        font=dict(size=FONT_SIZE), margin=dict(l=60, r=30, t=70 if title else 30, b=60), colorway=palette(dark)
+    )
     if dark:
         layout.update(paper_bgcolor="#0b0f19", plot_bgcolor="#0b0f19")
     if title:

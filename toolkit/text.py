@@ -3,6 +3,7 @@
 Every concept that runs a text through a model encodes it here, so limits agree everywhere: a text longer than
 ``max_tokens`` (at most ``MAX_TOKENS``) is cut to its first tokens and the trace says ``truncated``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

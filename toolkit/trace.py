@@ -12,6 +12,7 @@ File format (one for every trace): a NumPy ``.npz`` archive, read with ``allow_p
 Array fields travel as arrays, everything else (tokens, numbers, strings, lists, dicts, nested dataclasses) as
 JSON, so a round trip is exact. Loading checks the kind, the schema version and the trace's own invariants.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 MAX_TRACE_BYTES = 2_000_000_000  # a trace file larger than this is refused before it is read
-_KINDS: dict[str, type["Trace"]] = {}
+_KINDS: dict[str, type[Trace]] = {}
 
 
 class TraceError(ValueError):
@@ -40,13 +41,13 @@ def make_meta(model: str = "", seed: int | None = None, **extra: Any) -> dict[st
     return {"model": model, "seed": seed, "toolkit_version": __version__, "schema_version": SCHEMA_VERSION, **extra}
 
 
-def register(cls: type["Trace"]) -> type["Trace"]:
+def register(cls: type[Trace]) -> type[Trace]:
     """Class decorator: ``Trace.load`` can then read files of this kind."""
     _KINDS[cls.kind] = cls
     return cls
 
 
-def kinds() -> dict[str, type["Trace"]]:
+def kinds() -> dict[str, type[Trace]]:
     """Every registered trace kind (importing each concept's trace module first)."""
     _import_all()
     return dict(_KINDS)
@@ -66,7 +67,7 @@ class Trace:
 
     kind: ClassVar[str] = "trace"
 
-    def check(self) -> "Trace":
+    def check(self) -> Trace:
         """Raise TraceError when an invariant does not hold; return self so calls can chain."""
         return self
 
@@ -98,7 +99,7 @@ class Trace:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Trace":
+    def load(cls, path: str | Path) -> Trace:
         """Load any trace (``Trace.load``) or one kind (``AttentionTrace.load``); checks invariants."""
         path = Path(path)
         if not path.is_file():

@@ -7,11 +7,22 @@
 maths: softmax(QKᵀ/√d + M)V and head statistics on arrays; capture: weights, Q, K, V of a real model; trace:
 AttentionTrace; figures: one plotly figure per view; bertviz: offline bertviz pages from a trace.
 """
+
 from toolkit.attention import figures
 from toolkit.attention.capture import AttentionConfig, capture, generate
-from toolkit.attention.maths import (attention_steps, causal_mask, find_token, head_stats, pair_attention,
-                                     recompute)
+from toolkit.attention.maths import attention_steps, causal_mask, find_token, head_stats, pair_attention, recompute
 from toolkit.attention.trace import AttentionTrace
 
-__all__ = ["capture", "generate", "AttentionConfig", "AttentionTrace", "figures", "attention_steps", "causal_mask",
-           "find_token", "head_stats", "pair_attention", "recompute"]
+__all__ = [
+    "capture",
+    "generate",
+    "AttentionConfig",
+    "AttentionTrace",
+    "figures",
+    "attention_steps",
+    "causal_mask",
+    "find_token",
+    "head_stats",
+    "pair_attention",
+    "recompute",
+]

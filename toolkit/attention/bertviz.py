@@ -5,6 +5,7 @@ nothing. Here the CDN script tag is dropped, d3 5.7.0 and jQuery 3.7.1 (toolkit/
 are inlined, and a ten-line ``require`` shim hands them to bertviz's code. The page needs no network.
 Gradio's gr.HTML does not run scripts, so a demo shows the page through ``<iframe srcdoc=...>`` (``iframe``).
 """
+
 from __future__ import annotations
 
 import html
@@ -23,7 +24,9 @@ _SHIM = """<script>
 // Minimal stand-in for require.js: d3 and jQuery are inlined above, so bertviz's require() gets them directly.
 (function () {
   var mods = {d3: window.d3, jquery: window.jQuery};
-  window.requirejs = window.require = function (deps, cb) { cb.apply(null, deps.map(function (d) { return mods[d]; })); };
+  window.requirejs = window.require = function (deps, cb) {
+    cb.apply(null, deps.map(function (d) { return mods[d]; }));
+  };
   window.require.config = function () {};
 })();
 </script>"""
@@ -69,12 +72,19 @@ def model_view(trace: AttentionTrace, layers: list[int] | None = None, decimals:
     """bertviz model_view (every layer × head thumbnail) as one offline HTML page."""
     from bertviz import model_view as bv_model_view
 
-    out = bv_model_view(_attention(trace, decimals), list(trace.tokens), include_layers=layers,
-                        html_action="return", display_mode="light")
+    out = bv_model_view(
+        _attention(trace, decimals),
+        list(trace.tokens),
+        include_layers=layers,
+        html_action="return",
+        display_mode="light",
+    )
     return offline(out.data)
 
 
 def iframe(page: str, height: int = 720) -> str:
     """An iframe that runs the page's scripts (gr.HTML would not), for a gr.HTML component."""
-    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{height}px;border:0" '
-            'sandbox="allow-scripts"></iframe>')
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{height}px;border:0" '
+        'sandbox="allow-scripts"></iframe>'
+    )

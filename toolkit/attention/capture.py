@@ -5,6 +5,7 @@ the "it -> animal / tired" example, encoder vs decoder). One forward pass throug
 attention module (its weight matrix; eager attention only) and its q/k/v projections, always removed, recording
 only this thread's forward passes (the model is shared by every request). Q and K are post-RoPE for RoPE models.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -24,11 +25,17 @@ MAX_NEW_TOKENS = 32
 
 @dataclass(frozen=True)
 class AttentionConfig(Config):
-    max_tokens: int = param(text.DEFAULT_TOKENS, "tokens run; a longer text is cut (the trace says so)",
-                            lo=2, hi=text.MAX_TOKENS, label="token limit")
+    max_tokens: int = param(
+        text.DEFAULT_TOKENS,
+        "tokens run; a longer text is cut (the trace says so)",
+        lo=2,
+        hi=text.MAX_TOKENS,
+        label="token limit",
+    )
     qkv: bool = param(True, "keep Q, K and V per head (the step-by-step view needs them)")
-    new_tokens: int = param(8, "tokens to generate (generation view)", lo=1, hi=MAX_NEW_TOKENS, step=1,
-                            label="new tokens")
+    new_tokens: int = param(
+        8, "tokens to generate (generation view)", lo=1, hi=MAX_NEW_TOKENS, step=1, label="new tokens"
+    )
 
 
 def _no_logits(model: torch.nn.Module) -> dict:
@@ -42,8 +49,9 @@ def _per_head(arrays: dict[str, np.ndarray], group: int) -> dict[str, np.ndarray
     return {"q": arrays["q"], "k": qkv.repeat_kv(arrays["k"], group), "v": qkv.repeat_kv(arrays["v"], group)}
 
 
-def capture(model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None,
-            **options: Any) -> AttentionTrace:
+def capture(
+    model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None, **options: Any
+) -> AttentionTrace:
     """Run ``prompt`` once and return every layer's and head's attention (and Q, K, V) as a checked trace."""
     loaded = models.resolve(model)
     cfg = AttentionConfig.make(config, **options)
@@ -54,14 +62,19 @@ def capture(model: models.Loaded | str, prompt: str, config: AttentionConfig | N
     arrays = tap.arrays()
     a = tap.arch
     return AttentionTrace(
-        tokens=text.display(loaded.tokenizer, enc.ids), weights=arrays["weights"], kv_head=a.kv_head(),
-        causal=a.causal, meta=_meta(loaded, tap, enc.ids, enc.n_total), truncated=enc.truncated,
+        tokens=text.display(loaded.tokenizer, enc.ids),
+        weights=arrays["weights"],
+        kv_head=a.kv_head(),
+        causal=a.causal,
+        meta=_meta(loaded, tap, enc.ids, enc.n_total),
+        truncated=enc.truncated,
         **(_per_head(arrays, a.group) if cfg.qkv else {}),
     ).check()
 
 
-def generate(model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None,
-             **options: Any) -> AttentionTrace:
+def generate(
+    model: models.Loaded | str, prompt: str, config: AttentionConfig | None = None, **options: Any
+) -> AttentionTrace:
     """Greedy generation with a KV cache, recording at each step how the new token attends to everything before.
 
     The prompt's rows come from the first forward pass; row n_prompt + s from step s, where only the newest
@@ -88,7 +101,7 @@ def generate(model: models.Loaded | str, prompt: str, config: AttentionConfig | 
     start = 0
     for step in steps:
         w = step["weights"]  # (layer, head, new queries, keys so far)
-        weights[:, :, start: start + w.shape[2], : w.shape[3]] = w
+        weights[:, :, start : start + w.shape[2], : w.shape[3]] = w
         start += w.shape[2]
     per_head = {}
     if cfg.qkv:
@@ -97,14 +110,25 @@ def generate(model: models.Loaded | str, prompt: str, config: AttentionConfig | 
     meta = _meta(loaded, tap, ids, enc.n_total)
     meta["generated"] = text.display(loaded.tokenizer, ids[n_prompt:])
     return AttentionTrace(
-        tokens=text.display(loaded.tokenizer, ids), weights=weights, kv_head=tap.arch.kv_head(), causal=True,
-        meta=meta, truncated=enc.truncated, n_prompt=n_prompt, **per_head,
+        tokens=text.display(loaded.tokenizer, ids),
+        weights=weights,
+        kv_head=tap.arch.kv_head(),
+        causal=True,
+        meta=meta,
+        truncated=enc.truncated,
+        n_prompt=n_prompt,
+        **per_head,
     ).check()
 
 
 def _meta(loaded: models.Loaded, tap: qkv.QkvTap, ids: list[int], n_total: int) -> dict[str, Any]:
     return make_meta(
-        model=loaded.name, ids=list(ids), n_tokens_in_text=n_total, head_dim=tap.arch.head_dim,
-        scaling=tap.scaling(), qk="post-rope" if tap.uses_rope() else "projections",
-        architecture=tap.arch.architecture, sliding_window=tap.arch.sliding_window if tap.arch.causal else None,
+        model=loaded.name,
+        ids=list(ids),
+        n_tokens_in_text=n_total,
+        head_dim=tap.arch.head_dim,
+        scaling=tap.scaling(),
+        qk="post-rope" if tap.uses_rope() else "projections",
+        architecture=tap.arch.architecture,
+        sliding_window=tap.arch.sliding_window if tap.arch.causal else None,
     )

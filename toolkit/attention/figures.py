@@ -6,6 +6,7 @@ softmax(QKᵀ/√d_k + M)·V, and encoder vs decoder. Masked cells (a causal mod
 style.MASKED behind the data, so they never look like a measured zero. Arrays go out as float32 so plotly
 sends them base64-packed (4 bytes a number) instead of as decimal text.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,13 @@ def _clamp(i: int, n: int) -> int:
 def _token_axes(fig: go.Figure, tokens: list[str], row=None, col=None, ticks: bool = True) -> None:
     n = len(tokens)
     show = ticks and n <= TICK_LIMIT
-    kw = dict(tickmode="array", tickvals=list(range(n)) if show else [], ticktext=[label(t) for t in tokens] if show
-              else [], showgrid=False, zeroline=False)
+    kw = dict(
+        tickmode="array",
+        tickvals=list(range(n)) if show else [],
+        ticktext=[label(t) for t in tokens] if show else [],
+        showgrid=False,
+        zeroline=False,
+    )
     fig.update_xaxes(tickangle=-60, **kw, row=row, col=col)
     fig.update_yaxes(autorange="reversed", **kw, row=row, col=col)
 
@@ -74,8 +80,9 @@ def _grid(n: int) -> tuple[int, int]:
     return -(-n // cols), cols
 
 
-def _grid_layout(n: int, rows: int, cols: int, titles: list[str], axis: dict, hgap: float = 0.03,
-                 vgap: float = 0.08) -> dict:
+def _grid_layout(
+    n: int, rows: int, cols: int, titles: list[str], axis: dict, hgap: float = 0.03, vgap: float = 0.08
+) -> dict:
     """A layout dict with n subplot axes in a rows × cols grid, built in one go (plotly's make_subplots plus
     per-axis updates cost about 0.3 s for nine panels; this is the demo's default view, so it must be quick)."""
     layout: dict = {"annotations": []}
@@ -86,9 +93,19 @@ def _grid_layout(n: int, rows: int, cols: int, titles: list[str], axis: dict, hg
         x0, y1 = c * (w + hgap), 1 - r * (h + vgap)
         layout[f"xaxis{sfx}"] = {**axis, "domain": [x0, x0 + w], "anchor": f"y{sfx}"}
         layout[f"yaxis{sfx}"] = {**axis, "domain": [y1 - h, y1], "anchor": f"x{sfx}", "autorange": "reversed"}
-        layout["annotations"].append({"text": titles[i], "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
-                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                                      "font": {"size": style.FONT_SIZE - 2}})
+        layout["annotations"].append(
+            {
+                "text": titles[i],
+                "x": x0 + w / 2,
+                "y": y1,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": style.FONT_SIZE - 2},
+            }
+        )
     return layout
 
 
@@ -99,14 +116,38 @@ def layer_heads(trace: AttentionTrace, layer: int, dark: bool = False) -> go.Fig
     n = len(trace.tokens)
     titles = [f"head {h} · kv {int(trace.kv_head[h])}" for h in range(trace.n_heads)]
     ticks = n <= 12
-    axis = {"showgrid": False, "zeroline": False, "tickmode": "array", "tickvals": list(range(n)) if ticks else [],
-            "ticktext": [label(t) for t in trace.tokens] if ticks else []}
-    layout = _grid_layout(trace.n_heads, rows, cols, titles, axis, vgap=0.16 if ticks else 0.08)
-    layout["coloraxis"] = {"colorscale": style.SEQUENTIAL, "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "weight"}}}
+    axis = {
+        "showgrid": False,
+        "zeroline": False,
+        "tickmode": "array",
+        "tickvals": list(range(n)) if ticks else [],
+        "ticktext": [label(t) for t in trace.tokens] if ticks else [],
+    }
+    layout = _grid_layout(trace.n_heads, rows, cols, titles, axis, vgap=0.06)
+    for i in range(
+        trace.n_heads
+    ):  # token labels under the bottom row only (rows are the same tokens; hover names them)
+        r, c = divmod(i, cols)
+        sfx = "" if i == 0 else str(i + 1)
+        if rows > 1 or c:
+            layout[f"yaxis{sfx}"] = {**layout[f"yaxis{sfx}"], "showticklabels": False}
+        if r != rows - 1 and i + cols < trace.n_heads:
+            layout[f"xaxis{sfx}"] = {**layout[f"xaxis{sfx}"], "showticklabels": False}
+    layout["coloraxis"] = {
+        "colorscale": style.SEQUENTIAL,
+        "cmin": 0,
+        "cmax": 1,
+        "colorbar": {"title": {"text": "weight"}},
+    }
     data = [
-        {"type": "heatmap", "z": _masked(trace, layer, h), "coloraxis": "coloraxis",
-         "xaxis": "x" if h == 0 else f"x{h + 1}", "yaxis": "y" if h == 0 else f"y{h + 1}",
-         "hovertemplate": "query %{y} → key %{x}: %{z:.3f}<extra></extra>"}
+        {
+            "type": "heatmap",
+            "z": _masked(trace, layer, h),
+            "coloraxis": "coloraxis",
+            "xaxis": "x" if h == 0 else f"x{h + 1}",
+            "yaxis": "y" if h == 0 else f"y{h + 1}",
+            "hovertemplate": "query %{y} → key %{x}: %{z:.3f}<extra></extra>",
+        }
         for h in range(trace.n_heads)
     ]
     fig = go.Figure(data=data, layout=layout)
@@ -133,8 +174,9 @@ def _viridis_after_mask() -> list:
     return [[0, grey], [0.5 / 255, grey]] + [[1 / 255 + (1 - 1 / 255) * p, c] for p, c in colours]
 
 
-def model_view(trace: AttentionTrace, dark: bool = False, selected: tuple[int, int] | None = None,
-               cell: int = 16) -> go.Figure:
+def model_view(
+    trace: AttentionTrace, dark: bool = False, selected: tuple[int, int] | None = None, cell: int = 16
+) -> go.Figure:
     """All layers × heads as thumbnails in one figure, layers across and heads down (a landscape slide).
 
     Each head's matrix is pooled to at most cell × cell block means. The selected (layer, head) is outlined;
@@ -150,32 +192,60 @@ def model_view(trace: AttentionTrace, dark: bool = False, selected: tuple[int, i
     # One byte a cell: 1..255 is the weight scaled to zmax, 0 is "masked" and gets the masked colour.
     codes = np.where(np.isnan(mosaic), 0, 1 + np.round(np.nan_to_num(mosaic) / zmax * 254)).astype(np.uint8)
     scale = _viridis_after_mask()
-    heat = {"type": "heatmap", "z": codes, "x": x.astype(np.float32), "y": y.astype(np.float32),
-            "colorscale": scale, "zmin": 0, "zmax": 255,
-            "colorbar": {"title": {"text": "mean"}, "tickvals": [1, 128, 255],
-                         "ticktext": ["0", f"{zmax / 2:.2f}", f"{zmax:.2f}"]},
-            "hovertemplate": "layer %{x:.0f}, head %{y:.0f}<extra></extra>"}
+    heat = {
+        "type": "heatmap",
+        "z": codes,
+        "x": x.astype(np.float32),
+        "y": y.astype(np.float32),
+        "colorscale": scale,
+        "zmin": 0,
+        "zmax": 255,
+        "colorbar": {
+            "title": {"text": "mean"},
+            "tickvals": [1, 128, 255],
+            "ticktext": ["0", f"{zmax / 2:.2f}", f"{zmax:.2f}"],
+        },
+        "hovertemplate": "layer %{x:.0f}, head %{y:.0f}<extra></extra>",
+    }
     line = {"color": "#0b0f19" if dark else "white", "width": 1}
-    shapes = [{"type": "line", "x0": i - 0.5, "x1": i - 0.5, "y0": -0.5, "y1": n_h - 0.5, "line": line}
-              for i in range(1, n_l)]
-    shapes += [{"type": "line", "y0": h - 0.5, "y1": h - 0.5, "x0": -0.5, "x1": n_l - 0.5, "line": line}
-               for h in range(1, n_h)]
+    shapes = [
+        {"type": "line", "x0": i - 0.5, "x1": i - 0.5, "y0": -0.5, "y1": n_h - 0.5, "line": line} for i in range(1, n_l)
+    ]
+    shapes += [
+        {"type": "line", "y0": h - 0.5, "y1": h - 0.5, "x0": -0.5, "x1": n_l - 0.5, "line": line} for h in range(1, n_h)
+    ]
     if selected is not None:
         sl, sh = _clamp(selected[0], n_l), _clamp(selected[1], n_h)
-        shapes.append({"type": "rect", "x0": sl - 0.5, "x1": sl + 0.5, "y0": sh - 0.5, "y1": sh + 0.5,
-                       "line": {"color": style.palette(dark)[5], "width": 4}})
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": sl - 0.5,
+                "x1": sl + 0.5,
+                "y0": sh - 0.5,
+                "y1": sh + 0.5,
+                "line": {"color": style.palette(dark)[5], "width": 4},
+            }
+        )
     axis = {"showgrid": False, "zeroline": False, "tickmode": "linear"}
-    fig = go.Figure(data=[heat], layout={
-        "shapes": shapes,
-        "xaxis": {**axis, "title": {"text": "layer"}, "dtick": 1 if n_l <= 12 else 2},
-        "yaxis": {**axis, "title": {"text": "head"}, "dtick": 1, "autorange": "reversed", "scaleanchor": "x"},
-    })
-    return _finish(fig, dark, f"model view: {n_l} layers × {n_h} heads (outlined: the open head)",
-                   max(360, int(1100 * n_h / max(n_l, 1)) + 160))
+    fig = go.Figure(
+        data=[heat],
+        layout={
+            "shapes": shapes,
+            "xaxis": {**axis, "title": {"text": "layer"}, "dtick": 1 if n_l <= 12 else 2},
+            "yaxis": {**axis, "title": {"text": "head"}, "dtick": 1, "autorange": "reversed", "scaleanchor": "x"},
+        },
+    )
+    return _finish(
+        fig,
+        dark,
+        f"model view: {n_l} layers × {n_h} heads (outlined: the open head)",
+        max(360, int(1100 * n_h / max(n_l, 1)) + 160),
+    )
 
 
-def lines_view(trace: AttentionTrace, layer: int, heads: list[int], query: int, dark: bool = False,
-               threshold: float = 0.02) -> go.Figure:
+def lines_view(
+    trace: AttentionTrace, layer: int, heads: list[int], query: int, dark: bool = False, threshold: float = 0.02
+) -> go.Figure:
     """bertviz-style: the query token on the left, lines to the keys it attends on the right, one colour per
     head, line width and opacity proportional to the weight (weights below ``threshold`` are not drawn)."""
     layer, query = _clamp(layer, trace.n_layers), _clamp(query, len(trace.tokens))
@@ -187,20 +257,37 @@ def lines_view(trace: AttentionTrace, layer: int, heads: list[int], query: int, 
         w = trace.weights[layer, h, query]
         first = True
         for k in sorted(np.flatnonzero(w >= threshold), key=lambda i: -w[i]):  # legend shows the boldest line
-            fig.add_trace(go.Scatter(
-                x=[0, 1], y=[query, int(k)], mode="lines", opacity=float(0.25 + 0.75 * w[k]),
-                line=dict(color=colours[j % len(colours)], width=float(1 + 10 * w[k])),
-                name=f"head {h}", legendgroup=str(h), showlegend=first,
-                hovertemplate=f"head {h}: {label(trace.tokens[query])} → {label(trace.tokens[k])} {w[k]:.3f}"
-                              "<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[query, int(k)],
+                    mode="lines",
+                    opacity=float(0.25 + 0.75 * w[k]),
+                    line=dict(color=colours[j % len(colours)], width=float(1 + 10 * w[k])),
+                    name=f"head {h}",
+                    legendgroup=str(h),
+                    showlegend=first,
+                    hovertemplate=f"head {h}: {label(trace.tokens[query])} → {label(trace.tokens[k])} {w[k]:.3f}"
+                    "<extra></extra>",
+                )
+            )
             first = False
     ink = "#eeeeee" if dark else "#111111"
     labels = [label(t) for t in trace.tokens]
     sizes = [style.FONT_SIZE + 2 if i == query else style.FONT_SIZE - 2 for i in range(n)]
     for x, pos in ((0, "middle left"), (1, "middle right")):
-        fig.add_trace(go.Scatter(x=[x] * n, y=list(range(n)), mode="text", text=labels, textposition=pos,
-                                 textfont=dict(size=sizes, color=ink), showlegend=False, hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=[x] * n,
+                y=list(range(n)),
+                mode="text",
+                text=labels,
+                textposition=pos,
+                textfont=dict(size=sizes, color=ink),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(visible=False, range=[-0.8, 1.8])
     fig.update_yaxes(visible=False, autorange="reversed")
     title = f"layer {layer}: '{labels[query]}' attends to… (heads {', '.join(map(str, heads))})"
@@ -209,8 +296,9 @@ def lines_view(trace: AttentionTrace, layer: int, heads: list[int], query: int, 
     return fig
 
 
-def step_by_step(trace: AttentionTrace, layer: int, head: int, dark: bool = False, max_tokens: int = 8,
-                 dims: int = 6) -> go.Figure:
+def step_by_step(
+    trace: AttentionTrace, layer: int, head: int, dark: bool = False, max_tokens: int = 8, dims: int = 6
+) -> go.Figure:
     """One head's real numbers: Q, K, V → Q·Kᵀ → ÷√d_k → + mask (−∞) → softmax → × V = output.
 
     Shows the first ``max_tokens`` tokens and the first ``dims`` of head_dim in Q, K, V and the output. The
@@ -239,21 +327,45 @@ def step_by_step(trace: AttentionTrace, layer: int, head: int, dark: bool = Fals
         ("× V → output (first dims)", steps["output"][:n, :m], toks, dim_labels, None),
     ]
     fig = make_subplots(2, 4, subplot_titles=[p[0] for p in panels], horizontal_spacing=0.06, vertical_spacing=0.16)
-    for i, (name, z, ylab, xlab, kind) in enumerate(panels):
+    for i, (_, z, ylab, xlab, kind) in enumerate(panels):
         r, c = i // 4 + 1, i % 4 + 1
         z = np.asarray(z, dtype=np.float64)
         text = np.vectorize(lambda a: "−∞" if a == -np.inf else f"{a:.2f}")(z)
         shown = z.copy()
         if trace.causal and kind in ("mask", "weights"):
             shown[np.triu_indices(len(z), k=1)] = np.nan
-        fig.add_trace(go.Heatmap(z=shown.astype(np.float32), text=text, texttemplate="%{text}",
-                                 colorscale=style.SEQUENTIAL if kind == "weights" else style.DIVERGING,
-                                 zmid=None if kind == "weights" else 0, showscale=False,
-                                 hovertemplate="%{y} · %{x}: %{text}<extra></extra>"), r, c)
-        fig.update_xaxes(tickmode="array", tickvals=list(range(len(xlab))), ticktext=xlab, tickangle=-60,
-                         row=r, col=c, showgrid=False)
-        fig.update_yaxes(tickmode="array", tickvals=list(range(len(ylab))), ticktext=ylab, autorange="reversed",
-                         row=r, col=c, showgrid=False, showticklabels=c == 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=shown.astype(np.float32),
+                text=text,
+                texttemplate="%{text}",
+                colorscale=style.SEQUENTIAL if kind == "weights" else style.DIVERGING,
+                zmid=None if kind == "weights" else 0,
+                showscale=False,
+                hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+            ),
+            r,
+            c,
+        )
+        fig.update_xaxes(
+            tickmode="array",
+            tickvals=list(range(len(xlab))),
+            ticktext=xlab,
+            tickangle=-60,
+            row=r,
+            col=c,
+            showgrid=False,
+        )
+        fig.update_yaxes(
+            tickmode="array",
+            tickvals=list(range(len(ylab))),
+            ticktext=ylab,
+            autorange="reversed",
+            row=r,
+            col=c,
+            showgrid=False,
+            showticklabels=c == 1,
+        )
     fig.update_annotations(font_size=style.FONT_SIZE - 2)
     fig.update_traces(textfont_size=11)
     note = f"first {n} of {len(trace.tokens)} tokens · " if n < len(trace.tokens) else ""
@@ -265,16 +377,26 @@ def head_summary(trace: AttentionTrace, dark: bool = False) -> go.Figure:
     """Per layer × head: entropy (bits), and the share of attention to the previous token, to the first token
     (the attention sink) and to itself."""
     stats = maths.head_stats(trace)
-    names = [("entropy", "entropy (bits)"), ("previous", "→ previous token"), ("first", "→ first token (sink)"),
-             ("self", "→ itself")]
+    names = [
+        ("entropy", "entropy (bits)"),
+        ("previous", "→ previous token"),
+        ("first", "→ first token (sink)"),
+        ("self", "→ itself"),
+    ]
     fig = make_subplots(1, 4, subplot_titles=[t for _, t in names], horizontal_spacing=0.04)
     for i, (key, _) in enumerate(names):
         z = stats[key].astype(np.float32)  # (layer, head)
         axis = "coloraxis" if key == "entropy" else "coloraxis2"
-        fig.add_trace(go.Heatmap(z=z, coloraxis=axis,
-                                 hovertemplate=f"layer %{{y}}, head %{{x}}: {key} %{{z:.2f}}<extra></extra>"), 1, i + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=i == 0, title="layer" if i == 0 else None, row=1,
-                         col=i + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z, coloraxis=axis, hovertemplate=f"layer %{{y}}, head %{{x}}: {key} %{{z:.2f}}<extra></extra>"
+            ),
+            1,
+            i + 1,
+        )
+        fig.update_yaxes(
+            autorange="reversed", showticklabels=i == 0, title="layer" if i == 0 else None, row=1, col=i + 1
+        )
         fig.update_xaxes(title="head", dtick=1 if trace.n_heads <= 12 else 2, row=1, col=i + 1)
     fig.update_layout(
         coloraxis=dict(colorscale=style.SEQUENTIAL, colorbar=dict(title="bits", x=-0.12)),
@@ -284,8 +406,9 @@ def head_summary(trace: AttentionTrace, dark: bool = False) -> go.Figure:
     return style.apply(fig, dark, title="head summary", height=max(420, 18 * trace.n_layers + 160))
 
 
-def pair_heads(trace: AttentionTrace, query: str = "it", keys: tuple[str, ...] = ("animal", "tired"),
-               dark: bool = False) -> go.Figure:
+def pair_heads(
+    trace: AttentionTrace, query: str = "it", keys: tuple[str, ...] = ("animal", "tired"), dark: bool = False
+) -> go.Figure:
     """Per layer × head, how much ``query`` attends to each of ``keys``; the top 3 heads per key outlined.
 
     The deck's two-head slide: on "The animal didn't cross the street because it was too tired", which heads
@@ -303,32 +426,54 @@ def pair_heads(trace: AttentionTrace, query: str = "it", keys: tuple[str, ...] =
         z = w.astype(np.float32)  # (layer, head)
         if trace.causal and ki > pair["query"]:
             z = np.full_like(z, np.nan)
-        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis",
-                                 hovertemplate=f"layer %{{y}}, head %{{x}}: {word} %{{z:.3f}}<extra></extra>"), 1, i + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z, coloraxis="coloraxis", hovertemplate=f"layer %{{y}}, head %{{x}}: {word} %{{z:.3f}}<extra></extra>"
+            ),
+            1,
+            i + 1,
+        )
         fig.update_yaxes(autorange="reversed", title="layer" if i == 0 else None, row=1, col=i + 1)
         fig.update_xaxes(title="head", row=1, col=i + 1)
         if np.isfinite(z).any():
             ref = "" if i == 0 else str(i + 1)
             for layer, head, _ in pair["top"][word][:3]:
-                shapes.append(dict(type="rect", xref=f"x{ref}", yref=f"y{ref}", x0=head - 0.5, x1=head + 0.5,
-                                   y0=layer - 0.5, y1=layer + 0.5, line=dict(color=colours[i % 2], width=3)))
-    fig.update_layout(shapes=shapes, coloraxis=dict(colorscale=style.SEQUENTIAL, cmin=0, cmax=1,
-                                                    colorbar=dict(title="weight")))
+                shapes.append(
+                    dict(
+                        type="rect",
+                        xref=f"x{ref}",
+                        yref=f"y{ref}",
+                        x0=head - 0.5,
+                        x1=head + 0.5,
+                        y0=layer - 0.5,
+                        y1=layer + 0.5,
+                        line=dict(color=colours[i % 2], width=3),
+                    )
+                )
+    fig.update_layout(
+        shapes=shapes, coloraxis=dict(colorscale=style.SEQUENTIAL, cmin=0, cmax=1, colorbar=dict(title="weight"))
+    )
     fig.update_annotations(font_size=style.FONT_SIZE - 2)
     return _finish(fig, dark, f"which heads send '{query}' where (top 3 outlined)", max(420, 18 * trace.n_layers + 160))
 
 
-def encoder_vs_decoder(encoder: AttentionTrace, decoder: AttentionTrace, layer: tuple[int, int],
-                       head: tuple[int, int], dark: bool = False) -> go.Figure:
+def encoder_vs_decoder(
+    encoder: AttentionTrace, decoder: AttentionTrace, layer: tuple[int, int], head: tuple[int, int], dark: bool = False
+) -> go.Figure:
     """The same sentence through an encoder (every token sees every token) and a decoder (only the past).
 
     layer, head: (encoder's, decoder's), each clamped to its model.
     """
     names = [encoder.meta.get("model", "encoder"), decoder.meta.get("model", "decoder")]
-    fig = make_subplots(1, 2, horizontal_spacing=0.12, subplot_titles=[
-        f"{names[0]} (bidirectional) · L{_clamp(layer[0], encoder.n_layers)} H{_clamp(head[0], encoder.n_heads)}",
-        f"{names[1]} (causal) · L{_clamp(layer[1], decoder.n_layers)} H{_clamp(head[1], decoder.n_heads)}",
-    ])
+    fig = make_subplots(
+        1,
+        2,
+        horizontal_spacing=0.12,
+        subplot_titles=[
+            f"{names[0]} (bidirectional) · L{_clamp(layer[0], encoder.n_layers)} H{_clamp(head[0], encoder.n_heads)}",
+            f"{names[1]} (causal) · L{_clamp(layer[1], decoder.n_layers)} H{_clamp(head[1], decoder.n_heads)}",
+        ],
+    )
     for i, tr in enumerate((encoder, decoder)):
         lay, hd = _clamp(layer[i], tr.n_layers), _clamp(head[i], tr.n_heads)
         fig.add_trace(_heat(_masked(tr, lay, hd), coloraxis="coloraxis"), 1, i + 1)
@@ -358,15 +503,26 @@ def generation_view(trace: AttentionTrace, layer: int, head: int | None = None, 
         return {"x": [list(range(t + 1))], "y": [y], "marker.color": [colour]}, {"title.text": title}
 
     first_data, first_layout = step(0)
-    fig = go.Figure(go.Bar(x=first_data["x"][0], y=first_data["y"][0], marker_color=first_data["marker.color"][0],
-                           hovertemplate="key %{x}: %{y:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=first_data["x"][0],
+            y=first_data["y"][0],
+            marker_color=first_data["marker.color"][0],
+            hovertemplate="key %{x}: %{y:.3f}<extra></extra>",
+        )
+    )
     steps = []
     for s in range(n - p):
         data, lay = step(s)
         steps.append(dict(method="update", args=[data, lay], label=label(trace.tokens[p + s])))
     fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="generated: "), pad=dict(t=90))])
-    fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=[label(t) for t in trace.tokens],
-                     range=[-0.5, n - 0.5], tickangle=-60)
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(n)),
+        ticktext=[label(t) for t in trace.tokens],
+        range=[-0.5, n - 0.5],
+        tickangle=-60,
+    )
     fig.update_yaxes(title="weight", range=[0, 1])
     style.apply(fig, dark, title=first_layout["title.text"], height=560)
     fig.update_layout(margin=dict(b=160))

@@ -1,7 +1,8 @@
 """The attention maths the slides show, on plain arrays and traces (no model).
 
-    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + M) V,    M = 0 where allowed, −∞ above the diagonal (causal)
+Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + M) V,    M = 0 where allowed, −∞ above the diagonal (causal)
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def causal_mask(n: int, window: int | None = None) -> np.ndarray:
     return np.where(allowed, 0.0, -np.inf)
 
 
-def attention_steps(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool, scaling: float | None = None,
-                    window: int | None = None) -> dict[str, np.ndarray]:
+def attention_steps(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool, scaling: float | None = None, window: int | None = None
+) -> dict[str, np.ndarray]:
     """The deck's "Self-Attention Computation" for one head, step by step, in float64.
 
     q, k, v: (pos, head_dim). Returns scores = QKᵀ, scaled = scores·scaling (1/√d_k), masked = scaled + M,

@@ -1,4 +1,5 @@
 """AttentionTrace: the attention weights (and Q, K, V) of every layer and head for one text."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,9 +44,11 @@ class AttentionTrace(Trace):
     def n_heads(self) -> int:
         return self.weights.shape[1]
 
-    def check(self) -> "AttentionTrace":
+    def check(self) -> AttentionTrace:
         w = self.weights
-        self._require(w.ndim == 4 and w.shape[2] == w.shape[3], f"weights must be (layer, head, query, key), got {w.shape}")
+        self._require(
+            w.ndim == 4 and w.shape[2] == w.shape[3], f"weights must be (layer, head, query, key), got {w.shape}"
+        )
         self._require(w.shape[2] == len(self.tokens), f"{len(self.tokens)} tokens but {w.shape[2]} positions")
         self._require(self.kv_head.shape == (w.shape[1],), "kv_head must have one entry per query head")
         self._require(int(self.kv_head.min(initial=0)) >= 0, "kv_head entries must be non-negative")

@@ -1,84 +1,120 @@
-"""GRPO run configuration: one typed dataclass, two presets ("lecture", "tiny"). Field names follow TRL's GRPOConfig
-where one exists (num_generations = G, num_iterations = updates per generated batch, epsilon, beta, scale_rewards,
-loss_type)."""
+"""GrpoConfig: one GRPO run in a frozen, self-documenting config, with two presets ("lecture", "tiny").
+
+Serves the "GRPO objective" and "GRPO vs PPO" slides: every knob on them is a field with its help text and its
+range (``toolkit.config``); the live demo builds its widgets from these fields, so the page, the API and the
+library share one set of limits, chosen so that a live run stays responsive on a 2-core CPU. Field names follow
+TRL's GRPOConfig where one exists (num_generations = G, num_iterations = updates per generated batch, epsilon,
+beta, scale_rewards, loss_type). The committed replay ``assets/grpo/lecture.npz`` was recorded from
+``PRESETS["lecture"]``.
+"""
+
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from toolkit.config import Config, param
 from toolkit.grpo.maths import LOSS_TYPES, SCALINGS
 from toolkit.grpo.rewards import TASKS, resolve
 
 
-@dataclass
-class GrpoConfig:
-    model: str = "smollm2-135m"  # embedded name, Hugging Face id or local folder (any causal LM)
-    task: str = "larger"  # a key of rewards.TASKS
-    rewards: dict[str, float] | None = None  # {reward name: weight}; None = the task's own rewards
-    num_generations: int = 8  # G, completions per prompt (the group)
-    prompts_per_step: int = 1  # groups per step
-    steps: int = 20
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 16
-    lr: float = 2e-3  # AdamW on the LoRA weights only
-    max_grad_norm: float = 1.0
-    epsilon_low: float = 0.2  # ε in clip(ρ, 1 − ε_low, 1 + ε_high)
-    epsilon_high: float = 0.2
-    beta: float = 0.04  # weight of the k3 KL to the reference (the adapter switched off)
-    num_iterations: int = 2  # optimiser updates per generated batch; > 1 lets the ratio leave 1, so clipping shows
-    scale_rewards: str = "group"  # "group" | "batch" | "none" (Dr. GRPO)
-    loss_type: str = "grpo"  # "grpo" (per-sequence mean, paper) | "bnpo" (token-level) | "dr_grpo" (constant)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    seed: int = 0
+@dataclass(frozen=True)
+class GrpoConfig(Config):
+    model: str = param("smollm2-135m", "policy: an embedded name, a Hugging Face id or a local folder (any causal LM)")
+    task: str = param("larger", "the verifiable task (a key of rewards.TASKS)")
+    rewards: dict[str, float] | None = param(None, "{reward name: weight}; None = the task's own rewards")
+    num_generations: int = param(8, "G, completions sampled per prompt (the group)", lo=2, hi=16, label="G")
+    prompts_per_step: int = param(1, "prompts (groups) per step", lo=1, hi=8)
+    steps: int = param(20, "training steps, each on freshly sampled groups", lo=1, hi=50)
+    temperature: float = param(
+        1.0, "sampling temperature (log-probs use the same one, as TRL)", lo=0.0, hi=5.0, open_lo=True, step=0.05
+    )
+    top_p: float = param(
+        1.0, "nucleus sampling: keep the smallest set of tokens with this mass", lo=0.0, hi=1.0, open_lo=True, step=0.05
+    )
+    max_new_tokens: int = param(16, "longest completion, in tokens", lo=1, hi=64, label="max new tokens")
+    lr: float = param(
+        2e-3, "AdamW learning rate on the LoRA weights only", lo=0.0, hi=0.1, open_lo=True, label="learning rate"
+    )
+    max_grad_norm: float = param(1.0, "gradient norm clip", lo=0.0, hi=100.0, open_lo=True)
+    epsilon_low: float = param(
+        0.2,
+        "ε_low in clip(ρ, 1 − ε_low, 1 + ε_high)",
+        lo=0.0,
+        hi=1.0,
+        open_lo=True,
+        open_hi=True,
+        step=0.01,
+        label="ε low",
+    )
+    epsilon_high: float = param(
+        0.2,
+        "ε_high in clip(ρ, 1 − ε_low, 1 + ε_high)",
+        lo=0.0,
+        hi=1.0,
+        open_lo=True,
+        open_hi=True,
+        step=0.01,
+        label="ε high",
+    )
+    beta: float = param(
+        0.04, "β, weight of the k3 KL to the reference (the adapter switched off)", lo=0.0, hi=10.0, label="β (KL)"
+    )
+    num_iterations: int = param(
+        2,
+        "optimiser updates per generated batch; > 1 lets the ratio leave 1, so clipping shows",
+        lo=1,
+        hi=8,
+        label="updates per batch",
+    )
+    scale_rewards: str = param(
+        "group",
+        "advantage scaling: ÷ group std (GRPO), ÷ batch std, or none (Dr. GRPO)",
+        choices=SCALINGS,
+        label="advantage scaling",
+    )
+    loss_type: str = param(
+        "grpo",
+        "loss aggregation: per-sequence mean (paper), token-level (bnpo) or a constant (dr_grpo)",
+        choices=LOSS_TYPES,
+        label="loss aggregation",
+    )
+    lora_r: int = param(8, "LoRA rank", lo=1, hi=256)
+    lora_alpha: int = param(16, "LoRA alpha (the update is scaled by alpha / r)", lo=1, hi=1024)
+    lora_targets: tuple[str, ...] = param(("q_proj", "v_proj"), "module names that get a LoRA adapter")
+    seed: int = param(0, "seed of the prompts, the sampling and the adapter's initial weights", lo=0)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_targets, (list, str)):  # a list (JSON, a caller) or one name: stored as a tuple
+            targets = [self.lora_targets] if isinstance(self.lora_targets, str) else self.lora_targets
+            object.__setattr__(self, "lora_targets", tuple(targets))
+        super().__post_init__()
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.task not in TASKS:
+            out.append(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
+        else:
+            try:
+                self.reward_weights()
+            except (KeyError, ValueError) as err:
+                out.append(str(err).strip("'\""))
+        if not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets):
+            out.append("lora_targets must name at least one module, e.g. ('q_proj', 'v_proj')")
+        return out
 
     def reward_weights(self) -> dict[str, float]:
+        """{reward name: weight}, the task's own when ``rewards`` is None; unknown names raise KeyError."""
         return resolve(self.rewards if self.rewards is not None else TASKS[self.task].rewards)
 
-    def validate(self) -> "GrpoConfig":
-        """Raise ValueError with a readable message for any unusable field; return self."""
-        problems = []
-        if self.task not in TASKS:
-            problems.append(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
-        if self.num_generations < 2:
-            problems.append("num_generations (G) must be at least 2: a group of one has no spread to learn from")
-        for name in ("prompts_per_step", "steps", "max_new_tokens", "num_iterations", "lora_r"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1")
-        for name in ("temperature", "lr", "epsilon_low", "epsilon_high"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                problems.append(f"{name} must be a positive number, got {v!r}")
-        if not (0 < self.top_p <= 1):
-            problems.append("top_p must be in (0, 1]")
-        if not (math.isfinite(self.beta) and self.beta >= 0):
-            problems.append("beta must be a number >= 0")
-        if self.scale_rewards not in SCALINGS:
-            problems.append(f"scale_rewards must be one of {', '.join(SCALINGS)}")
-        if self.loss_type not in LOSS_TYPES:
-            problems.append(f"loss_type must be one of {', '.join(LOSS_TYPES)}")
-        try:
-            self.reward_weights()
-        except (KeyError, ValueError) as err:
-            problems.append(str(err).strip("'\""))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-PRESETS = {
+PRESETS: dict[str, GrpoConfig] = {
     "lecture": GrpoConfig(),
     "tiny": GrpoConfig(num_generations=3, steps=1, max_new_tokens=6),
 }
 
 
 def preset(name: str, **overrides) -> GrpoConfig:
+    """A preset with some fields changed (checked): ``preset("tiny", steps=2)``."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[name], **overrides).validate()
+    return PRESETS[name].replace(**overrides)

@@ -9,6 +9,7 @@
 Same conventions as TRL 1.16's GRPOTrainer (std with Bessel's correction, 1e-4 in the denominator,
 clip counted only where it changes the gradient), checked against it in tests/test_grpo.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ class Advantages:
     std: torch.Tensor
     zero_std: torch.Tensor
 
+    def flat(self) -> list[float]:
+        """Every completion's advantage, group after group."""
+        return self.advantages.reshape(-1).tolist()  # (group, G) -> (group * G,)
+
+    def summary(self) -> list[tuple[float, float, bool]]:
+        """Per group: (mean reward, the std its advantages were divided by, no spread in the group)."""
+        return list(zip(self.mean.tolist(), self.std[:, 0].tolist(), self.zero_std.tolist()))
+
 
 def bessel_std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Sample standard deviation (divides by n − 1), computed as TRL's nanstd (mean of squared deviations,
@@ -40,8 +49,8 @@ def bessel_std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     return torch.sqrt(var * n / (n - 1)) if n > 1 else torch.full_like(var, float("nan"))
 
 
-def group_advantages(rewards: torch.Tensor, scale: str = "group") -> Advantages:
-    """rewards: (group, G) total reward of each completion -> advantages (group, G).
+def group_advantages(rewards, scale: str = "group") -> Advantages:
+    """rewards: (group, G) total reward of each completion (a tensor or nested lists) -> advantages (group, G).
 
     Every option subtracts the group mean; "group" divides by the group's std, "batch" by the std of all
     rewards in the step, "none" divides by nothing (Dr. GRPO: no std bias towards easy/hard prompts).
@@ -53,7 +62,7 @@ def group_advantages(rewards: torch.Tensor, scale: str = "group") -> Advantages:
         raise ValueError(f"rewards must be (group, G) with G >= 2, got shape {tuple(r.shape)}")
     mean = r.mean(dim=1)  # (group,)
     group_std = bessel_std(r, dim=1)  # (group,)
-    std = (bessel_std(r).expand(r.shape[0]) if scale == "batch" else group_std)  # (group,)
+    std = bessel_std(r).expand(r.shape[0]) if scale == "batch" else group_std  # (group,)
     adv = r - mean[:, None]
     if scale != "none":
         adv = adv / (std[:, None] + STD_EPS)
@@ -73,7 +82,8 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, ep
 
 
 def clip_flags(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float):
-    """(low, high) boolean masks: tokens where clipping removes the gradient (ρ < 1−ε with Â < 0, ρ > 1+ε with Â > 0)."""
+    """(low, high) boolean masks: tokens where clipping removes the gradient (ρ < 1−ε with Â < 0, ρ > 1+ε with
+    Â > 0)."""
     return (ratio < 1 - eps_low) & (adv < 0), (ratio > 1 + eps_high) & (adv > 0)
 
 

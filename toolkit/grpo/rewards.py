@@ -1,15 +1,17 @@
-"""Verifiable rewards and the bundled task (deck: "RLVR: rewards you can check", DeepSeek R1's accuracy + format rewards).
+"""Verifiable rewards and the bundled task (deck: "RLVR: rewards you can check", DeepSeek R1's accuracy + format
+rewards).
 
 A reward function is a plain Python function ``fn(completion, answer) -> float`` registered under a name.
 Runs choose rewards by name with weights: ``{"exact": 1.0, "number_first": 0.5}``; the total is the weighted
 sum. Names are only looked up in the registry: nothing a user types is ever evaluated as code.
 """
+
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 RewardFn = Callable[[str, str], float]
 REWARDS: dict[str, RewardFn] = {}

@@ -9,6 +9,7 @@ Speed: the G completions of a group share their prompt, so the prompt runs once 
 cache is repeated G times, for sampling and for every log-prob pass, with gradients flowing through it.
 Trap: the model from ``models.load`` is shared by every demo, so training works on a deep copy of it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,9 @@ import queue
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,9 +29,11 @@ from toolkit import models
 from toolkit.grpo import maths
 from toolkit.grpo.config import GrpoConfig
 from toolkit.grpo.rewards import TASKS, score
-from toolkit.traces import GrpoTrace, make_meta
+from toolkit.grpo.trace import GrpoCompletion, GrpoGroup, GrpoStep, GrpoTrace, metric_series
+from toolkit.trace import make_meta
 
 _RUN_LOCK = threading.Lock()  # the trainable copy is one per process: one run at a time
+BUSY_MESSAGE = "A GRPO run is already going on this server; wait for it to finish or stop it."
 
 
 class Busy(RuntimeError):
@@ -36,27 +41,50 @@ class Busy(RuntimeError):
 
 
 def is_busy() -> bool:
+    """True while a run (or an ``exclusive()`` block) holds this process's trainable model."""
     return _RUN_LOCK.locked()
+
+
+def _acquire() -> None:
+    if not _RUN_LOCK.acquire(blocking=False):
+        raise Busy(BUSY_MESSAGE)
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the trainable model as a run does (no run can start meanwhile); raises Busy if one holds it."""
+    _acquire()
+    try:
+        yield
+    finally:
+        _RUN_LOCK.release()
 
 
 def make_policy(cfg: GrpoConfig):
     """-> (peft model with a fresh LoRA adapter on a private copy of cfg.model, tokenizer)."""
     from peft import LoraConfig, get_peft_model
 
-    loaded = models.load(cfg.model)
+    loaded = models.resolve(cfg.model)
     base = copy.deepcopy(loaded.model)
     base.requires_grad_(False)
     torch.manual_seed(cfg.seed)  # LoRA A is random, B is zero: the adapter starts as the identity
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
-                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        target_modules=list(cfg.lora_targets),
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(base, lora), loaded.tokenizer
 
 
 def encode_prompt(tok, prompt: str) -> torch.Tensor:
     """(1, P) token ids of the prompt, through the chat template when the tokenizer has one."""
     if getattr(tok, "chat_template", None):
-        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                      return_tensors="pt")
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
         ids = ids if torch.is_tensor(ids) else ids["input_ids"]
     else:
         ids = tok(prompt, return_tensors="pt")["input_ids"]
@@ -136,28 +164,25 @@ def _r(values: torch.Tensor, n: int) -> list:
     return [round(float(v), 5) for v in values[:n]]
 
 
-def run(cfg: GrpoConfig, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
-    """Train, yielding one JSON-ready record per step (streamable). Raises Busy if a run is already going."""
-    cfg.validate()
-    if not _RUN_LOCK.acquire(blocking=False):
-        raise Busy("A GRPO run is already going on this server; wait for it to finish or stop it.")
-    try:
+def run(config: GrpoConfig | None = None, stop: threading.Event | None = None, **options: Any) -> Iterator[GrpoStep]:
+    """Train, yielding one GrpoStep per step (streamable). Raises Busy if a run is already going."""
+    cfg = GrpoConfig.make(config, **options)
+    with exclusive():
         yield from _run(cfg, stop)
-    finally:
-        _RUN_LOCK.release()
 
 
-def stream(cfg: GrpoConfig, stop: threading.Event, poll_s: float = 1.0,
-           idle_s: float = 60.0) -> Iterator[dict[str, Any] | None]:
-    """Train in a background thread; yield each step record, and None every ``poll_s`` seconds in between.
+def stream(
+    cfg: GrpoConfig, stop: threading.Event, poll_s: float = 1.0, idle_s: float = 60.0
+) -> Iterator[GrpoStep | None]:
+    """Train in a background thread; yield each GrpoStep, and None every ``poll_s`` seconds in between.
 
     For live demos: the consumer is never blocked for long, so a web server can close it at once (page left,
     stop pressed); closing sets ``stop``. The run also stops by itself when nobody has read it for ``idle_s``.
     Raises Busy at once if another run holds the model.
     """
-    cfg.validate()
-    if not _RUN_LOCK.acquire(blocking=False):
-        raise Busy("A GRPO run is already going on this server; wait for it to finish or stop it.")
+    if not isinstance(cfg, GrpoConfig):
+        raise TypeError(f"expected a GrpoConfig, got {type(cfg).__name__}")
+    _acquire()
     items: queue.Queue = queue.Queue()
     last_read = [time.monotonic()]
     done = object()
@@ -193,7 +218,7 @@ def stream(cfg: GrpoConfig, stop: threading.Event, poll_s: float = 1.0,
         stop.set()
 
 
-def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[dict[str, Any]]:
+def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[GrpoStep]:
     model, tok = make_policy(cfg)
     weights, task = cfg.reward_weights(), TASKS[cfg.task]
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
@@ -209,8 +234,9 @@ def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[dict[str, An
         problems = [task.make(rng) for _ in range(n)]
         prompts = [encode_prompt(tok, q) for q, _ in problems]
         model.eval()
-        groups = [sample_group(model, p, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, eos, pad, gen)
-                  for p in prompts]
+        groups = [
+            sample_group(model, p, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, eos, pad, gen) for p in prompts
+        ]
         c = max(ids.shape[1] for ids, _ in groups)
         ids, mask = _pad_cat([i for i, _ in groups], c, pad), _pad_cat([m for _, m in groups], c)  # (B, C)
         lengths = mask.sum(1)  # (B,)
@@ -224,81 +250,125 @@ def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[dict[str, An
         t1 = time.perf_counter()
 
         with torch.no_grad(), model.disable_adapter():
-            ref = _pad_cat([group_logprobs(model, p, i, m, cfg.temperature)[0] for p, (i, m) in zip(prompts, groups)], c)
+            ref = _pad_cat(
+                [group_logprobs(model, p, i, m, cfg.temperature)[0] for p, (i, m) in zip(prompts, groups)], c
+            )  # (B, C)
         updates = []
         for u in range(cfg.num_iterations):
             outs = [group_logprobs(model, p, i, m, cfg.temperature) for p, (i, m) in zip(prompts, groups)]
             logp, entropy = _pad_cat([o[0] for o in outs], c), _pad_cat([o[1] for o in outs], c)  # (B, C)
             if u == 0:
                 old = logp.detach()  # parameters have not moved yet: π_old = π_θ, ratio exactly 1
-            tok_loss, ratio, kl = maths.per_token_loss(logp, old, ref, adv_flat, cfg.epsilon_low, cfg.epsilon_high,
-                                                       cfg.beta)
+            tok_loss, ratio, kl = maths.per_token_loss(
+                logp, old, ref, adv_flat, cfg.epsilon_low, cfg.epsilon_high, cfg.beta
+            )
             loss = maths.aggregate(tok_loss, mask, cfg.loss_type, cfg.max_new_tokens)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             low, high = maths.clip_flags(ratio.detach(), adv_flat[:, None], cfg.epsilon_low, cfg.epsilon_high)
-            updates.append({
-                "loss": float(loss.detach()), "kl": maths.masked_mean(kl.detach(), mask),
-                "entropy": maths.masked_mean(entropy, mask),
-                "clip_ratio/low_mean": maths.masked_mean(low.float(), mask),
-                "clip_ratio/high_mean": maths.masked_mean(high.float(), mask),
-                "clip_ratio/region_mean": maths.masked_mean((low | high).float(), mask),
-                "ratio_max_dev": float(((ratio.detach() - 1).abs() * mask).max()),  # 0 on a first update
-            })
+            updates.append(
+                {
+                    "loss": float(loss.detach()),
+                    "kl": maths.masked_mean(kl.detach(), mask),
+                    "entropy": maths.masked_mean(entropy, mask),
+                    "clip_ratio/low_mean": maths.masked_mean(low.float(), mask),
+                    "clip_ratio/high_mean": maths.masked_mean(high.float(), mask),
+                    "clip_ratio/region_mean": maths.masked_mean((low | high).float(), mask),
+                    "ratio_max_dev": float(((ratio.detach() - 1).abs() * mask).max()),  # 0 on a first update
+                }
+            )
         t2 = time.perf_counter()
 
         total_t = torch.tensor(total)
         metrics = {name: float(np.mean([u_[name] for u_ in updates])) for name in updates[0]}
-        metrics.update({
-            "reward": float(total_t.mean()), "reward_std": float(maths.bessel_std(total_t)),
-            "frac_reward_zero_std": float(adv.zero_std.float().mean()),
-            "completions/mean_length": float(lengths.float().mean()),
-            **{f"rewards/{k}/mean": float(np.mean(v)) for k, v in per_fn.items()},
-        })
+        metrics.update(
+            {
+                "reward": float(total_t.mean()),
+                "reward_std": float(maths.bessel_std(total_t)),
+                "frac_reward_zero_std": float(adv.zero_std.float().mean()),
+                "completions/mean_length": float(lengths.float().mean()),
+                **{f"rewards/{k}/mean": float(np.mean(v)) for k, v in per_fn.items()},
+            }
+        )
         logp, ratio, kl = logp.detach(), ratio.detach(), kl.detach()
-        records = []
+        groups_out = []
         for gi, (q, a) in enumerate(problems):
             comps = []
             for j in range(g):
                 b, L = gi * g + j, int(lengths[gi * g + j])
                 tid = ids[b, :L].tolist()
-                comps.append({
-                    "text": texts[b], "token_ids": tid, "tokens": [tok.decode([t]) for t in tid],
-                    "rewards": {k: v[b] for k, v in per_fn.items()}, "reward": total[b],
-                    "advantage": float(adv_flat[b]),
-                    "logprob": _r(logp[b], L), "old_logprob": _r(old[b], L), "ref_logprob": _r(ref[b], L),
-                    "ratio": _r(ratio[b], L), "kl": _r(kl[b], L), "entropy": _r(entropy[b], L),
-                    "clipped_low": [bool(x) for x in low[b, :L]], "clipped_high": [bool(x) for x in high[b, :L]],
-                })
-            records.append({"prompt": q, "answer": a, "mean": float(adv.mean[gi]), "std": float(adv.std[gi, 0]),
-                            "zero_std": bool(adv.zero_std[gi]), "completions": comps})
-        yield {"step": step, "loss": metrics["loss"], "metrics": metrics, "updates": updates, "groups": records,
-               "time": {"generate": t1 - t0, "train": t2 - t1, "total": time.perf_counter() - t0}}
+                comps.append(
+                    GrpoCompletion(
+                        text=texts[b],
+                        token_ids=tid,
+                        tokens=[tok.decode([t]) for t in tid],
+                        rewards={k: v[b] for k, v in per_fn.items()},
+                        reward=total[b],
+                        advantage=float(adv_flat[b]),
+                        logprob=_r(logp[b], L),
+                        old_logprob=_r(old[b], L),
+                        ref_logprob=_r(ref[b], L),
+                        ratio=_r(ratio[b], L),
+                        kl=_r(kl[b], L),
+                        entropy=_r(entropy[b], L),
+                        clipped_low=[bool(x) for x in low[b, :L]],
+                        clipped_high=[bool(x) for x in high[b, :L]],
+                    )
+                )
+            groups_out.append(
+                GrpoGroup(
+                    prompt=q,
+                    answer=a,
+                    mean=float(adv.mean[gi]),
+                    std=float(adv.std[gi, 0]),
+                    zero_std=bool(adv.zero_std[gi]),
+                    completions=comps,
+                )
+            )
+        yield GrpoStep(
+            step=step,
+            loss=metrics["loss"],
+            metrics=metrics,
+            updates=updates,
+            groups=groups_out,
+            time={"generate": t1 - t0, "train": t2 - t1, "total": time.perf_counter() - t0},
+        )
 
 
-def to_trace(records: list[dict[str, Any]], cfg: GrpoConfig, **meta: Any) -> GrpoTrace:
-    """Assemble step records into a GrpoTrace (rewards, advantages: (step, completion))."""
-    if not records:
+def to_trace(steps: list[GrpoStep], cfg: GrpoConfig, **meta: Any) -> GrpoTrace:
+    """Assemble steps into a GrpoTrace (rewards, advantages: (step, completion))."""
+    if not steps:
         raise ValueError("the run stopped before its first step: nothing to trace")
-    rewards = np.array([[c["reward"] for grp in r["groups"] for c in grp["completions"]] for r in records],
-                       dtype=np.float32).reshape(len(records), -1)
-    advs = np.array([[c["advantage"] for grp in r["groups"] for c in grp["completions"]] for r in records],
-                    dtype=np.float32).reshape(len(records), -1)
-    names = list(records[0]["metrics"]) if records else []
-    metrics = {k: [float(r["metrics"][k]) for r in records] for k in names}
+    rewards = np.array(
+        [[c.reward for grp in s.groups for c in grp.completions] for s in steps], dtype=np.float32
+    ).reshape(len(steps), -1)  # (step, completion)
+    advs = np.array(
+        [[c.advantage for grp in s.groups for c in grp.completions] for s in steps], dtype=np.float32
+    ).reshape(len(steps), -1)  # (step, completion)
     info = make_meta(cfg.model, cfg.seed, task=cfg.task, torch=torch.__version__, **meta)
-    return GrpoTrace(rewards=rewards, advantages=advs, metrics=metrics, steps=list(records), config=cfg.to_dict(),
-                     meta=info).check()
+    return GrpoTrace(
+        rewards=rewards,
+        advantages=advs,
+        metrics=metric_series(steps),
+        steps=list(steps),
+        config=cfg.to_dict(),
+        meta=info,
+    ).check()
 
 
-def train(cfg: GrpoConfig, on_step: Callable[[dict[str, Any]], None] | None = None,
-          stop: threading.Event | None = None) -> GrpoTrace:
-    """Run to the end (or until ``stop`` is set) and return the trace; ``on_step`` sees each record."""
-    records = []
-    for rec in run(cfg, stop):
-        records.append(rec)
+def train(
+    config: GrpoConfig | None = None,
+    on_step: Callable[[GrpoStep], None] | None = None,
+    stop: threading.Event | None = None,
+    **options: Any,
+) -> GrpoTrace:
+    """Run to the end (or until ``stop`` is set) and return the trace; ``on_step`` sees each step."""
+    cfg = GrpoConfig.make(config, **options)
+    steps = []
+    for step in run(cfg, stop):
+        steps.append(step)
         if on_step is not None:
-            on_step(rec)
-    return to_trace(records, cfg)
+            on_step(step)
+    return to_trace(steps, cfg)

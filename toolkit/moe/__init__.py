@@ -1,11 +1,50 @@
-"""Mixture of experts: a small instrumented MoE transformer, its routing maths, training, and HF MoE capture.
+"""Mixture of experts (slides "the MoE layer replaces the FFN", "a router picks k experts per token", "experts
+specialise", "load balancing", "shared experts", "total vs active parameters", "the router learning").
 
-Serves the MoE slides: "the MoE layer replaces the FFN", "a router picks k experts per token",
-"experts specialise", "load balancing" (Switch/Mixtral loss L = N * sum_i f_i * P_i), "shared experts",
-"total vs active parameters". Modules: config (dataclass + presets), maths (pure routing functions),
-model (the transformer), corpus (offline training text), train (training + replay), capture (MoeTrace from
-our model or from a transformers MoE model), params (total vs active parameter counts).
+    from toolkit import moe
+    trace = moe.capture("balanced", "def mean(xs): return sum(xs) / len(xs)")   # MoeTrace of a committed run
+    moe.figures.token_experts(trace, layer=0)
+
+config: MoeConfig (model and training) and PRESETS; maths: the routing equations (route, balance_loss, z_loss,
+aux_free_update) on tensors; model: the small instrumented MoE transformer; corpus, train, runs: offline training
+and the committed runs; capture: RouteConfig and capture(), from our model or a transformers MoE model (Mixtral,
+Qwen2/3-MoE, OLMoE, DeepSeek-V3); trace: MoeTrace; figures: one view per function; params: total vs active.
 """
-from toolkit.moe.config import PRESETS, MoeConfig
 
-__all__ = ["MoeConfig", "PRESETS"]
+from toolkit.moe import figures, params, runs
+from toolkit.moe.capture import RouteConfig, capture
+from toolkit.moe.config import MAX_EXPERTS, PRESETS, SCORES, MoeConfig
+from toolkit.moe.maths import (
+    aux_free_update,
+    balance_loss,
+    importance,
+    mutual_information,
+    route,
+    scores,
+    token_fraction,
+    z_loss,
+)
+from toolkit.moe.model import MoeTransformer
+from toolkit.moe.trace import MoeTrace
+
+__all__ = [
+    "capture",
+    "RouteConfig",
+    "MoeConfig",
+    "PRESETS",
+    "MAX_EXPERTS",
+    "SCORES",
+    "MoeTrace",
+    "MoeTransformer",
+    "figures",
+    "params",
+    "runs",
+    "route",
+    "scores",
+    "importance",
+    "token_fraction",
+    "balance_loss",
+    "z_loss",
+    "aux_free_update",
+    "mutual_information",
+]

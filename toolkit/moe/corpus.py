@@ -4,6 +4,7 @@ Prose: the `pydoc_data.topics` help texts. Code: a fixed list of standard-librar
 token classes the specialisation measure uses: letters and other bytes are "code" or "prose" by their source;
 digits, punctuation and whitespace are their own classes wherever they occur.
 """
+
 from __future__ import annotations
 
 import string
@@ -16,9 +17,32 @@ import numpy as np
 CLASSES = ["code", "prose", "digits", "punctuation", "whitespace"]
 CODE, PROSE, DIGIT, PUNCT, SPACE = range(5)
 # Pure-Python modules present in every CPython 3.11+ (sorted, fixed: the corpus does not depend on the machine).
-CODE_MODULES = ["argparse", "bisect", "calendar", "colorsys", "contextlib", "copy", "csv", "dataclasses",
-                "difflib", "enum", "fnmatch", "fractions", "functools", "heapq", "ipaddress", "operator",
-                "pprint", "queue", "random", "shlex", "statistics", "string", "textwrap", "tokenize"]
+CODE_MODULES = [
+    "argparse",
+    "bisect",
+    "calendar",
+    "colorsys",
+    "contextlib",
+    "copy",
+    "csv",
+    "dataclasses",
+    "difflib",
+    "enum",
+    "fnmatch",
+    "fractions",
+    "functools",
+    "heapq",
+    "ipaddress",
+    "operator",
+    "pprint",
+    "queue",
+    "random",
+    "shlex",
+    "statistics",
+    "string",
+    "textwrap",
+    "tokenize",
+]
 _PUNCT = set(string.punctuation.encode())
 _SPACE = set(string.whitespace.encode())
 _DIGIT = set(string.digits.encode())
@@ -58,7 +82,7 @@ def _interleave(prose: bytes, code: bytes, chunk: int = 4096) -> tuple[bytes, np
     parts, labels = [], []
     for i in range(0, max(len(prose), len(code)), chunk):
         for src, cls in ((prose, PROSE), (code, CODE)):
-            piece = src[i:i + chunk]
+            piece = src[i : i + chunk]
             if piece:
                 parts.append(piece)
                 labels.append(classify(piece, cls))
@@ -83,3 +107,16 @@ def encode(text: str) -> list[int]:
 def token_strings(ids: list[int]) -> list[str]:
     """One printable string per byte token (non-ASCII bytes as \\xNN)."""
     return [chr(b) if 32 <= b < 127 or b in (9, 10) else f"\\x{b:02x}" for b in ids]
+
+
+class ByteTokenizer:
+    """Our model's tokenizer, one token per UTF-8 byte, with the interface ``toolkit.text`` calls."""
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": encode(text)}
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(token_strings(ids))
+
+
+BYTES = ByteTokenizer()

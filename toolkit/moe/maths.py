@@ -8,6 +8,7 @@ z_loss:        L_z = mean over tokens of logsumexp(logits)^2 (ST-MoE).
 aux_free_update: b_i <- b_i + gamma * sign(mean load - load_i) (DeepSeek-V3 auxiliary-loss-free balancing;
                the bias changes which experts are chosen, never the gate weights).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,9 @@ def scores(logits: torch.Tensor, score: str = "softmax") -> torch.Tensor:
     return F.softmax(logits.float(), dim=-1) if score == "softmax" else torch.sigmoid(logits.float())
 
 
-def route(logits: torch.Tensor, k: int, score: str = "softmax", renormalize: bool = True,
-          bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def route(
+    logits: torch.Tensor, k: int, score: str = "softmax", renormalize: bool = True, bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """logits (N, E) -> scores (N, E), experts (N, k) int64, gates (N, k). The bias only steers selection."""
     s = scores(logits, score)
     choice = s if bias is None else s + bias

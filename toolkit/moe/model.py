@@ -3,6 +3,7 @@
 Slide "the MoE layer replaces the FFN": y = shared(x) + sum_{e in top-k} g_e(x) * E_e(x), with each expert a
 SwiGLU MLP. Every MoE layer returns its router's decisions (a `Routing`) so nothing has to be hooked.
 """
+
 from __future__ import annotations
 
 import json
@@ -134,8 +135,9 @@ def save(model: MoeTransformer, folder: str | Path, extra: dict | None = None) -
     """Checkpoint = config.json + weights.pt (float16 to keep the committed asset small)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() if v.is_floating_point() and not k.endswith("bias") else v
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.half() if v.is_floating_point() and not k.endswith("bias") else v for k, v in model.state_dict().items()
+    }
     torch.save(state, folder / "weights.pt")
     (folder / "config.json").write_text(json.dumps({"config": model.cfg.to_dict(), **(extra or {})}, indent=1))
     return folder

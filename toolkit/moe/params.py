@@ -4,11 +4,14 @@ Active = everything outside the routed experts + k / n_experts of the routed exp
 active: every token uses them). Hugging Face configs are counted by building the model on the meta device
 (no memory), so the numbers come from the real module tree, not a hand formula.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from toolkit import arch
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,26 @@ def count_hf(config, name: str = "") -> ParamCount:
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    n = next(getattr(config, a) for a in ("num_local_experts", "num_experts", "n_routed_experts") if hasattr(config, a))
-    return count_module(model, name or config.model_type, n, config.num_experts_per_tok)
+    found = arch.experts(config)
+    if found is None:
+        raise ValueError(f"{config.model_type} is not a mixture-of-experts model (no expert count in its config)")
+    return count_module(model, name or config.model_type, *found)
 
 
 def mixtral_8x7b_config():
     """Mixtral-8x7B-v0.1's published config.json values (hidden 4096, 32 layers, 8 experts of 14336, top-2)."""
     from transformers import MixtralConfig
 
-    return MixtralConfig(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2,
-                         max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=False)
+    return MixtralConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+        max_position_embeddings=32768,
+        rope_theta=1e6,
+        tie_word_embeddings=False,
+    )

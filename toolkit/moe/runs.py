@@ -1,4 +1,9 @@
-"""The committed training runs in assets/moe/<run>/ (config.json, weights.pt, replay.json), loaded once."""
+"""The committed training runs in assets/moe/<run>/ (config.json, weights.pt, replay.json), loaded once.
+
+Serves "the router learning" (the replay) and every routing view of the trained model: ``moe.capture("balanced",
+text)`` routes through the run of that name. ``record`` re-trains them (``lecture train-moe``).
+"""
+
 from __future__ import annotations
 
 import functools
@@ -13,7 +18,7 @@ def assets_dir() -> Path:
     return Path(os.environ.get("LECTURE_MOE_ASSETS", Path(__file__).resolve().parents[2] / "assets" / "moe"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model(run: str = "balanced"):
     """The trained MoeTransformer of a committed run (eval mode, shared by every caller)."""
     from toolkit.moe.model import load
@@ -23,7 +28,7 @@ def model(run: str = "balanced"):
     return load(assets_dir() / run)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def replay(run: str = "balanced") -> dict:
     if run not in RUNS:
         raise KeyError(f"unknown MoE run {run!r} (known: {', '.join(RUNS)})")
@@ -31,6 +36,11 @@ def replay(run: str = "balanced") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no replay at {path}: run `lecture train-moe`")
     return json.loads(path.read_text())
+
+
+def snapshot(rep: dict, step: int) -> dict:
+    """The replay's snapshot nearest to ``step`` (snapshots are every ``snapshot_every`` steps)."""
+    return min(rep["snapshots"], key=lambda s: abs(s["step"] - step))
 
 
 # What each committed run changes from the preset (`lecture train-moe` re-records them).
@@ -54,6 +64,12 @@ def record(base, out: str | Path, names: list[str], overrides: dict | None = Non
             cfg = cfg.replace(balance_coef=balance)
         _, rep = train(cfg, Path(out) / name, label=name, threads=threads)
         f = rep["final"]
-        yield {"run": name, "seconds": round(rep["seconds"], 1), "tokens_per_s": round(rep["tokens_per_s"]),
-               "lm_loss": round(f["lm_loss"], 3), "max_load": [round(max(x), 3) for x in f["load"]],
-               "mi_bits": [round(x, 3) for x in f["mi"]], "mi_shuffled_bits": [round(x, 4) for x in f["mi_shuffled"]]}
+        yield {
+            "run": name,
+            "seconds": round(rep["seconds"], 1),
+            "tokens_per_s": round(rep["tokens_per_s"]),
+            "lm_loss": round(f["lm_loss"], 3),
+            "max_load": [round(max(x), 3) for x in f["load"]],
+            "mi_bits": [round(x, 3) for x in f["mi"]],
+            "mi_shuffled_bits": [round(x, 4) for x in f["mi_shuffled"]],
+        }

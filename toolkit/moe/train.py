@@ -5,6 +5,7 @@ DeepSeek-V3 selection bias is nudged after every step. Every `snapshot_every` st
 fixed held-out windows: per layer load, balance loss, mutual information between token class and top-1 expert
 (and the same with shuffled assignments), and the top-1 expert of every byte of a probe text.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,9 @@ def probe_top1(model: MoeTransformer, text: str = PROBE) -> list[list[int]]:
     return [r.experts[:, 0].tolist() for r in routings]
 
 
-def train(cfg: MoeConfig, out: str | Path | None = None, label: str = "", progress: bool = True,
-          threads: int | None = 1) -> tuple[MoeTransformer, dict[str, Any]]:
+def train(
+    cfg: MoeConfig, out: str | Path | None = None, label: str = "", progress: bool = True, threads: int | None = 1
+) -> tuple[MoeTransformer, dict[str, Any]]:
     """Train from scratch with cfg's seed; save checkpoint + replay.json into `out` when given."""
     if threads:
         torch.set_num_threads(threads)
@@ -70,8 +72,15 @@ def train(cfg: MoeConfig, out: str | Path | None = None, label: str = "", progre
     model = MoeTransformer(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / cfg.steps))
-    replay: dict[str, Any] = {"label": label, "config": cfg.to_dict(), "probe": PROBE, "classes": corpus_mod.CLASSES,
-                              "steps": [], "train_loss": [], "snapshots": []}
+    replay: dict[str, Any] = {
+        "label": label,
+        "config": cfg.to_dict(),
+        "probe": PROBE,
+        "classes": corpus_mod.CLASSES,
+        "steps": [],
+        "train_loss": [],
+        "snapshots": [],
+    }
 
     def snapshot(step: int) -> None:
         model.eval()
@@ -107,8 +116,12 @@ def train(cfg: MoeConfig, out: str | Path | None = None, label: str = "", progre
     seconds = time.perf_counter() - t0
     model.eval()
     final = replay["snapshots"][-1]
-    replay.update(seconds=seconds, tokens_per_s=tokens / seconds, torch_threads=torch.get_num_threads(),
-                  final={k: final[k] for k in ("lm_loss", "load", "balance_loss", "mi", "mi_shuffled")})
+    replay.update(
+        seconds=seconds,
+        tokens_per_s=tokens / seconds,
+        torch_threads=torch.get_num_threads(),
+        final={k: final[k] for k in ("lm_loss", "load", "balance_loss", "mi", "mi_shuffled")},
+    )
     if out is not None:
         out = Path(out)
         save(model, out, {"label": label, "final": replay["final"]})

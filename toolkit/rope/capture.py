@@ -5,6 +5,7 @@ q/k projections and on each attention module, always removed, recording only thi
 rotation is ``rope.maths.rotate_with`` with the cos/sin the model itself passed to its attention, and the
 frequencies are the ones its rotary buffer used (``arch.rotary``), checked against what its config implies.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from toolkit.trace import make_meta
 
 @dataclass(frozen=True)
 class RopeConfig(Config):
-    max_tokens: int = param(text.DEFAULT_TOKENS, "tokens run; a longer text is cut (the trace says so)",
-                            lo=1, hi=text.MAX_TOKENS)
+    max_tokens: int = param(
+        text.DEFAULT_TOKENS, "tokens run; a longer text is cut (the trace says so)", lo=1, hi=text.MAX_TOKENS
+    )
 
 
 def capture(model: models.Loaded | str, prompt: str, config: RopeConfig | None = None, **options: Any) -> RopeTrace:
@@ -35,8 +37,9 @@ def capture(model: models.Loaded | str, prompt: str, config: RopeConfig | None =
     return trace
 
 
-def capture_ids(loaded: models.Loaded, input_ids: torch.Tensor, tokens: list[str] | None = None, **meta: Any
-                ) -> tuple[RopeTrace, Any]:
+def capture_ids(
+    loaded: models.Loaded, input_ids: torch.Tensor, tokens: list[str] | None = None, **meta: Any
+) -> tuple[RopeTrace, Any]:
     """One forward pass of ``input_ids`` (1, T) with q/k captured: (trace, the model's output)."""
     model = loaded.model
     if arch.rope_parameters(model.config) is None:
@@ -58,8 +61,15 @@ def capture_ids(loaded: models.Loaded, input_ids: torch.Tensor, tokens: list[str
         embed = model.get_input_embeddings()(input_ids)[0].float().numpy()  # (T, hidden)
     trace = RopeTrace(
         tokens=list(tokens) if tokens is not None else text.display(loaded.tokenizer, input_ids[0].tolist()),
-        q_pre=arrays["q_pre"], q_post=arrays["q"], k_pre=arrays["k_pre"], k_post=arrays["k"],
-        positions=np.arange(T), inv_freq=freqs, layout="half", attention_scaling=scaling, embed=embed,
+        q_pre=arrays["q_pre"],
+        q_post=arrays["q"],
+        k_pre=arrays["k_pre"],
+        k_post=arrays["k"],
+        positions=np.arange(T),
+        inv_freq=freqs,
+        layout="half",
+        attention_scaling=scaling,
+        embed=embed,
         meta=make_meta(loaded.name, rope_type=f.rope_type, rope_theta=f.theta, context=f.context, **meta),
     )
     return trace.check(), out

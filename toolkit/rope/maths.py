@@ -13,6 +13,7 @@ so q(m).k(n) = q^T R(n - m) k depends on m - n only. Two pair layouts exist:
 Context extension (linear, dynamic NTK, YaRN, llama3) reuses transformers' own ``ROPE_INIT_FUNCTIONS``.
 Pure maths on arrays: the capture from a real model is in ``capture.py``.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,6 +30,7 @@ SINUSOID_BASE = 10_000.0
 
 
 # ---- frequencies ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Frequencies:
@@ -85,8 +87,9 @@ def frequencies(config: Any, seq_len: int | None = None) -> Frequencies:
     return Frequencies(freqs.double().numpy(), float(scaling), rope_type, theta, d, context)
 
 
-def scaled_frequencies(theta: float, head_dim: int, rope_type: str = "default", factor: float = 1.0,
-                       context: int = 8192) -> Frequencies:
+def scaled_frequencies(
+    theta: float, head_dim: int, rope_type: str = "default", factor: float = 1.0, context: int = 8192
+) -> Frequencies:
     """Frequencies for a model of ``context`` positions stretched ``factor`` times with ``rope_type``.
 
     Builds a small LlamaConfig and asks transformers, so the numbers are the ones a real model would use.
@@ -109,14 +112,27 @@ def scaled_frequencies(theta: float, head_dim: int, rope_type: str = "default", 
     if rope_type == "llama3":
         params.update(low_freq_factor=1.0, high_freq_factor=4.0)
     max_pos = context if rope_type in ("default", "dynamic") else max(target, context + 1)
-    cfg = LlamaConfig(hidden_size=head_dim, num_attention_heads=1, head_dim=head_dim, num_hidden_layers=1,
-                      max_position_embeddings=max_pos, rope_parameters=params)
+    cfg = LlamaConfig(
+        hidden_size=head_dim,
+        num_attention_heads=1,
+        head_dim=head_dim,
+        num_hidden_layers=1,
+        max_position_embeddings=max_pos,
+        rope_parameters=params,
+    )
     f = frequencies(cfg, seq_len=target if rope_type == "dynamic" else None)
-    return Frequencies(f.inv_freq, f.attention_scaling, rope_type, float(theta), head_dim,
-                       target if rope_type != "default" else context)
+    return Frequencies(
+        f.inv_freq,
+        f.attention_scaling,
+        rope_type,
+        float(theta),
+        head_dim,
+        target if rope_type != "default" else context,
+    )
 
 
 # ---- rotation ------------------------------------------------------------------------------------------------
+
 
 def pair_index(head_dim: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
     """Indices (a_i, b_i) of the two coordinates of pair i: (2i, 2i+1) adjacent, (i, i+d/2) half."""
@@ -140,8 +156,9 @@ def angles(positions: np.ndarray, freqs: np.ndarray, dtype: Any = np.float64) ->
     return pos[:, None] * np.asarray(freqs).astype(dtype)[None, :]
 
 
-def rotate(x: np.ndarray, positions: np.ndarray, freqs: np.ndarray, layout: str = "adjacent",
-           scaling: float = 1.0) -> np.ndarray:
+def rotate(
+    x: np.ndarray, positions: np.ndarray, freqs: np.ndarray, layout: str = "adjacent", scaling: float = 1.0
+) -> np.ndarray:
     """Rotate each pair of x (..., pos, d) by pos * theta_i; computed in x's dtype. ``scaling`` multiplies cos/sin."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
@@ -199,8 +216,9 @@ def relative_scores(q: np.ndarray, k: np.ndarray, freqs: np.ndarray, n: int, lay
     return qs @ ks.T
 
 
-def additive_scores(q: np.ndarray, k: np.ndarray, n: int, base: float = SINUSOID_BASE,
-                    scale: float = 1.0) -> np.ndarray:
+def additive_scores(
+    q: np.ndarray, k: np.ndarray, n: int, base: float = SINUSOID_BASE, scale: float = 1.0
+) -> np.ndarray:
     """Same grid with sinusoidal PE added instead: S[m, n] = (q + s PE(m)) . (k + s PE(n)); not diagonal-constant."""
     pe = scale * sinusoidal(n, len(q), base)  # (n, d)
     return (q[None, :] + pe) @ (k[None, :] + pe).T
@@ -230,6 +248,7 @@ def pair_norms(x: np.ndarray, layout: str = "half") -> np.ndarray:
 
 
 # ---- sinusoidal PE -------------------------------------------------------------------------------------------
+
 
 def sinusoidal(n_positions: int, d: int, base: float = SINUSOID_BASE) -> np.ndarray:
     """PE(pos, 2i) = sin(pos / base^(2i/d)), PE(pos, 2i+1) = cos(same): (pos, d) float64. d may be odd."""

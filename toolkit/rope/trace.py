@@ -1,4 +1,5 @@
 """RopeTrace: queries and keys of every layer before and after the rotary embedding (made by ``rope.capture``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,14 +36,20 @@ class RopeTrace(Trace):
     attention_scaling: float = 1.0
     embed: np.ndarray | None = None
 
-    def check(self) -> "RopeTrace":
+    def check(self) -> RopeTrace:
         self._require(self.q_pre.shape == self.q_post.shape, "q_pre and q_post differ in shape")
         self._require(self.k_pre.shape == self.k_post.shape, "k_pre and k_post differ in shape")
-        self._require(self.q_pre.ndim == 4 and self.q_pre.shape[2] == len(self.tokens), "q must be (layer, head, pos, d)")
-        self._require(self.k_pre.ndim == 4 and self.k_pre.shape[::2] == self.q_pre.shape[::2],
-                      "k must be (layer, kv_head, pos, d) like q")
-        self._require(self.k_pre.shape[1] > 0 and self.q_pre.shape[1] % self.k_pre.shape[1] == 0,
-                      "query heads must be a multiple of key/value heads")
+        self._require(
+            self.q_pre.ndim == 4 and self.q_pre.shape[2] == len(self.tokens), "q must be (layer, head, pos, d)"
+        )
+        self._require(
+            self.k_pre.ndim == 4 and self.k_pre.shape[::2] == self.q_pre.shape[::2],
+            "k must be (layer, kv_head, pos, d) like q",
+        )
+        self._require(
+            self.k_pre.shape[1] > 0 and self.q_pre.shape[1] % self.k_pre.shape[1] == 0,
+            "query heads must be a multiple of key/value heads",
+        )
         self._require(self.q_pre.shape[-1] % 2 == 0, "head_dim must be even")
         self._require(self.positions.shape == (len(self.tokens),), "one position per token")
         self._require(self.inv_freq.shape == (self.q_pre.shape[-1] // 2,), "inv_freq must have head_dim/2 entries")

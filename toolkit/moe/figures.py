@@ -1,7 +1,9 @@
 """MoE views, one function per view (trace -> plotly Figure; the two token views -> HTML, text that reads and wraps
-as text). Slides: routing, load balancing, specialisation, shared experts, total vs active parameters. Colours:
-Okabe-Ito per expert (colour-blind safe), Viridis scales.
+as text). Slides: "a router picks k experts per token", "load balancing", "experts specialise", "shared experts",
+"total vs active parameters", "the router learning" (replay). Colours: Okabe-Ito per expert (colour-blind safe),
+Viridis scales.
 """
+
 from __future__ import annotations
 
 import html
@@ -10,8 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from toolkit.plots import style
-from toolkit.traces import MoeTrace
+from toolkit import style
+from toolkit.moe import corpus
+from toolkit.moe.runs import snapshot
+from toolkit.moe.trace import MoeTrace
 
 
 def expert_colors(n: int, dark: bool = False) -> list[str]:
@@ -28,40 +32,45 @@ def _shown(t: str) -> str:
     return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(t, t)
 
 
-def _token_html(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts: int, title: str,
-                dark: bool) -> str:
+def _token_html(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts: int, title: str, dark: bool) -> str:
     """The text as it reads, each token on a background of its top-1 expert's colour (as in the Mixtral paper),
     with a legend; hovering a token shows `hover` (a tooltip). HTML, so it wraps and stays sharp on a projector."""
     colors = expert_colors(n_experts, dark)
-    legend = " ".join(f'<span style="background:{colors[x]};color:#000;padding:1px 8px;border-radius:3px">'
-                      f"expert {x}</span>" for x in range(n_experts))
+    legend = " ".join(
+        f'<span style="background:{colors[x]};color:#000;padding:1px 8px;border-radius:3px">expert {x}</span>'
+        for x in range(n_experts)
+    )
     spans = []
     for t, e, h in zip(tokens, top1, hover):
         shown = {"\n": "⏎\n", "\t": "⇥"}.get(t, t)
-        spans.append(f'<span style="background:{colors[int(e)]}" title="{html.escape(h, quote=True)}">'
-                     f"{html.escape(shown)}</span>")
-    return ('<div class="moe-tokens" data-lecture-view="tokens">'
-            f'<p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
-            f'<p style="font-size:17px;margin:4px 0">{legend}</p>'
-            '<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:22px;line-height:1.8;'
-            f'white-space:pre-wrap;overflow-wrap:anywhere;color:#000">{"".join(spans)}</div></div>')
+        spans.append(
+            f'<span style="background:{colors[int(e)]}" title="{html.escape(h, quote=True)}">'
+            f"{html.escape(shown)}</span>"
+        )
+    return (
+        '<div class="moe-tokens" data-lecture-view="tokens">'
+        f'<p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
+        f'<p style="font-size:17px;margin:4px 0">{legend}</p>'
+        '<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:22px;line-height:1.8;'
+        f'white-space:pre-wrap;overflow-wrap:anywhere;color:#000">{"".join(spans)}</div></div>'
+    )
 
 
 def token_experts(trace: MoeTrace, layer: int, dark: bool = False) -> str:
     """HTML: the text, each token coloured by its top-1 expert; hover: top-k experts and gate weights."""
     e, g = trace.experts[layer], trace.gates[layer]  # (token, k)
-    hover = ["\n".join([f"token {i}: {t!r}"] + [f"expert {e[i, j]}: gate {g[i, j]:.2f}" for j in range(trace.top_k)])
-             for i, t in enumerate(trace.tokens)]
+    hover = [
+        "\n".join([f"token {i}: {t!r}"] + [f"expert {e[i, j]}: gate {g[i, j]:.2f}" for j in range(trace.top_k)])
+        for i, t in enumerate(trace.tokens)
+    ]
     title = f"Top-1 expert per token, layer {layer} (hover a token: its top-{trace.top_k} experts and gates)"
     return _token_html(trace.tokens, e[:, 0], hover, trace.n_experts, title, dark)
 
 
 def replay_tokens(rep: dict, step: int, layer: int, dark: bool = False) -> str:
     """HTML: the replay's probe text coloured by top-1 expert as the router saw it at the snapshot nearest `step`."""
-    from toolkit.moe.corpus import encode, token_strings
-
-    snap = min(rep["snapshots"], key=lambda s: abs(s["step"] - step))
-    tokens = token_strings(encode(rep["probe"]))[: len(snap["probe_top1"][layer])]
+    snap = snapshot(rep, step)
+    tokens = corpus.token_strings(corpus.encode(rep["probe"]))[: len(snap["probe_top1"][layer])]
     top1 = np.asarray(snap["probe_top1"][layer])
     hover = [f"token {i}: {t!r}\ntop-1 expert {top1[i]}" for i, t in enumerate(tokens)]
     title = f"{rep.get('label') or 'run'}: top-1 expert at step {snap['step']}, layer {layer}"
@@ -72,16 +81,34 @@ def router_heatmap(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure
     """Router probabilities (experts x tokens) with the chosen experts marked."""
     p = trace.probs[layer].T  # (expert, token)
     x = list(range(len(trace.tokens)))
-    fig = go.Figure(go.Heatmap(z=p, x=x, y=list(range(trace.n_experts)), colorscale=style.SEQUENTIAL,
-                               zmin=0, colorbar=dict(title="p"),
-                               customdata=np.array([[_shown(t) for t in trace.tokens]] * trace.n_experts),
-                               hovertemplate="token %{x} %{customdata}<br>expert %{y}: p=%{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=p,
+            x=x,
+            y=list(range(trace.n_experts)),
+            colorscale=style.SEQUENTIAL,
+            zmin=0,
+            colorbar=dict(title="p"),
+            customdata=np.array([[_shown(t) for t in trace.tokens]] * trace.n_experts),
+            hovertemplate="token %{x} %{customdata}<br>expert %{y}: p=%{z:.3f}<extra></extra>",
+        )
+    )
     tok, slot = np.nonzero(np.ones_like(trace.experts[layer]))
-    fig.add_trace(go.Scatter(x=tok, y=trace.experts[layer][tok, slot], mode="markers", name="chosen",
-                             marker=dict(symbol="circle", size=6, color="white", line=dict(width=1, color="black")),
-                             hoverinfo="skip"))
-    fig.update_xaxes(title="token", tickvals=x if len(x) <= 40 else None,
-                     ticktext=[_shown(t) for t in trace.tokens] if len(x) <= 40 else None)
+    fig.add_trace(
+        go.Scatter(
+            x=tok,
+            y=trace.experts[layer][tok, slot],
+            mode="markers",
+            name="chosen",
+            marker=dict(symbol="circle", size=6, color="white", line=dict(width=1, color="black")),
+            hoverinfo="skip",
+        )
+    )
+    fig.update_xaxes(
+        title="token",
+        tickvals=x if len(x) <= 40 else None,
+        ticktext=[_shown(t) for t in trace.tokens] if len(x) <= 40 else None,
+    )
     fig.update_yaxes(title="expert", dtick=1)
     return style.apply(fig, dark, f"Router probabilities, layer {layer} ({trace.score})", height=420)
 
@@ -90,24 +117,38 @@ def expert_load(trace: MoeTrace, layer: int, dark: bool = False) -> go.Figure:
     """f_i (share of routed slots) and P_i (mean probability) per expert against the uniform line 1/N."""
     n = trace.n_experts
     fig = go.Figure()
-    fig.add_bar(x=list(range(n)), y=trace.expert_load[layer], name="f_i / k (load)",
-                marker_color=expert_colors(n, dark))
-    fig.add_scatter(x=list(range(n)), y=trace.importance[layer], name="P_i (mean prob)", mode="markers",
-                    marker=dict(symbol="diamond", size=14, color=style.palette(dark)[-1]))
+    fig.add_bar(
+        x=list(range(n)), y=trace.expert_load[layer], name="f_i / k (load)", marker_color=expert_colors(n, dark)
+    )
+    fig.add_scatter(
+        x=list(range(n)),
+        y=trace.importance[layer],
+        name="P_i (mean prob)",
+        mode="markers",
+        marker=dict(symbol="diamond", size=14, color=style.palette(dark)[-1]),
+    )
     fig.add_hline(y=1 / n, line_dash="dash", annotation_text=f"uniform 1/{n}")
     fig.update_xaxes(title="expert", dtick=1)
     fig.update_yaxes(title="share", rangemode="tozero")
     loss = float(trace.balance_loss[layer])
-    return style.apply(fig, dark, f"Layer {layer} load: L_bal = N·Σ f_i P_i = {loss:.3f} (balanced = {trace.top_k})",
-                       height=420)
+    return style.apply(
+        fig, dark, f"Layer {layer} load: L_bal = N·Σ f_i P_i = {loss:.3f} (balanced = {trace.top_k})", height=420
+    )
 
 
 def load_heatmap(trace: MoeTrace, dark: bool = False) -> go.Figure:
     """Load share of each expert in each layer."""
-    fig = go.Figure(go.Heatmap(z=trace.expert_load, colorscale=style.SEQUENTIAL, zmin=0,
-                               x=list(range(trace.n_experts)), y=list(range(trace.n_layers)),
-                               colorbar=dict(title="load"),
-                               hovertemplate="layer %{y}, expert %{x}: %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=trace.expert_load,
+            colorscale=style.SEQUENTIAL,
+            zmin=0,
+            x=list(range(trace.n_experts)),
+            y=list(range(trace.n_layers)),
+            colorbar=dict(title="load"),
+            hovertemplate="layer %{y}, expert %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="expert", dtick=1)
     fig.update_yaxes(title="layer", dtick=1, autorange="reversed")
     return style.apply(fig, dark, f"Expert load per layer (uniform = {1 / trace.n_experts:.3f})", height=380)
@@ -119,9 +160,15 @@ def coactivation(trace: MoeTrace, layer_a: int, layer_b: int, dark: bool = False
     m = np.zeros((n, n))
     np.add.at(m, (trace.experts[layer_a, :, 0], trace.experts[layer_b, :, 0]), 1.0)
     m /= max(m.sum(), 1.0)
-    fig = go.Figure(go.Heatmap(z=m, colorscale=style.SEQUENTIAL, zmin=0, colorbar=dict(title="share"),
-                               hovertemplate=f"L{layer_a} expert %{{y}} → L{layer_b} expert %{{x}}: %{{z:.3f}}"
-                                             "<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            colorscale=style.SEQUENTIAL,
+            zmin=0,
+            colorbar=dict(title="share"),
+            hovertemplate=f"L{layer_a} expert %{{y}} → L{layer_b} expert %{{x}}: %{{z:.3f}}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title=f"top-1 expert in layer {layer_b}", dtick=1)
     fig.update_yaxes(title=f"top-1 expert in layer {layer_a}", dtick=1, autorange="reversed")
     return style.apply(fig, dark, f"Co-activation: layer {layer_a} → layer {layer_b}", height=420)
@@ -147,8 +194,16 @@ def parameters(counts, dark: bool = False) -> go.Figure:
     for i, c in enumerate(counts, start=1):
         scale, unit = (1e9, "B") if c.total > 1e9 else (1e6, "M") if c.total > 1e6 else (1e3, "k")
         vals = [c.total / scale, c.active / scale]
-        fig.add_bar(x=["total", "active per token"], y=vals, marker_color=[pal[4], pal[0]], showlegend=False,
-                    text=[f"{v:.1f}{unit}" for v in vals], textposition="outside", row=1, col=i)
+        fig.add_bar(
+            x=["total", "active per token"],
+            y=vals,
+            marker_color=[pal[4], pal[0]],
+            showlegend=False,
+            text=[f"{v:.1f}{unit}" for v in vals],
+            textposition="outside",
+            row=1,
+            col=i,
+        )
         fig.update_yaxes(title=f"parameters ({unit})", range=[0, vals[0] * 1.2], row=1, col=i)
     return style.apply(fig, dark, "Total vs active parameters (active = shared + k/N of routed experts)", height=420)
 
@@ -161,9 +216,16 @@ def _load_summary(snap: dict) -> tuple[float, float]:
 def replay(replays: dict[str, dict], step: int, layer: int = 0, dark: bool = False) -> go.Figure:
     """Training replay: balance loss and largest expert share over steps for each run; load bars at `step`.
     The balance loss is measured in every run, also where it was not trained on."""
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.33, 0.33, 0.34],
-                        subplot_titles=["balance loss (mean over layers)", "largest expert share",
-                                        f"layer {layer} load at step {step}"])
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        column_widths=[0.33, 0.33, 0.34],
+        subplot_titles=[
+            "balance loss (mean over layers)",
+            "largest expert share",
+            f"layer {layer} load at step {step}",
+        ],
+    )
     pal = style.palette(dark)
     for i, (name, rep) in enumerate(replays.items()):
         snaps = rep["snapshots"]
@@ -172,13 +234,14 @@ def replay(replays: dict[str, dict], step: int, layer: int = 0, dark: bool = Fal
         color = pal[i * 5 % len(pal)]
         fig.add_scatter(x=steps, y=bal, name=name, line=dict(color=color), row=1, col=1)
         fig.add_scatter(x=steps, y=maxl, name=name, line=dict(color=color), showlegend=False, row=1, col=2)
-        snap = min(snaps, key=lambda s: abs(s["step"] - step))
-        load = snap["load"][layer]
+        load = snapshot(rep, step)["load"][layer]
         fig.add_bar(x=list(range(len(load))), y=load, name=name, marker_color=color, showlegend=False, row=1, col=3)
         n, k = len(load), rep["config"]["top_k"]
     for col in (1, 2):
         fig.add_vline(x=step, line_dash="dot", row=1, col=col)
-    fig.add_hline(y=k, line_dash="dash", row=1, col=1, annotation_text=f"balanced = k = {k}", annotation_position="top left")
+    fig.add_hline(
+        y=k, line_dash="dash", row=1, col=1, annotation_text=f"balanced = k = {k}", annotation_position="top left"
+    )
     fig.add_hline(y=1 / n, line_dash="dash", row=1, col=2, annotation_text="uniform")
     fig.add_hline(y=1 / n, line_dash="dash", row=1, col=3)
     fig.update_layout(barmode="group")

@@ -1,0 +1,106 @@
+"""Reward model and DPO figures: slides "Bradley-Terry" (the deck's static curve and the live one), "DPO loss"
+and "implicit reward" (rewards and loss over DPO steps, log-probs of the two answers). One function per view."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from toolkit import style
+from toolkit.dpo import maths
+from toolkit.dpo.trace import DpoTrace
+
+
+def bradley_terry(mark: float | None = None, dark: bool = False) -> go.Figure:
+    """σ(r_w − r_l) and −log σ(r_w − r_l) against the margin, over a range that holds ``mark`` (highlighted)."""
+    margins = maths.margins_around(mark)  # (n,)
+    probs, losses = maths.bradley_terry(margins).numpy(), maths.reward_model_loss(margins).numpy()
+    pal = style.palette(dark)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=margins, y=probs, name="P(y_w ≻ y_l) = σ(r_w − r_l)", line=dict(color=pal[4], width=3)))
+    fig.add_trace(
+        go.Scatter(x=margins, y=losses, name="loss −log σ(r_w − r_l)", line=dict(color=pal[5], width=3)),
+        secondary_y=True,
+    )
+    if mark is not None:
+        fig.add_vline(x=mark, line_dash="dash", annotation_text=f"margin {mark:.2f}")
+    fig.update_xaxes(title="reward margin r_w − r_l")
+    fig.update_yaxes(title="probability", range=[0, 1], secondary_y=False)
+    fig.update_yaxes(title="loss (nats)", secondary_y=True, rangemode="tozero")
+    fig.update_layout(legend=dict(orientation="h", y=1.08, x=0))
+    return style.apply(fig, dark, title="Bradley-Terry", height=460)
+
+
+def bradley_terry_curve(dark: bool = False) -> go.Figure:
+    """The deck's static "Bradley-Terry: preference from a reward difference" (σ and the loss on one axis)."""
+    margin = np.linspace(-6, 6, 400)  # r(x, y_w) - r(x, y_l)
+    prob = maths.bradley_terry(margin).numpy()
+    fig = go.Figure()
+    fig.add_scatter(x=margin, y=prob, mode="lines", line=dict(width=4), name="P(y_w preferred) = σ(margin)")
+    fig.add_scatter(
+        x=margin,
+        y=maths.reward_model_loss(margin).numpy(),
+        mode="lines",
+        line=dict(width=4, dash="dash"),
+        name="loss = -log σ(margin)",
+    )
+    fig.update_xaxes(title="reward margin r(x, y_w) - r(x, y_l)")
+    fig.update_yaxes(range=[0, 3])
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
+    return style.apply(fig, dark, "Bradley-Terry: preference from a reward difference")
+
+
+def steps(t: DpoTrace, dark: bool = False) -> go.Figure:
+    """Implicit rewards of both answers and the DPO loss (log 2 marked) at each step."""
+    pal = style.palette(dark)
+    x = np.arange(len(t.loss))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["implicit rewards β·log(π/π_ref)", "DPO loss"])
+    fig.add_trace(
+        go.Scatter(x=x, y=t.reward_chosen, name="chosen", mode="lines+markers", line=dict(color=pal[2], width=3)),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(x=x, y=t.reward_rejected, name="rejected", mode="lines+markers", line=dict(color=pal[5], width=3)),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=t.loss,
+            name="loss",
+            mode="lines+markers+text",
+            text=[f"{v:.3f}" for v in t.loss],
+            textposition="top right",
+            line=dict(color=pal[4], width=3),
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_hline(y=float(np.log(2)), line_dash="dot", annotation_text="log 2", row=1, col=2)
+    fig.update_xaxes(title="DPO step", dtick=1)
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
+    return style.apply(fig, dark, title=f"DPO with LoRA, β = {t.beta:g}", height=460)
+
+
+def log_probs(t: DpoTrace, dark: bool = False) -> go.Figure:
+    """log π and log π_ref of each answer, before and after the steps."""
+    pal = style.palette(dark)
+    names = ["chosen", "rejected"]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(x=names, y=[t.ref_chosen, t.ref_rejected], name="reference (adapter off)", marker_color=pal[1])
+    )
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[t.logp_chosen[-1], t.logp_rejected[-1]],
+            name=f"policy after {len(t.loss) - 1} steps",
+            marker_color=pal[0],
+        )
+    )
+    fig.update_yaxes(title="log π(y | x), summed over the answer")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.05, x=0))
+    return style.apply(fig, dark, title="Log-probabilities of the two answers", height=460)

@@ -1,0 +1,88 @@
+"""KV-cache figures: slide "KV cache: why generation is fast" (time per token with and without the cache; its
+memory measured against the formula and against multi-head attention). One function per view."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from toolkit import style
+from toolkit.kv_cache.trace import KvCacheTrace
+
+
+def times(t: KvCacheTrace, dark: bool = False) -> go.Figure:
+    """Per-token wall time after the prefill (token 1, the whole prompt, is the same work in both and left out)."""
+    pal = style.palette(dark)
+    x = np.arange(2, len(t.tokens) + 1)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=1000 * t.seconds_uncached[1:],
+            name="no cache: re-run all tokens",
+            mode="lines+markers",
+            line=dict(color=pal[5], width=3),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=1000 * t.seconds_cached[1:],
+            name="KV cache: run the new token only",
+            mode="lines+markers",
+            line=dict(color=pal[2], width=3),
+        )
+    )
+    fig.update_xaxes(title=f"generated token (prompt: {t.n_prompt} tokens)", dtick=max(1, len(x) // 8))
+    fig.update_yaxes(title="milliseconds (measured now)", rangemode="tozero")
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
+    total_c, total_u = t.seconds_cached[1:].sum(), t.seconds_uncached[1:].sum()
+    ratio = total_u / max(total_c, 1e-9)
+    return style.apply(
+        fig,
+        dark,
+        title=f"Time per token: {ratio:.1f}× faster with the cache<br>"
+        f"(prefill {1000 * t.seconds_cached[0]:.0f} ms, not shown)",
+        height=460,
+    )
+
+
+def memory(t: KvCacheTrace, dark: bool = False) -> go.Figure:
+    pal = style.palette(dark)
+    d = t.dims
+    per_token = t.bytes_per_token  # 2 x layers x kv_heads x head_dim x bytes
+    lengths = np.unique(np.geomspace(1, t.max_positions, 200).astype(int))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=lengths, y=lengths * per_token / 2**20, name="formula", mode="lines", line=dict(color=pal[4], width=3)
+        )
+    )
+    mha = per_token * d["heads"] // d["kv_heads"]
+    if mha != per_token:
+        fig.add_trace(
+            go.Scatter(
+                x=lengths,
+                y=lengths * mha / 2**20,
+                name=f"if all {d['heads']} heads had K, V (MHA)",
+                mode="lines",
+                line=dict(color=pal[6], width=2, dash="dash"),
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=t.lengths,
+            y=t.measured_bytes / 2**20,
+            name="measured in the real cache",
+            mode="markers",
+            marker=dict(color=pal[0], size=11, symbol="diamond"),
+        )
+    )
+    fig.update_xaxes(title="tokens in the cache", type="log")
+    fig.update_yaxes(title="MiB", type="log")
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
+    title = (
+        f"2 × {d['layers']} layers × {d['kv_heads']} kv-heads × {d['head_dim']} × length × {t.bytes_per_number} B"
+        f"<br>= {per_token / 1024:.0f} KiB per token"
+    )
+    return style.apply(fig, dark, title=title, height=460)

@@ -1,0 +1,94 @@
+"""LoRA and QLoRA figures: slides "LoRA" (trainable parameters by rank, loss per step, singular values of ΔW)
+and "QLoRA" (the quantisation error histogram). One function per view."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from toolkit import style
+from toolkit.lora.trace import LoraTrace, QuantTrace
+
+
+def parameters(rows: list[dict], dark: bool = False) -> go.Figure:
+    """rows: {"r", "trainable", "frozen"} per rank; bars of trainable parameters with % of the total."""
+    pal = style.palette(dark)
+    pct = [100 * x["trainable"] / (x["trainable"] + x["frozen"]) for x in rows]
+    fig = go.Figure(
+        go.Bar(
+            x=[f"r={x['r']}" for x in rows],
+            y=[x["trainable"] / 1e6 for x in rows],
+            marker_color=pal[0],
+            text=[f"{x['trainable'] / 1e6:.2f} M<br>{p:.2f}%" for x, p in zip(rows, pct)],
+            textposition="outside",
+        )
+    )
+    fig.update_yaxes(title="trainable parameters (millions)", range=[0, max(x["trainable"] for x in rows) / 1e6 * 1.3])
+    total = (rows[0]["trainable"] + rows[0]["frozen"]) / 1e6
+    return style.apply(
+        fig,
+        dark,
+        title=f"LoRA trainable parameters (frozen model: {rows[0]['frozen'] / 1e6:.1f} M; {total:.0f} M in all)",
+        height=460,
+    )
+
+
+def losses(t: LoraTrace, dark: bool = False) -> go.Figure:
+    """The training loss before each step and after the last."""
+    fig = go.Figure(
+        go.Scatter(
+            x=list(range(len(t.losses))),
+            y=t.losses,
+            mode="lines+markers+text",
+            text=[f"{v:.2f}" for v in t.losses],
+            textposition="top center",
+            line=dict(color=style.palette(dark)[5], width=3),
+            marker=dict(size=10),
+        )
+    )
+    fig.update_xaxes(title="optimizer step", dtick=1)
+    fig.update_yaxes(title="loss on the answer tokens")
+    return style.apply(
+        fig, dark, title=f"LoRA r={t.r}, α={t.alpha:g} on {', '.join(t.targets)}: {t.seconds:.1f} s", height=420
+    )
+
+
+def spectra(t: LoraTrace, dark: bool = False) -> go.Figure:
+    """Singular values on a log axis: the delta's fall off a cliff after r, the full weight's do not."""
+    pal = style.palette(dark)
+    k = min(len(t.sv_weight), 4 * max(t.r, 8))
+    floor = float(t.sv_weight.max()) * 1e-9
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=np.arange(1, k + 1), y=t.sv_weight[:k], name="frozen W", mode="lines+markers", marker_color=pal[4])
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(1, k + 1),
+            y=np.maximum(t.sv_delta[:k], floor),
+            name="learnt ΔW = (α/r)·BA",
+            mode="lines+markers",
+            marker_color=pal[5],
+        )
+    )
+    fig.add_vline(x=t.r + 0.5, line_dash="dash", annotation_text=f"r = {t.r}")
+    fig.update_yaxes(type="log", title="singular value")
+    fig.update_xaxes(title="index")
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
+    return style.apply(fig, dark, title=f"Spectrum of {t.module}: ΔW has rank {t.rank} ≤ r", height=460)
+
+
+def errors(q: QuantTrace, dark: bool = False) -> go.Figure:
+    """Histogram of ŵ − w (log counts) with the storage and the relative error in the title."""
+    centres = (q.edges[:-1] + q.edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=q.counts, marker_color=style.palette(dark)[2]))
+    fig.update_xaxes(title="ŵ − w (dequantised minus original)")
+    fig.update_yaxes(title="weights", type="log")
+    mb = q.bytes / 2**20
+    return style.apply(
+        fig,
+        dark,
+        title=f"{q.scheme}: {mb:.2f} MiB vs {q.fp32_bytes / 2**20:.2f} MiB fp32<br>"
+        f"relative error {100 * q.rel_error:.1f}%",
+        height=440,
+    )

@@ -1,1 +1,0 @@
-"""Figures: one function per view, each reading a trace and returning a plotly Figure."""
