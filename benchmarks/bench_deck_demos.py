@@ -1,7 +1,9 @@
 """Each deck demo's default request (its page load), server-side, at default sizes, beside a bare anchor.
 
-Demos: tokens, sampling, sft_loss, lora, kv_cache, dpo. The anchor is the bare library call the demo is built
-on (a tokenizer call, a forward pass, generate(), a peft count), so the ratio shows what the demo adds.
+Demos: tokens, sampling, sft_loss, lora, kv_cache, dpo; forgetting, reasoning, agent (served from their recorded
+runs) and context (its budget computed now). The anchor is the bare library call the demo is built on (a
+tokenizer call, a forward pass, generate(), a peft count, loading the recorded trace), so the ratio shows what
+the demo adds.
 The KV-cache demo's own generation (with and without the cache, on purpose) is excluded: its figure is the
 demo's time minus the per-token time it measured. Target: at most 1 s per demo on 2 cores.
 Run: python benchmarks/bench_deck_demos.py [--repeat 3]
@@ -47,14 +49,25 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
+    from demos import agent as d_agent
+    from demos import context as d_context
     from demos import dpo as d_dpo
+    from demos import forgetting as d_forgetting
     from demos import kv_cache as d_kv
     from demos import lora as d_lora
+    from demos import reasoning as d_reasoning
     from demos import sampling as d_sampling
     from demos import sft as d_sft
     from demos import tokens as d_tokens
+    from toolkit import agent as agent_concept
+    from toolkit import context as context_concept
+    from toolkit import forgetting as forgetting_concept
     from toolkit import kv_cache, lora, models, sft
+    from toolkit import reasoning as reasoning_concept
+    from toolkit.agent.record import ASSET as AGENT_ASSET
+    from toolkit.forgetting.record import ASSET as FORGETTING_ASSET
     from toolkit.kv_cache import figures as kv_views
+    from toolkit.reasoning.record import MEASUREMENT as REASONING_ASSET
 
     smol, mini = models.load("smollm2-135m"), models.load("minilm-l6")
     req = Request()
@@ -89,6 +102,16 @@ def main() -> None:
         "sft_loss": (lambda: d_sft.on_load(req), sft_anchor),
         "lora": (lambda: d_lora.on_load(req), lambda: lora.count(smol, r=8, targets=d_lora.DEFAULT_TARGETS)),
         "dpo": (lambda: d_dpo.on_load(req), lambda: fwd(" ".join(d_dpo.dpo.PAIR))),
+        "forgetting": (
+            lambda: d_forgetting.on_load(req),
+            lambda: forgetting_concept.ForgettingTrace.load(FORGETTING_ASSET),
+        ),
+        "reasoning": (lambda: d_reasoning.on_load(req), lambda: reasoning_concept.ReasoningTrace.load(REASONING_ASSET)),
+        "agent": (lambda: d_agent.on_load(req), lambda: agent_concept.AgentTrace.load(AGENT_ASSET)),
+        "context": (
+            lambda: d_context.on_load(req),
+            lambda: smol.tokenizer(context_concept.DEFAULT_QUESTION * 40),
+        ),
     }
     figures, cpu = {}, {}
     print(f"{'demo':<10} {'ours (s)':>9} {'ours CPU s':>11} {'anchor (s)':>11} {'ratio':>7}")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import gradio as gr
 
-from demos import stage, ui
+from demos import cache, stage, ui
 from toolkit import attention as att
 from toolkit import models, text
 from toolkit.attention import bertviz
 from toolkit.attention import figures as plots
+from toolkit.config import check_budget
 
 DECK_SENTENCE = "The animal didn't cross the street because it was too tired"
 VIEWS = [
@@ -18,21 +17,29 @@ VIEWS = [
     ("One head", "head"),
     ("Lines (bertviz style)", "lines"),
     ("Step by step: Q·Kᵀ → softmax → ×V", "step"),
-    ("Head summary + 'it' → which word", "summary"),
+    ("'it' → which word, head by head", "summary"),
     ("Encoder vs decoder", "encoder-decoder"),
     ("Generation, step by step", "generation"),
     ("bertviz (offline)", "bertviz"),
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
+SHOWN = 6  # tokens the step-by-step hero shows (big numbers need few cells)
+MAX_TOKENS_SERVED = 256  # a shared server's memory budget: a 256-token trace is 71 MB of weights (512: 283 MB)
+BERTVIZ_TOKENS = 128  # bertviz draws lines between every pair: beyond this it is unreadable and its page is huge
+SECOND_VIEW = {
+    "overview": "all layers × heads (click one to open it)",
+    "summary": "every head: entropy, previous token, first token, itself",
+    "step": "all eight steps: Q, K, V → … → × V",
+}
 
 
-@lru_cache(maxsize=4)  # bounded: students often send the same preset; 4 x 280 MB at the very worst
+@cache.bytes_cached()  # students often send the same preset; a 512-token trace (~400 MB) is served, not kept
 def _capture(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
     return att.capture(ui.model(name), prompt, cfg)
 
 
-@lru_cache(maxsize=4)
+@cache.bytes_cached()
 def _generate(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     loaded = ui.model(name)
     if loaded.kind != "causal":
@@ -71,7 +78,7 @@ def _query(raw: str, trace: att.AttentionTrace, notes: list[str]) -> int:
     try:
         return att.find_token(trace, raw)
     except ValueError:
-        notes.append(f"no token '{raw}' in the text; showing the last token instead.")
+        notes.append(f"no token '{ui.escape(raw)}' in the text; showing the last token instead.")
         return n - 1
 
 
@@ -94,6 +101,7 @@ def show(
     keys="animal, tired",
     new_tokens=8,
     max_tokens=text.DEFAULT_TOKENS,
+    shown=SHOWN,
     request: gr.Request | None = None,
 ):
     """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
@@ -103,6 +111,9 @@ def show(
     dark = ui.is_dark(request)
     notes: list[str] = []
     cfg = ui.config(att.AttentionConfig, max_tokens=max_tokens, new_tokens=new_tokens, qkv=view == "step")
+    check_budget(cfg.max_tokens, MAX_TOKENS_SERVED, "tokens", "This server runs at most 256 tokens per request.")
+    if view == "bertviz" and cfg.max_tokens > BERTVIZ_TOKENS:  # its page holds every weight as JSON text
+        cfg = cfg.replace(max_tokens=BERTVIZ_TOKENS)
     limit = cfg.max_tokens
     if view == "generation":
         trace = _generate(name, prompt, cfg.replace(qkv=False))
@@ -125,19 +136,21 @@ def show(
     elif view == "lines":
         main = plots.lines_view(trace, lay, _heads(heads, trace.n_heads, notes), _query(query, trace, notes), dark)
     elif view == "step":
-        main = plots.step_by_step(trace, lay, hd, dark)
+        n = ui.as_int(shown, "tokens shown", 2, 12)
+        main, second = plots.formula(trace, lay, hd, dark, max_tokens=n), plots.step_by_step(trace, lay, hd, dark)
     elif view == "summary":
-        main = plots.head_summary(trace, dark)
+        second = plots.head_summary(trace, dark)
         words = [w.strip() for w in (keys or "").split(",") if w.strip()]
         try:
-            second = plots.pair_heads(trace, (query or "it").strip() or "it", tuple(words) or ("animal",), dark)
+            main = plots.pair_heads(trace, (query or "it").strip() or "it", tuple(words) or ("animal",), dark)
         except ValueError as err:
-            notes.append(f"word comparison skipped: {err}")
+            main, second = second, None
+            notes.append(f"word comparison skipped: {ui.escape(str(err))}")
     elif view == "encoder-decoder":
         main = _encoder_decoder(name, prompt, cfg, lay, hd, trace, dark)
     elif view == "generation":
         main = plots.generation_view(trace, lay, hd, dark)
-        notes.append(f"Generated (greedy): **{''.join(trace.meta['generated'])!r}**")
+        notes.append(f"Generated (greedy): **{ui.escape(repr(''.join(trace.meta['generated'])))}**")
     elif view == "bertviz":
         page = bertviz.head_view(trace, layers=[lay])
         frame = bertviz.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
@@ -216,9 +229,12 @@ def on_load(request: gr.Request):
     view = ui.preset(p, "view", "overview", str, VIEW_NAMES)
     heads = ui.preset(p, "heads", "")
     keys = ui.preset(p, "keys", "animal, tired")
-    widgets = [gr.update(value=v) for v in (prompt, model, layer, head, query, view, heads, keys)]
+    shown = ui.preset(p, "shown", SHOWN, int, list(range(2, 13)))
+    widgets = [gr.update(value=v) for v in (prompt, model, layer, head, query, view, heads, keys, shown)]
     try:
-        out = show_ui(prompt, model, layer, head, query, view, heads, keys, request=request)
+        out = show_ui(
+            prompt, model, layer, head, query, view, heads, keys, 8, text.DEFAULT_TOKENS, shown, request=request
+        )
     except gr.Error as err:
         out = (f"⚠️ {err.message}", *(gr.update(visible=False),) * 4)
     return *widgets, *out
@@ -238,17 +254,18 @@ with gr.Blocks(title="Attention maps") as demo:
         heads_in = gr.Textbox("", label="heads to overlay (e.g. 2, 8; empty = all)")
         keys_in = gr.Textbox("animal, tired", label="compare words")
         new_in = ui.slider(att.AttentionConfig, "new_tokens")
-        max_in = ui.number(att.AttentionConfig, "max_tokens")
+        max_in = ui.number(att.AttentionConfig, "max_tokens", maximum=MAX_TOKENS_SERVED)
+        shown_in = gr.Slider(2, 12, SHOWN, step=1, label="tokens in the step-by-step view")
     notice = stage.status()
     main_plot = stage.hero()
     frame = stage.hero_html()
-    with stage.more() as more:
+    with stage.more():
         with gr.Tab("all layers × heads (click one to open it)") as overview_tab:
             second_plot = gr.Plot(show_label=False, elem_id="attention-overview")
     clicked = gr.Textbox(elem_id="attention-click", container=False, show_label=False)
     gr.HTML("<style>#attention-click { display: none !important; }</style>")
-    inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in]
-    outputs = [notice, main_plot, second_plot, more, frame]
+    inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in, shown_in]
+    outputs = [notice, main_plot, second_plot, overview_tab, frame]
     go_btn.click(show_ui, inputs, outputs, api_name="show")
     for widget in (view_in, layer_in, head_in):  # .input: only a person's change, not on_load's presets
         widget.input(show_ui, inputs, outputs, api_name=False)
@@ -259,7 +276,7 @@ with gr.Blocks(title="Attention maps") as demo:
     demo.load(
         on_load,
         None,
-        [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, *outputs],
+        [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, shown_in, *outputs],
         api_name=False,
     )
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from demos import ui
+from demos import stage, ui
 from toolkit.config import ConfigError
 from toolkit.grpo import GrpoConfig, GrpoStep, GrpoTrace, maths, metric_series
 from toolkit.grpo import figures as views
@@ -21,7 +20,9 @@ REPLAY = Path(__file__).resolve().parents[1] / "assets" / "grpo" / "lecture.npz"
 REPLAY_COMMAND = "lecture grpo --preset lecture --steps 20 --threads 1 --out assets/grpo/lecture.npz"
 MAX_REWARDS = 64
 _replay: dict[str, tuple[GrpoTrace, GrpoConfig]] = {}
-_live_stop: list[threading.Event] = []  # the stop switch of this server's live run (one at a time)
+_runs: dict[str, object] = {}  # browser session -> the Control of the live run it started (one run per server)
+LIVE_IDLE_S = 8.0  # a run whose page is gone (nobody reads its stream) stops within this
+LIVE_MAX_S = 15 * 60.0  # no live run outlasts a lecture's patience
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def parse_groups(text) -> list[list[float]]:
     return groups
 
 
-@ui.safe
+@ui.safe(lane="cheap")
 def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = None):
     """Advantages of typed rewards under each scaling, and the clipped surrogate for Â > 0 and Â < 0."""
     groups = parse_groups(rewards_text)  # (group, G) as lists
@@ -76,8 +77,8 @@ def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = Non
     flat = [v for g in groups for v in g]
     return (
         "\n".join(lines),
-        views.advantage_bars(flat, adv, dark),
-        views.surrogate(eps.epsilon_low, eps.epsilon_high, dark),
+        stage.fill(views.advantage_bars(flat, adv, dark)),
+        stage.fill(views.surrogate(eps.epsilon_low, eps.epsilon_high, dark)),
     )
 
 
@@ -109,14 +110,13 @@ def _completion(step: GrpoStep, value):
 def _status(step: GrpoStep, cfg: GrpoConfig, total: int) -> str:
     m = step.metrics  # TRL's metric names
     return (
-        f"**step {step.step + 1} / {total}** · reward {m['reward']:.3f} ± {m['reward_std']:.3f} · "
-        f"KL {m['kl']:.4f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
-        f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.4f} · "
-        f"G = {cfg.num_generations}, {cfg.num_iterations} update(s) per batch, ε = {cfg.epsilon_low:g}"
+        f"**step {step.step + 1} / {total}** · reward {m['reward']:.2f} ± {m['reward_std']:.2f} · "
+        f"KL {m['kl']:.3f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
+        f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.3f} · G = {cfg.num_generations}"
     )
 
 
-@ui.safe
+@ui.safe(lane="cheap")
 def replay(step, completion, request: gr.Request | None = None):
     """The recorded run at one step: curves, the group's completions by advantage, one completion's tokens."""
     trace = replay_trace()
@@ -136,13 +136,13 @@ def _replay_views(s: int, i: int, dark: bool) -> tuple:
     group, comp = _completion(step, i)
     return (
         _status(step, cfg, len(trace.steps)),
-        views.curves(trace.metrics, dark, at=s),
+        stage.fill(views.curves(trace.metrics, dark, at=s)),
         views.group_table(group, dark),
-        views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
+        stage.fill(views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark)),
     )
 
 
-@ui.safe
+@ui.safe(lane="cheap")
 def heat(state: LiveStep | None, completion, request: gr.Request | None = None):
     """Token heat of another completion of the live run's latest step."""
     if not state:
@@ -188,120 +188,191 @@ def live(
     cfg = live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta)
     idx = ui.as_int(completion, "completion", 0, cfg.num_generations - 1)
     dark = ui.is_dark(request)
-    stop = threading.Event()
+    session = _session(request)
+    control = trainer.Control(idle_s=LIVE_IDLE_S, max_s=LIVE_MAX_S)
     history, skip = [], tuple(gr.skip() for _ in range(5))
     if trainer.is_busy():
-        raise ui.UserError("Busy: a GRPO run is already going on this server; wait for it to finish or stop it.")
+        mine = session in _runs
+        raise ui.UserError(
+            "Your run is still going: stop it first."
+            if mine
+            else "Busy: a GRPO run started in another browser is going (one per server); try again later."
+        )
     # the first update starts nothing: a closed page or a probing client costs no training
     yield (f"Starting: a fresh LoRA adapter, G = {cfg.num_generations}, {cfg.steps} steps ...", *skip[1:])
+    _runs[session] = control
     try:
-        for step in trainer.stream(cfg, stop):
-            if step is None:
-                yield skip
-                continue
-            if not history:
-                _live_stop[:] = [stop]
-            history.append(step)
-            group, comp = _completion(step, idx)
-            yield (
-                _status(step, cfg, cfg.steps),
-                views.curves(metric_series(history), dark),
-                views.group_table(group, dark),
-                views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
-                LiveStep(step, cfg),
-            )
+        with ui.training():  # the server's one training slot (DPO, LoRA, forgetting... wait for it too)
+            for step in trainer.stream(cfg, control):
+                if step is None:
+                    yield skip
+                    continue
+                history.append(step)
+                group, comp = _completion(step, idx)
+                yield (
+                    _status(step, cfg, cfg.steps),
+                    views.curves(metric_series(history), dark),
+                    views.group_table(group, dark),
+                    views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
+                    LiveStep(step, cfg),
+                )
+        if control.reason and control.reason != "stopped":
+            yield (f"The run ended early: {control.reason}.", *skip[1:])
     except trainer.Busy as err:
         raise ui.UserError(f"Busy: {err}") from None
+    except trainer.Diverged as err:
+        raise ui.UserError(f"The run was ended: {err}") from None
     except gr.Error:
         raise
     except Exception as err:  # a sentence for the room, not a stack trace
         ui.log.exception("live GRPO run failed")
         raise ui.UserError(f"The live run failed: {type(err).__name__}: {str(err)[:300]}") from err
     finally:
-        stop.set()
+        control.stop.set()
+        if _runs.get(session) is control:
+            del _runs[session]
 
 
-@ui.safe
-def stop_live():
-    for ev in _live_stop:
-        ev.set()
-    return "Stopped."
+def _session(request: gr.Request | None) -> str:
+    """The browser session a live run belongs to (API calls without one share the name "api")."""
+    return str(getattr(request, "session_hash", None) or "api")
+
+
+@ui.safe(lane="cheap")
+def stop_live(request: gr.Request | None = None):
+    """Stop the live run this browser started (another browser's run is not yours to stop)."""
+    control = _runs.get(_session(request))
+    if control is None:
+        return "You have no live run going (a run belongs to the browser that started it)."
+    control.stop.set()
+    return "Stopping your run: it ends before its next update."
+
+
+VIEWS = [
+    ("The group, by advantage", "group"),
+    ("Training curves", "curves"),
+    ("One completion, token by token", "tokens"),
+    ("Advantage calculator", "advantages"),
+    ("Clipped surrogate", "surrogate"),
+]
+VIEW_NAMES = [v for _, v in VIEWS]
+REPLAY_VIEWS = ("group", "curves", "tokens")  # the recorded run at a step; the other two: the calculator
+DEFAULT_REWARDS = "1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1"
+
+
+def _shown(view: str) -> list:
+    """Visibility per view, in SHOWN's order: the five heroes, the replay's controls and status, the calculator's."""
+    replay_view = view in REPLAY_VIEWS
+    return [
+        *(gr.update(visible=v == view) for v in VIEW_NAMES),
+        gr.update(visible=replay_view),  # the step
+        gr.update(visible=view == "tokens"),  # the completion: only the token view shows one
+        gr.update(visible=replay_view),  # the replay's status
+        *(gr.update(visible=not replay_view) for _ in range(5)),  # rewards, ε_low, ε_high, Compute, its summary
+    ]
+
+
+@ui.safe(lane="cheap")
+def show_view(view, request: gr.Request | None = None):
+    """The view dropdown: show that view's hero and the controls that move it (nothing is computed)."""
+    return _shown(view if view in VIEW_NAMES else "group")
 
 
 def on_load(request: gr.Request):
+    """URL presets: ?view=&step=&completion=&rewards=; unusable ones fall back to the defaults. Returns the view,
+    then one update (value and visibility) per component of SHOWN."""
+    q = ui.query(request)
     n = len(replay_trace().steps) if REPLAY.is_file() else 1
-    s = ui.preset(ui.query(request), "step", n - 1, int)
-    s = min(max(s, 0), n - 1)
-    return gr.update(maximum=n - 1, value=s), *replay(s, 0, request)
+    s = min(max(ui.preset(q, "step", n - 1, int), 0), n - 1)
+    view = ui.preset(q, "view", "group", str, VIEW_NAMES)
+    rewards = ui.preset(q, "rewards", DEFAULT_REWARDS)
+    i = ui.preset(q, "completion", 0, int)
+    try:
+        status, curves, table, heat = replay(s, i, request)
+    except gr.Error:  # a completion the group does not have
+        i = 0
+        status, curves, table, heat = replay(s, i, request)
+    try:
+        summary, bars, clip = advantages(
+            rewards, GrpoConfig.default("epsilon_low"), GrpoConfig.default("epsilon_high"), request
+        )
+    except gr.Error as err:
+        summary, bars, clip = f"⚠️ {err.message}", None, None
+    values = [table, curves, heat, bars, clip, s, i, status, rewards, None, None, None, summary]
+    shown = _shown(view)
+    shown[5]["maximum"] = n - 1
+    shown[6]["maximum"] = len(replay_trace().steps[s].groups[0].completions) - 1
+    for update, value in zip(shown, values):
+        if value is not None:
+            update["value"] = value
+    return view, *shown
 
 
 with gr.Blocks(title="GRPO") as demo:
     ui.header("grpo", __doc__)
-    with gr.Tab("Replay"):
+    with stage.strip():
+        view_in = gr.Dropdown(VIEWS, value="group", label="view", scale=2, min_width=280)
+        r_step = gr.Slider(0, 19, value=19, step=1, label="step", scale=3)  # the load benchmark varies "step"
+        r_comp = gr.Slider(0, 7, value=0, step=1, label="completion #", scale=2, visible=False)
+        a_text = gr.Textbox(
+            DEFAULT_REWARDS, label="rewards (groups split by ;)", lines=1, max_lines=1, scale=3, visible=False
+        )
+        a_lo = ui.number(GrpoConfig, "epsilon_low", scale=1, visible=False)
+        a_hi = ui.number(GrpoConfig, "epsilon_high", scale=1, visible=False)
+        a_btn = gr.Button("Compute", variant="primary", scale=1, visible=False)
+    r_status = stage.status()
+    a_md = gr.Markdown(visible=False, elem_classes=["lecture-status"])
+    r_table = stage.hero_html()
+    r_curves = stage.hero(visible=False)
+    r_heat = stage.hero(visible=False)
+    a_bars = stage.hero(visible=False)
+    a_clip = stage.hero(visible=False)
+    with stage.more():
+        with gr.Tab("Live: train a fresh adapter here"):
+            gr.Markdown("Train a fresh LoRA adapter on this machine. One run per server; leaving the page stops it.")
+            with gr.Row():
+                l_g = ui.number(GrpoConfig, "num_generations", label="G (completions per prompt)")
+                l_tok = ui.number(GrpoConfig, "max_new_tokens")
+                l_steps = ui.number(GrpoConfig, "steps")
+                l_lr = ui.number(GrpoConfig, "lr")
+                l_it = ui.number(GrpoConfig, "num_iterations")
+            with gr.Row():
+                l_scale = ui.dropdown(GrpoConfig, "scale_rewards")
+                l_loss = ui.dropdown(GrpoConfig, "loss_type")
+                l_lo = ui.number(GrpoConfig, "epsilon_low")
+                l_hi = ui.number(GrpoConfig, "epsilon_high")
+                l_beta = ui.number(GrpoConfig, "beta")
+                l_comp = gr.Number(0, precision=0, label="completion # for the token view")
+            with gr.Row():
+                l_start = gr.Button("Start", variant="primary")
+                l_stop = gr.Button("Stop", variant="stop")
+            l_status = gr.Markdown()
+            l_curves = gr.Plot(label="training curves")
+            l_table = gr.HTML()
+            l_heat = gr.Plot(label="tokens")
+            l_state = gr.State(None)
+    with stage.options():
         gr.Markdown(
             "A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
             f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`."
         )
-        with gr.Row():
-            r_step = gr.Slider(0, 19, value=19, step=1, label="step", scale=3)
-            r_comp = gr.Number(0, precision=0, label="completion # for the token view", scale=1)
-        r_status = gr.Markdown()
-        r_curves = gr.Plot(label="training curves")
-        r_table = gr.HTML()
-        r_heat = gr.Plot(label="tokens")
-        gr.on(
-            [r_step.change, r_comp.change],
-            replay,
-            [r_step, r_comp],
-            [r_status, r_curves, r_table, r_heat],
-            api_name="replay",
-        )
-    with gr.Tab("Advantage calculator"):
-        with gr.Row():
-            a_text = gr.Textbox(
-                "1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1", label="rewards (groups split by ;)", scale=3
-            )
-            a_lo = ui.number(GrpoConfig, "epsilon_low", scale=1)
-            a_hi = ui.number(GrpoConfig, "epsilon_high", scale=1)
-            a_btn = gr.Button("Compute", variant="primary", scale=1)
-        a_md = gr.Markdown()
-        with gr.Row():
-            a_bars = gr.Plot(label="advantages")
-            a_clip = gr.Plot(label="clipped surrogate")
-        a_btn.click(advantages, [a_text, a_lo, a_hi], [a_md, a_bars, a_clip], api_name="advantages")
-        a_text.submit(advantages, [a_text, a_lo, a_hi], [a_md, a_bars, a_clip], api_name=False)
-    with gr.Tab("Live"):
-        gr.Markdown("Train a fresh LoRA adapter on this machine. One run per server; leaving the page stops it.")
-        with gr.Row():
-            l_g = ui.number(GrpoConfig, "num_generations", label="G (completions per prompt)")
-            l_tok = ui.number(GrpoConfig, "max_new_tokens")
-            l_steps = ui.number(GrpoConfig, "steps")
-            l_lr = ui.number(GrpoConfig, "lr")
-            l_it = ui.number(GrpoConfig, "num_iterations")
-        with gr.Row():
-            l_scale = ui.dropdown(GrpoConfig, "scale_rewards")
-            l_loss = ui.dropdown(GrpoConfig, "loss_type")
-            l_lo = ui.number(GrpoConfig, "epsilon_low")
-            l_hi = ui.number(GrpoConfig, "epsilon_high")
-            l_beta = ui.number(GrpoConfig, "beta")
-            l_comp = gr.Number(0, precision=0, label="completion # for the token view")
-        with gr.Row():
-            l_start = gr.Button("Start", variant="primary")
-            l_stop = gr.Button("Stop", variant="stop")
-        l_status = gr.Markdown()
-        l_curves = gr.Plot(label="training curves")
-        l_table = gr.HTML()
-        l_heat = gr.Plot(label="tokens")
-        l_state = gr.State(None)
-        run_event = l_start.click(
-            live,
-            [l_g, l_tok, l_steps, l_lr, l_it, l_scale, l_loss, l_lo, l_hi, l_beta, l_comp],
-            [l_status, l_curves, l_table, l_heat, l_state],
-            api_name="live",
-        )
-        l_stop.click(stop_live, None, l_status, cancels=[run_event], api_name="stop_live")
-        l_comp.change(heat, [l_state, l_comp], l_heat, api_name="heat")
-    demo.load(on_load, None, [r_step, r_status, r_curves, r_table, r_heat], api_name=False)
+    replay_out = [r_status, r_curves, r_table, r_heat]
+    calc_out = [a_md, a_bars, a_clip]
+    shown = [r_table, r_curves, r_heat, a_bars, a_clip, r_step, r_comp, r_status, a_text, a_lo, a_hi, a_btn, a_md]
+    assert len(shown) == len(_shown("group"))
+    gr.on([r_step.change, r_comp.change], replay, [r_step, r_comp], replay_out, api_name="replay")
+    a_btn.click(advantages, [a_text, a_lo, a_hi], calc_out, api_name="advantages")
+    gr.on([a_text.submit, a_lo.input, a_hi.input], advantages, [a_text, a_lo, a_hi], calc_out, api_name=False)
+    run_event = l_start.click(
+        live,
+        [l_g, l_tok, l_steps, l_lr, l_it, l_scale, l_loss, l_lo, l_hi, l_beta, l_comp],
+        [l_status, l_curves, l_table, l_heat, l_state],
+        api_name="live",
+    )
+    l_stop.click(stop_live, None, l_status, cancels=[run_event], api_name="stop_live")
+    l_comp.change(heat, [l_state, l_comp], l_heat, api_name="heat")
+    view_in.input(show_view, [view_in], shown, api_name=False)
+    demo.load(on_load, None, [view_in, *shown], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demos import ui
+from demos import stage, ui
 from toolkit import model_card, models
 from toolkit.model_card import figures
 
 MAX_NAME_CHARS = 255
 
 
-@ui.safe
+@ui.safe(lane="cheap")
 def show(model_name: str, request: gr.Request | None = None):
     name = (model_name or "").strip()
     if not name:
@@ -29,23 +29,52 @@ def show(model_name: str, request: gr.Request | None = None):
     return text, figures.parameters(c, dark=ui.is_dark(request))
 
 
+@ui.safe(lane="cheap")
+def show_ui(model_name: str, request: gr.Request | None = None):
+    """The page: (status, hero = the card: facts and where the parameters live)."""
+    name = (model_name or "").strip()
+    if not name:
+        raise ui.UserError("Choose a model or type a Hugging Face id / local folder.")
+    name = ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)
+    loaded = ui.model(name)
+    c = model_card.card(loaded)
+    entry = models.EMBEDDED.get(loaded.name)
+    if entry is not None and entry.gguf:
+        status = (
+            f"**{entry.title}**: fp32 weights dequantised from `{entry.gguf}`, the 4-bit file in the "
+            f"`{entry.package.replace('_', '-')}` package."
+        )
+    else:
+        status = f"**{ui.escape(c.name)}**: {c.kind} model, weights as stored ({c.architecture})."
+    return status, stage.fill(figures.card(c, ui.is_dark(request)))
+
+
 def on_load(request: gr.Request):
+    """URL preset: ?model=."""
     name = ui.preset(ui.query(request), "model", models.default("causal"))
-    return gr.update(value=name), *show(name, request)
+    try:
+        out = show_ui(name, request)
+    except gr.Error as err:
+        out = (f"⚠️ {err.message}", None)
+    return gr.update(value=name), *out
 
 
 with gr.Blocks(title="Model card") as demo:
     ui.header("model_card", __doc__)
-    with gr.Row():
+    with stage.strip():
         model = gr.Dropdown(
-            models.choices(), value=models.default("causal"), label="model", allow_custom_value=True, scale=3
+            models.choices(), value=models.default("causal"), label="model", allow_custom_value=True, scale=4
         )
         go_btn = gr.Button("Show", variant="primary", scale=1)
-    with gr.Row():
-        facts = gr.Markdown()
-        plot = gr.Plot(label="parameters")
-    go_btn.click(show, [model], [facts, plot], api_name="show")
-    demo.load(on_load, None, [model, facts, plot], api_name=False)
+    status = stage.status()
+    hero = stage.hero()
+    # The API, as before (hidden outputs; the page uses show_ui)
+    with gr.Row(visible=False):
+        api_btn, api_md, api_plot = gr.Button(), gr.Markdown(), gr.Plot()
+    api_btn.click(show, [model], [api_md, api_plot], api_name="show")
+    go_btn.click(show_ui, [model], [status, hero], api_name=False)
+    model.input(show_ui, [model], [status, hero], api_name=False)
+    demo.load(on_load, None, [model, status, hero], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -7,11 +7,12 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
-from demos import ui
+from demos import cache, stage, ui
 from toolkit import models, rope
 from toolkit.rope import figures as plots
 
 MAX_POSITION = 1_000_000
+MIN_HEAD_DIM = 4  # two pairs at least: dynamic NTK's exponent d / (d - 2) has no value at d = 2
 MAX_HEAD_DIM = 1024
 MAX_THETA = 1e12
 MAX_FACTOR = 64.0
@@ -40,7 +41,7 @@ def _theta(value) -> float:
 
 
 def _head_dim(value) -> int:
-    d = _int(value, "head dimension", 2, MAX_HEAD_DIM)
+    d = _int(value, "head dimension", MIN_HEAD_DIM, MAX_HEAD_DIM)
     if d % 2:
         raise ui.UserError(f"head dimension must be even: RoPE rotates pairs of dimensions; got {d}.")
     return d
@@ -57,7 +58,16 @@ def _factor(value) -> float:
     return f
 
 
-@ui.safe
+@ui.safe(lane="cheap")
+def _pair_range(head_dim):
+    try:
+        d = _head_dim(head_dim)
+    except gr.Error:
+        return gr.update()
+    return gr.update(maximum=d // 2 - 1)
+
+
+@ui.safe(lane="cheap")
 def explore(theta, head_dim, position, pair, scaling, factor, context, request: gr.Request | None = None):
     """Maths tab: (notes, rotation, angles, relative, decay, extension, sinusoidal) for chosen θ, d, scaling."""
     theta, d, kind, fac = _theta(theta), _head_dim(head_dim), _scaling(scaling), _factor(factor)
@@ -86,11 +96,11 @@ def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: i
         plots.relative(q, k, f.inv_freq, GRID, dark=dark),
         plots.decay(theta, d, 256, dark),
         plots.extension(theta, d, ctx, fac, dark),
-        plots.sinusoidal(128, d, dark=dark),
+        plots.sinusoidal(min(max(64, pos + 8), 2048), d, theta, dark, pos),
     )
 
 
-@lru_cache(maxsize=2)  # a 512-token trace is about 100 MB
+@cache.bytes_cached()  # a 512-token trace is about 100 MB: kept while it fits the cache's byte budget
 def _capture(name: str, text: str) -> rope.RopeTrace:
     loaded = ui.model(name)
     try:
@@ -136,8 +146,61 @@ def show_model(model_name, text, token, layer, head, position, pair, request: gr
     )
 
 
+# ---- the page: one view in the hero; the strip shows the controls of that view's group ----------------------
+
+MATHS_VIEWS = [
+    ("rotation of one pair", "rotation"),
+    ("angles and wavelengths", "angles"),
+    ("relative position: RoPE vs sinusoidal", "relative"),
+    ("long-range decay", "decay"),
+    ("context extension", "extension"),
+    ("sinusoidal PE matrix", "sinusoidal"),
+]
+MODEL_VIEWS = [
+    ("real model: a token's query, rotated", "model-rotation"),
+    ("real model: per-pair norms", "norms"),
+    ("real model: relative position", "model-relative"),
+    ("real model: embedding + PE", "embedding"),
+]
+VIEWS = MATHS_VIEWS + MODEL_VIEWS
+VIEW_NAMES = [v for _, v in VIEWS]
+MATHS_NAMES = [v for _, v in MATHS_VIEWS]
+MODEL_NAMES = [v for _, v in MODEL_VIEWS]
+
+
+@ui.safe(lane="cheap")
+def show_ui(view, theta, head_dim, position, pair, scaling, factor, context, *real, request: gr.Request | None = None):
+    """The page: (status, hero, then the visibility of the maths controls and of the real-model controls)."""
+    view = ui.as_choice(view, "view", VIEW_NAMES)
+    if view in MATHS_NAMES:
+        notes, *figs = explore(theta, head_dim, position, pair, scaling, factor, context, request)
+        order = ["rotation", "angles", "relative", "decay", "extension", "sinusoidal"]
+    else:
+        notes, *figs = show_model(*real, request)
+        order = MODEL_NAMES
+    hero = figs[order.index(view)]
+    if view == "sinusoidal":  # the notes above are RoPE's; this view's are about PE
+        theta, d, pos = _theta(theta), _head_dim(head_dim), _int(position, "position", 0, MAX_POSITION)
+        wl = rope.wavelengths(rope.inv_freq(theta, d))
+        notes = (
+            f"The outlined row is PE({pos}), added to the embedding of the token at position {pos}. "
+            f"Pair i has period 2π·{theta:g}^(2i/d): {wl[0]:.1f} positions for i = 0, "
+            f"{wl[-1]:,.0f} for i = {d // 2 - 1}."
+        )
+    if hero is None:  # a model without token embeddings to add PE to
+        notes += "\n\nThis model gives no input embedding to show; pick another view."
+    maths = view in MATHS_NAMES
+    return (
+        notes,
+        stage.fill(hero),
+        *(gr.update(visible=maths) for _ in MATHS_STRIP),
+        *(gr.update(visible=not maths) for _ in MODEL_STRIP),
+    )
+
+
 def on_load(request: gr.Request):
-    """URL presets (?theta=&d=&pos=&pair=&scaling=&factor=&context=&model=&text=&token=&layer=&head=&tab=model)."""
+    """URL presets (?view=&theta=&d=&pos=&pair=&scaling=&factor=&context=&model=&text=&token=&layer=&head=);
+    the older ?tab=model opens the real model's rotation."""
     qp = ui.query(request)
     maths = [
         ui.preset(qp, "theta", 10000.0, float),
@@ -158,71 +221,71 @@ def on_load(request: gr.Request):
         ui.preset(qp, "pair", 8, int),
     ]
     tab = ui.preset(qp, "tab", "maths", str, ["maths", "model"])
+    view = ui.preset(qp, "view", "model-rotation" if tab == "model" else "rotation", str, VIEW_NAMES)
     try:
-        out_maths = explore(*maths, request)
+        notes, hero, *shown = show_ui(view, *maths, *real, request=request)
     except gr.Error as err:
-        out_maths = (f"⚠️ {err.message}",) + (None,) * 6
-    out_real: tuple = ("Press **Show** to capture q and k from the model.",) + (None,) * 4
-    if tab == "model":
-        try:
-            out_real = show_model(*real, request)
-        except gr.Error as err:
-            out_real = (f"⚠️ {err.message}",) + (None,) * 4
-    updates = [gr.update(value=v) for v in maths + real[:5]]
-    return (gr.update(selected=tab), *updates, *out_maths, *out_real)
+        notes, hero, shown = f"⚠️ {err.message}", None, [gr.update()] * len(STRIP)
+    visible = dict(zip(STRIP_KEYS, shown))  # the strip's widgets: their preset value and their visibility
+    updates = [{"__type__": "update", **visible.get(key, {}), "value": v} for key, v in zip(INPUT_KEYS, maths + real)]
+    return (view, notes, hero, *updates)
 
+
+# on_load merges each strip widget's preset value with its visibility (a component is output once per event)
+INPUT_KEYS = ["theta", "d", "pos", "pair", "scaling", "factor", "context"]
+INPUT_KEYS += ["model", "text", "token", "layer", "head", "real_pos", "real_pair"]
+STRIP_KEYS = ["theta", "d", "pos", "pair", "text", "token", "layer", "head", "real_pos"]
 
 with gr.Blocks(title="RoPE rotations") as demo:
     ui.header("rope", __doc__)
-    with gr.Tabs() as tabs:
-        with gr.Tab("Rotation maths", id="maths"):
-            with gr.Row():
-                theta = gr.Number(10000, label="θ (base)", minimum=1.0001)
-                head_dim = gr.Slider(2, 256, 64, step=2, label="head dimension d")
-                scaling = gr.Dropdown(list(rope.SCALINGS), value="default", label="scaling type")
-                factor = gr.Slider(1, 32, 4, step=0.5, label="scaling factor")
-                context = gr.Number(8192, label="trained context", precision=0)
-            with gr.Row():
-                position = gr.Slider(0, 4096, 10, step=1, label="position")
-                pair = gr.Slider(0, 127, 8, step=1, label="pair i (shown beside pair 0)")
-            maths_btn = gr.Button("Show", variant="primary")
-            maths_notes = gr.Markdown()
-            rot_plot = gr.Plot(label="rotation")
-            angle_plot = gr.Plot(label="angles and wavelengths")
-            rel_plot = gr.Plot(label="relative position")
-            ext_plot = gr.Plot(label="context extension")
-            with gr.Row():
-                decay_plot = gr.Plot(label="long-range decay")
-                sin_plot = gr.Plot(label="sinusoidal PE")
-        with gr.Tab("Real model", id="model"):
-            with gr.Row():
-                model = gr.Dropdown(
-                    models.choices("causal"), value=models.default("causal"), label="model", allow_custom_value=True
-                )
-                text = gr.Textbox(DEFAULT_TEXT, label="text", lines=2, scale=3)
-            with gr.Row():
-                token = gr.Number(1, label="token index", precision=0)
-                layer = gr.Number(0, label="layer", precision=0)
-                head = gr.Number(0, label="head", precision=0)
-                real_pos = gr.Slider(0, 8191, 10, step=1, label="rotate to position")
-                real_pair = gr.Slider(0, 127, 8, step=1, label="pair i")
-            real_btn = gr.Button("Show", variant="primary")
-            real_notes = gr.Markdown()
-            real_rot = gr.Plot(label="the token's query, rotated")
-            norm_plot = gr.Plot(label="per-pair norms")
-            real_rel = gr.Plot(label="relative position, real q and k")
-            embed_plot = gr.Plot(label="embedding + position encoding")
+    with stage.strip():
+        view = gr.Dropdown(VIEWS, value="rotation", label="view", scale=3)
+        theta = gr.Number(10000, label="θ (base)", minimum=1.0001, scale=1)
+        head_dim = gr.Number(64, label="head dim d", minimum=MIN_HEAD_DIM, maximum=256, step=2, precision=0, scale=1)
+        position = gr.Slider(0, 4096, 10, step=1, label="position", scale=3)
+        pair = gr.Number(8, label="pair i", minimum=0, maximum=127, precision=0, scale=1)
+        text = gr.Textbox(DEFAULT_TEXT, label="text", lines=1, max_lines=1, scale=3, visible=False)
+        token = gr.Number(1, label="token index", precision=0, scale=1, visible=False)
+        layer = gr.Number(0, label="layer", precision=0, scale=1, visible=False)
+        head = gr.Number(0, label="head", precision=0, scale=1, visible=False)
+        real_pos = gr.Slider(0, 8191, 10, step=1, label="rotate to position", scale=2, visible=False)
+        go_btn = gr.Button("Show", variant="primary", scale=1)
+    with stage.options():
+        scaling = gr.Dropdown(list(rope.SCALINGS), value="default", label="context extension: scaling type")
+        factor = gr.Slider(1, 32, 4, step=0.5, label="scaling factor")
+        context = gr.Number(8192, label="trained context", precision=0)
+        model = gr.Dropdown(
+            models.choices("causal"), value=models.default("causal"), label="model", allow_custom_value=True
+        )
+        real_pair = gr.Slider(0, 127, 8, step=1, label="real model: pair i")
+    notes = stage.status()
+    hero = stage.hero()
+    MATHS_STRIP = [theta, head_dim, position, pair]
+    MODEL_STRIP = [text, token, layer, head, real_pos]
+    STRIP = MATHS_STRIP + MODEL_STRIP
+    # The API, as before: every maths figure at once, every real-model figure at once (hidden outputs)
+    with gr.Row(visible=False):
+        maths_btn, real_btn = gr.Button(), gr.Button()
+        api_md = gr.Markdown()
+        api_plots = [gr.Plot() for _ in range(6)]
     maths_in = [theta, head_dim, position, pair, scaling, factor, context]
-    maths_out = [maths_notes, rot_plot, angle_plot, rel_plot, decay_plot, ext_plot, sin_plot]
     real_in = [model, text, token, layer, head, real_pos, real_pair]
-    real_out = [real_notes, real_rot, norm_plot, real_rel, embed_plot]
-    maths_btn.click(explore, maths_in, maths_out, api_name="rope")
-    for slider in (position, pair):
-        slider.release(explore, maths_in, maths_out, api_name=False)
-    real_btn.click(show_model, real_in, real_out, api_name="rope_model")
-    for slider in (real_pos, real_pair):
-        slider.release(show_model, real_in, real_out, api_name=False)
-    demo.load(on_load, None, [tabs, *maths_in, model, text, token, layer, head, *maths_out, *real_out], api_name=False)
+    maths_btn.click(explore, maths_in, [api_md, *api_plots], api_name="rope")
+    real_btn.click(show_model, real_in, [api_md, *api_plots[:4]], api_name="rope_model")
+
+    inputs = [view, *maths_in, *real_in]
+    outputs = [notes, hero, *MATHS_STRIP, *MODEL_STRIP]
+    go_btn.click(show_ui, inputs, outputs, api_name=False)
+    for widget in (position, factor):  # cheap maths: re-render when let go
+        widget.release(show_ui, inputs, outputs, api_name=False)
+    for widget in (view, scaling):
+        widget.input(show_ui, inputs, outputs, api_name=False)
+    head_dim.change(_pair_range, head_dim, pair, api_name=False)  # pair i goes up to d/2 - 1, no further
+    for widget in (theta, head_dim, pair, context, text, token, layer, head):
+        widget.submit(show_ui, inputs, outputs, api_name=False)
+    for slider in (real_pos, real_pair):  # the real model's trace is cached: moving a slider is cheap
+        slider.release(show_ui, inputs, outputs, api_name=False)
+    demo.load(on_load, None, [view, notes, hero, *maths_in, *real_in], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

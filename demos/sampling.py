@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demos import ui
+from demos import stage, ui
 from toolkit import sampling
 from toolkit.sampling import SamplingConfig
 from toolkit.sampling import figures as views
@@ -30,14 +30,13 @@ def _flat(text: str) -> str:
     return text.replace("\n", "⏎").replace("`", "'")
 
 
-@ui.safe
-def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
+def _continuation(prompt: str, temperature, top_k, top_p, min_p, steps, seed):
+    """(markdown, greedy trace, sampled trace) for the knobs, checked."""
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
     cfg = ui.config(
         SamplingConfig, DEFAULTS, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, steps=steps, seed=seed
     )
     greedy, sampled = sampling.greedy_and_sampled(ui.model(), prompt, cfg)
-    dark = ui.is_dark(request)
     text = (
         f"**greedy:** `{_flat(prompt)}` → `{_flat(''.join(greedy.tokens))}`\n\n"
         f"**sampled (seed {cfg.seed}):** `{_flat(prompt)}` → `{_flat(''.join(sampled.tokens))}`"
@@ -47,54 +46,128 @@ def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, reques
             f"⚠️ The prompt has {greedy.meta['n_tokens_in_text']} tokens; only the first {cfg.max_tokens} are "
             f"used.\n\n{text}"
         )
+    return text, greedy, sampled
+
+
+@ui.safe
+def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
+    text, greedy, sampled = _continuation(prompt, temperature, top_k, top_p, min_p, steps, seed)
+    dark = ui.is_dark(request)
     return text, views.steps(greedy, dark), views.steps(sampled, dark)
 
 
+# ---- the page: one view in the hero -------------------------------------------------------------------------
+
+VIEWS = [
+    ("distribution", "distribution"),
+    ("tokens left", "survivors"),
+    ("greedy vs sampled", "generate"),
+]
+VIEW_NAMES = [v for _, v in VIEWS]
+
+
+def _status(t: sampling.NextTokenTrace) -> str:
+    """One line: how many tokens each knob leaves, and the most likely one."""
+    left = int(t.survivors[-1])
+    top = ui.escape(_flat(t.tokens[0])) or "∅"
+    cut = f" (prompt cut to {t.meta.get('n_tokens_in_text')} → first tokens)" if t.meta.get("truncated") else ""
+    return (
+        f"**{t.meta.get('model', '')}**: {left:,} of {int(t.survivors[0]):,} tokens survive the filters; "
+        f"most likely next token `{top}` (p = {t.probs[0, 0]:.2f} at T = 1, {t.probs[-1, 0]:.2f} after){cut}."
+    )
+
+
+@ui.safe
+def show_ui(view, prompt, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
+    """The page: (status, hero, second plot, its tab)."""
+    view = ui.as_choice(view, "view", VIEW_NAMES)
+    dark = ui.is_dark(request)
+    second = None
+    if view == "generate":
+        status, greedy, sampled = _continuation(prompt, temperature, top_k, top_p, min_p, steps, seed)
+        main = views.greedy_vs_sampled(greedy, sampled, dark)
+    else:
+        prompt = ui.as_text(prompt, "prompt", max_chars=4000)
+        cfg = ui.config(SamplingConfig, DEFAULTS, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+        t = sampling.next_token(ui.model(), prompt, cfg)
+        dist, surv = views.distribution(t, dark), views.survivors(t, dark)
+        main, second = (dist, surv) if view == "distribution" else (surv, dist)
+        status = _status(t)
+    label = "vocabulary left per filter" if view == "distribution" else "next-token distribution"
+    return (
+        status,
+        stage.fill(main),
+        gr.update(value=second, visible=second is not None),
+        gr.update(visible=second is not None, label=label),
+    )
+
+
+@ui.safe
+def live_ui(view, *args, request: gr.Request | None = None):
+    """A knob moved: the next-token views re-render at once (one forward); a continuation waits for the button."""
+    if view == "generate":
+        return (gr.skip(),) * 4
+    return show_ui(view, *args, request=request)
+
+
 def on_load(request: gr.Request):
+    """URL presets: ?view=distribution|survivors|generate&prompt=&temperature=&top_k=&top_p=&min_p=&steps=&seed=."""
     q = ui.query(request)
+    view = ui.preset(q, "view", "distribution", str, VIEW_NAMES)
     prompt = ui.preset(q, "prompt", DEFAULT_PROMPT)
     v = {k: ui.preset(q, k, getattr(DEFAULTS, k), type(getattr(DEFAULTS, k))) for k in PRESETS}
-    knobs = tuple(v[k] for k in KNOBS)
     try:
-        shown = distribution(prompt, *knobs, request)
+        ui.config(SamplingConfig, DEFAULTS, **v)
     except ui.UserError:  # a preset out of range: fall back to the defaults
         v = {k: getattr(DEFAULTS, k) for k in PRESETS}
-        knobs = tuple(v[k] for k in KNOBS)
-        shown = distribution(prompt, *knobs, request)
-    return (prompt, *knobs, v["steps"], v["seed"], *shown, *continue_(prompt, *knobs, v["steps"], v["seed"], request))
+    values = (prompt, *(v[k] for k in KNOBS), v["steps"], v["seed"])
+    try:
+        out = show_ui(view, *values, request=request)
+    except gr.Error as err:
+        out = (f"⚠️ {err.message}", None, gr.update(visible=False), gr.update(visible=False))
+    return (view, *values, *out)
 
 
-def _slider(name: str, label: str | None = None) -> gr.Slider:
-    return ui.slider(SamplingConfig, name, value=getattr(DEFAULTS, name), **({"label": label} if label else {}))
+def _slider(name: str, label: str | None = None, **kw) -> gr.Slider:
+    return ui.slider(SamplingConfig, name, value=getattr(DEFAULTS, name), **({"label": label} if label else {}), **kw)
 
 
 with gr.Blocks(title="Next-token sampling") as demo:
     ui.header("sampling", __doc__)
-    prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt")
-    with gr.Row():
-        temperature = _slider("temperature")
-        top_k = _slider("top_k", "top-k (0 = off)")
-        top_p = _slider("top_p", "top-p (1 = off)")
-        min_p = _slider("min_p", "min-p (0 = off)")
-    with gr.Row():
-        dist_plot = gr.Plot(label="next-token distribution", scale=3)
-        surv_plot = gr.Plot(label="survivors", scale=2)
-    with gr.Row():
+    with stage.strip():
+        view = gr.Dropdown(VIEWS, value="distribution", label="view", scale=2)
+        prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt", lines=1, max_lines=1, scale=3)
+        temperature = _slider("temperature", scale=2)
+        top_k = ui.number(SamplingConfig, "top_k", value=DEFAULTS.top_k, label="top-k (0: off)", scale=1)
+        top_p = _slider("top_p", "top-p (1 = off)", scale=2)
+        min_p = _slider("min_p", "min-p (0 = off)", scale=2)
+        gen_btn = gr.Button("Show", variant="primary", scale=1)
+    with stage.options():
         steps = _slider("steps")
         seed = ui.number(SamplingConfig, "seed", value=DEFAULTS.seed)
-        gen_btn = gr.Button("Greedy vs sampled", variant="primary")
-    text = gr.Markdown()
-    with gr.Row():
-        greedy_plot = gr.Plot(label="greedy")
-        sample_plot = gr.Plot(label="sampled")
+    status = stage.status()
+    hero = stage.hero()
+    with stage.more():
+        with gr.Tab("vocabulary left per filter") as second_tab:
+            second_plot = gr.Plot(show_label=False)
+    # The API, as before (hidden outputs; the page uses show_ui)
+    with gr.Row(visible=False):
+        dist_btn, api_md = gr.Button(), gr.Markdown()
+        api_plots = [gr.Plot() for _ in range(2)]
     knobs = [prompt, temperature, top_k, top_p, min_p]
-    for ctl in knobs[1:]:
-        ctl.release(distribution, knobs, [dist_plot, surv_plot], api_name=False)
-    prompt.submit(distribution, knobs, [dist_plot, surv_plot], api_name="distribution")
-    gen_btn.click(continue_, knobs + [steps, seed], [text, greedy_plot, sample_plot], api_name="generate")
-    demo.load(
-        on_load, None, knobs + [steps, seed, dist_plot, surv_plot, text, greedy_plot, sample_plot], api_name=False
-    )
+    dist_btn.click(distribution, knobs, api_plots, api_name="distribution")
+    api_gen = gr.Button(visible=False)
+    api_gen.click(continue_, knobs + [steps, seed], [api_md, *api_plots], api_name="generate")
+
+    inputs = [view, *knobs, steps, seed]
+    outputs = [status, hero, second_plot, second_tab]
+    gen_btn.click(show_ui, inputs, outputs, api_name=False)
+    prompt.submit(show_ui, inputs, outputs, api_name=False)
+    view.input(show_ui, inputs, outputs, api_name=False)
+    for ctl in (temperature, top_p, min_p):
+        ctl.release(live_ui, inputs, outputs, api_name=False)
+    top_k.submit(live_ui, inputs, outputs, api_name=False)
+    demo.load(on_load, None, [view, *knobs, steps, seed, *outputs], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -23,7 +23,7 @@ HERO_MIN_PX = 300  # a hero never shrinks below this (a very short frame scrolls
 
 CSS = """
 .lecture-strip { gap: 6px !important; align-items: flex-end !important; flex-wrap: wrap !important; }
-.lecture-strip > div, .lecture-strip > button { min-width: 100px !important; }
+.lecture-strip > div, .lecture-strip > button, .lecture-strip .form > * { min-width: 80px !important; }
 .lecture-strip .block { padding: 2px 6px !important; border-width: 0 !important; box-shadow: none !important; }
 .lecture-strip label > span, .lecture-strip .label-wrap span {
   font-size: 15px !important; margin-bottom: 2px !important; }
@@ -36,7 +36,8 @@ CSS = """
 .lecture-hero [data-testid="plotly"] { height: var(--lecture-hero-h, 62vh) !important; }
 .lecture-hero-html { height: var(--lecture-hero-h, 62vh); overflow: auto; }
 .lecture-embed .gradio-container { padding: 2px 6px !important; }
-.lecture-embed .gradio-container > .main > .wrap { padding: 0 !important; }
+.lecture-embed .gradio-container > .main { max-width: 100% !important; padding: 0 4px !important; }
+.gradio-container > .main.fillable { max-width: min(100%, 1600px) !important; }
 .lecture-embed .contain { gap: 6px !important; }
 """
 

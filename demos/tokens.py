@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 
-from demos import ui
+from demos import stage, ui
 from toolkit import tokens
 from toolkit.tokens import TokensConfig
 from toolkit.tokens import figures as views
 
-DEFAULT_TEXT = "unhappiness don't 😊 tokenization"
-DEFAULT_WORDS = "cat, dog, kitten, airplane, car, banana"
+# The leading space is part of a byte-level BPE piece: the same word splits differently mid-sentence.
+DEFAULT_TEXT = "unhappiness, unhappiness don't 😊 tokenization"
+DEFAULT_WORDS = "cat, dog, horse, car, truck, train, apple, banana, orange"  # one SmolLM2 token each
 SOURCES = {
     "SmolLM2 input embeddings": ("smollm2-135m", "input"),
     "MiniLM input embeddings": ("minilm-l6", "input"),
     "MiniLM sentence embeddings": ("minilm-l6", "sentence"),
 }
 MAX_WORD_CHARS = 40
+VIEWS = [
+    ("tokens", "pieces"),
+    ("embedding space", "embedding"),
+    ("cosine similarity", "similarity"),
+    ("king − man + woman", "analogy"),
+]
+VIEW_NAMES = [v for _, v in VIEWS]
+ANALOGY = ("king", "man", "woman", "queen")
 
 
-@ui.safe
+@ui.safe(lane="cheap")
 def tokenize(text: str, request: gr.Request | None = None):
     text = ui.as_text(text, "text", max_chars=2000)
     t = tokens.compare([ui.model("smollm2-135m"), ui.model("minilm-l6")], text)
     rows = ["| word | " + " | ".join(v["model"] for v in t.views) + " |", "|---|" + "---|" * len(t.views)]
     counts = [tokens.tokens_per_word(v, len(t.words)) for v in t.views]
     for i, w in enumerate(t.words[:30]):
-        rows.append(f"| {w} | " + " | ".join(str(c[i]) for c in counts) + " |")
+        rows.append(f"| {ui.escape(w)} | " + " | ".join(str(c[i]) for c in counts) + " |")
     notes = []
     for v in t.views:
         fb, unk = sum(v["partial"]), sum(v["unknown"])
@@ -36,7 +46,7 @@ def tokenize(text: str, request: gr.Request | None = None):
             + (f", {unk} unknown" if unk else "")
             + (" (truncated)" if v["truncated"] else "")
         )
-    md = "\n\n".join(notes) + "\n\n**Tokens per word**\n\n" + "\n".join(rows)
+    md = " · ".join(notes) + "\n\n**Tokens per word**\n\n" + "\n".join(rows)
     return views.pieces(t, ui.is_dark(request)), md
 
 
@@ -52,17 +62,36 @@ def _words(raw: str) -> list[str]:
         raise ui.UserError(f"{err}. Type them separated by commas (e.g. cat, dog, kitten).") from None
 
 
-@ui.safe
-def embed(words: str, source: str, dims: int, request: gr.Request | None = None):
+def _embed(words: str, source: str, dims: int) -> tuple[tokens.EmbeddingTrace, int]:
     ui.as_choice(source, "embedding source", SOURCES)
     name, kind = SOURCES[source]
     cfg = ui.config(TokensConfig, source=kind, dims=dims)
-    e = tokens.embed(ui.model(name), _words(words), cfg)
+    return tokens.embed(ui.model(name), _words(words), cfg), cfg.dims
+
+
+@ui.safe(lane="cheap")
+def embed(words: str, source: str, dims: int, request: gr.Request | None = None):
+    e, dims = _embed(words, source, dims)
     dark = ui.is_dark(request)
-    return views.similarity(e, dark), views.projection(e, dark, cfg.dims)
+    return views.similarity(e, dark), views.projection(e, dark, dims)
 
 
-@ui.safe
+def _nearest(e: tokens.EmbeddingTrace) -> str:
+    """The status line of the embedding views: the closest and the farthest pair of words."""
+    sim = e.similarity.astype(float).copy()
+    n = len(e.words)
+    off = ~np.eye(n, dtype=bool)
+    i, j = np.unravel_index(np.where(off, sim, -np.inf).argmax(), sim.shape)
+    k, m = np.unravel_index(np.where(off, sim, np.inf).argmin(), sim.shape)
+    w = [ui.escape(x) for x in e.words]
+    kind = "sentence" if e.source == "sentence" else "input"
+    return (
+        f"**{e.meta.get('model', '')}** {kind} embeddings, {e.vectors.shape[1]} numbers per word: closest pair "
+        f"**{w[i]}–{w[j]}** (cos {sim[i, j]:.2f}), farthest **{w[k]}–{w[m]}** (cos {sim[k, m]:.2f})."
+    )
+
+
+@ui.safe(lane="cheap")
 def analogy(a: str, b: str, c: str, expected: str, source: str, request: gr.Request | None = None):
     if source not in SOURCES or SOURCES[source][1] != "input":
         raise ui.UserError("The analogy searches the vocabulary, so it needs input embeddings (SmolLM2 or MiniLM).")
@@ -72,72 +101,130 @@ def analogy(a: str, b: str, c: str, expected: str, source: str, request: gr.Requ
     ]
     expected = (expected or "").strip()[:MAX_WORD_CHARS]
     r = tokens.analogy(ui.model(SOURCES[source][0]), *parts, expected=expected)
+    shown = ui.escape(expected)
     if r.expected_rank > 0:
         md = (
-            f"**{expected}** ranks **{r.expected_rank}** of the whole vocabulary (cos {r.expected_score:.3f}); "
+            f"**{shown}** ranks **{r.expected_rank}** of the whole vocabulary (cos {r.expected_score:.3f}); "
             f"with the three input words removed, as the word2vec demos do, it ranks "
             f"**{r.expected_rank_without_inputs}**."
         )
     elif expected:
-        md = f"**{expected}** is not a single token for this tokenizer, so it has no row to rank."
+        md = f"**{shown}** is not a single token for this tokenizer, so it has no row to rank."
     else:
         md = ""
     return views.neighbours(r, ui.is_dark(request)), md
 
 
+# ---- the page: one view in the hero, the controls that view uses in the strip ---------------------------------
+
+STRIP = {  # which strip controls each view uses: text, words, a, b, c, source
+    "pieces": (True, False, False, False, False, False),
+    "embedding": (False, True, False, False, False, True),
+    "similarity": (False, True, False, False, False, True),
+    "analogy": (False, False, True, True, True, True),
+}
+
+
+@ui.safe(lane="cheap")
+def show_ui(view, text, words, source, dims, a, b, c, expected, request: gr.Request | None = None):
+    """The page: (status, hero, second plot, its tab, table, its tab, the strip controls' visibility, then the
+    analogy tab's plot, text and visibility)."""
+    view = ui.as_choice(view, "view", VIEW_NAMES)
+    second = table = king = None
+    if view == "pieces":
+        main, md = tokenize(text, request)
+        status, _, table = md.partition("\n\n")
+    elif view == "analogy":
+        src = source if source in SOURCES and SOURCES[source][1] == "input" else list(SOURCES)[0]
+        main, status = analogy(a, b, c, expected, src, request)
+        if src != source:
+            status = f"The analogy needs input embeddings: showing {src}. " + status
+    else:
+        e, dims = _embed(words, source, dims)
+        dark = ui.is_dark(request)
+        sim, proj = views.similarity(e, dark), views.projection(e, dark, dims)
+        main, second = (proj, sim) if view == "embedding" else (sim, proj)
+        status = _nearest(e)
+        if SOURCES[source][1] == "input":  # the same embeddings' arithmetic, one tab away (it searches 49k rows: fast)
+            king = analogy(a, b, c, expected, source, request)
+    return (
+        status,
+        stage.fill(main),
+        gr.update(value=second, visible=second is not None),
+        gr.update(visible=second is not None, label="PCA map" if view == "similarity" else "cosine similarity"),
+        gr.update(value=table or "", visible=table is not None),
+        gr.update(visible=table is not None),
+        *(gr.update(visible=v) for v in STRIP[view]),
+        gr.update(value=king[0] if king else None),
+        gr.update(value=king[1] if king else ""),
+        gr.update(visible=king is not None),
+    )
+
+
 def on_load(request: gr.Request):
+    """URL presets: ?view=pieces|embedding|similarity|analogy&text=&words=&source=&dims=&a=&b=&c=&expected=."""
     q = ui.query(request)
+    view = ui.preset(q, "view", "pieces", str, VIEW_NAMES)
     text = ui.preset(q, "text", DEFAULT_TEXT)
     words = ui.preset(q, "words", DEFAULT_WORDS)
     source = ui.preset(q, "source", list(SOURCES)[0], choices=list(SOURCES))
     dims = ui.preset(q, "dims", TokensConfig.default("dims"), int, choices=list(TokensConfig.spec("dims").choices))
-    return (
-        text,
-        words,
-        source,
-        dims,
-        *tokenize(text, request),
-        *embed(words, source, dims, request),
-        *analogy("king", "man", "woman", "queen", "SmolLM2 input embeddings", request),
-    )
+    a, b, c, expected = (ui.preset(q, key, value) for key, value in zip(("a", "b", "c", "expected"), ANALOGY))
+    try:
+        out = show_ui(view, text, words, source, dims, a, b, c, expected, request=request)
+    except gr.Error as err:
+        out = (f"⚠️ {err.message}", None, *(gr.update(visible=False),) * 4, *(gr.update(),) * 6)
+        out += (None, "", gr.update(visible=False))
+    strip = out[6:12]
+    values = (text, words, a, b, c, source)  # the strip's widgets: their preset value and their visibility
+    return (view, dims, expected, *out[:6], *({**u, "value": v} for v, u in zip(values, strip)), *out[12:])
 
 
 with gr.Blocks(title="Tokens and embeddings") as demo:
     ui.header("tokens", __doc__)
-    with gr.Tab("Tokenization"):
-        with gr.Row():
-            text = gr.Textbox(DEFAULT_TEXT, label="text", scale=4)
-            tok_btn = gr.Button("Tokenize", variant="primary", scale=1)
-        tok_plot = gr.Plot(label="pieces")
-        tok_md = gr.Markdown()
-    with gr.Tab("Embedding space"):
-        with gr.Row():
-            words = gr.Textbox(DEFAULT_WORDS, label="words (comma separated)", scale=4)
-            source = gr.Dropdown(list(SOURCES), value=list(SOURCES)[0], label="embeddings", scale=2)
-            dims = gr.Radio(
-                list(TokensConfig.spec("dims").choices),
-                value=TokensConfig.default("dims"),
-                label=TokensConfig.spec("dims").label,
-                scale=1,
-            )
-            emb_btn = gr.Button("Embed", variant="primary", scale=1)
-        with gr.Row():
-            sim_plot = gr.Plot(label="cosine similarity")
-            pca_plot = gr.Plot(label="PCA")
-    with gr.Tab("king − man + woman"):
-        with gr.Row():
-            wa, wb, wc = gr.Textbox("king", label="a"), gr.Textbox("man", label="− b"), gr.Textbox("woman", label="+ c")
-            wexp = gr.Textbox("queen", label="expected")
-            an_source = gr.Dropdown(list(SOURCES)[:2], value=list(SOURCES)[0], label="embeddings")
-            an_btn = gr.Button("Search", variant="primary")
-        an_plot = gr.Plot(label="nearest neighbours")
-        an_md = gr.Markdown()
-    tok_btn.click(tokenize, [text], [tok_plot, tok_md], api_name="tokenize")
-    emb_btn.click(embed, [words, source, dims], [sim_plot, pca_plot], api_name="embed")
-    an_btn.click(analogy, [wa, wb, wc, wexp, an_source], [an_plot, an_md], api_name="analogy")
-    demo.load(
-        on_load, None, [text, words, source, dims, tok_plot, tok_md, sim_plot, pca_plot, an_plot, an_md], api_name=False
-    )
+    with stage.strip():
+        view_in = gr.Dropdown(VIEWS, value="pieces", label="view", scale=2)
+        text_in = gr.Textbox(DEFAULT_TEXT, label="text", lines=1, max_lines=1, scale=5)
+        words_in = gr.Textbox(DEFAULT_WORDS, label="words (comma separated)", max_lines=1, scale=4, visible=False)
+        a_in = gr.Textbox(ANALOGY[0], label="a", max_lines=1, scale=1, visible=False)
+        b_in = gr.Textbox(ANALOGY[1], label="− b", max_lines=1, scale=1, visible=False)
+        c_in = gr.Textbox(ANALOGY[2], label="+ c", max_lines=1, scale=1, visible=False)
+        source_in = gr.Dropdown(list(SOURCES), value=list(SOURCES)[0], label="embeddings", scale=3, visible=False)
+        go_btn = gr.Button("Show", variant="primary", scale=1)
+    with stage.options():
+        dims_in = gr.Radio(
+            list(TokensConfig.spec("dims").choices),
+            value=TokensConfig.default("dims"),
+            label=TokensConfig.spec("dims").label,
+        )
+        expected_in = gr.Textbox(ANALOGY[3], label="analogy: expected word", max_lines=1)
+    status = stage.status()
+    hero = stage.hero()
+    with stage.more():
+        with gr.Tab("cosine similarity", visible=False) as second_tab:
+            second_plot = gr.Plot(show_label=False)
+        with gr.Tab("tokens per word", visible=False) as table_tab:
+            table_md = gr.Markdown()
+        with gr.Tab("king − man + woman", visible=False) as king_tab:
+            king_md = gr.Markdown()
+            king_plot = gr.Plot(show_label=False)
+    # The API: the three views' own handlers, as before (hidden outputs; the page uses show_ui)
+    with gr.Row(visible=False):
+        api_plot, api_plot2, api_md = gr.Plot(), gr.Plot(), gr.Markdown()
+        tok_btn, emb_btn, an_btn = gr.Button(), gr.Button(), gr.Button()
+    tok_btn.click(tokenize, [text_in], [api_plot, api_md], api_name="tokenize")
+    emb_btn.click(embed, [words_in, source_in, dims_in], [api_plot, api_plot2], api_name="embed")
+    an_btn.click(analogy, [a_in, b_in, c_in, expected_in, source_in], [api_plot, api_md], api_name="analogy")
+
+    inputs = [view_in, text_in, words_in, source_in, dims_in, a_in, b_in, c_in, expected_in]
+    outputs = [status, hero, second_plot, second_tab, table_md, table_tab, text_in, words_in, a_in, b_in, c_in]
+    outputs += [source_in, king_plot, king_md, king_tab]
+    go_btn.click(show_ui, inputs, outputs, api_name=False)
+    for widget in (view_in, source_in, dims_in):  # cheap: a change re-renders (.input: a person's change only)
+        widget.input(show_ui, inputs, outputs, api_name=False)
+    for box in (text_in, words_in, a_in, b_in, c_in, expected_in):
+        box.submit(show_ui, inputs, outputs, api_name=False)
+    demo.load(on_load, None, [view_in, dims_in, expected_in, *outputs], api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -7,20 +7,23 @@ handlers call the toolkit. Bad input becomes a ``gr.Error`` (a message in the UI
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import html
 import inspect
 import logging
 import math
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
 from demos import stage
 from toolkit import models, registry
-from toolkit.config import Config, ConfigError
+from toolkit.config import BudgetError, Config, ConfigError
 from toolkit.models import ModelUnavailable
 from toolkit.trace import TraceError
 
@@ -43,6 +46,14 @@ footer { display: none !important; }
 HEAD = stage.SCRIPT
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def escape(text: Any) -> str:
+    """User text for a Markdown output: shown as typed, never as markup, links or images."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
 def header(name: str, description: str | None) -> gr.Markdown:
     """The concept's title and the demo's one-line description (hidden when embedded in a slide)."""
     title = registry.get(name).title
@@ -61,21 +72,51 @@ def theme() -> gr.themes.Base:
 
 
 class UserError(gr.Error):
-    """Bad input from a person: shown in the UI as a message (a gr.Error), also a clear exception in the API."""
+    """Bad input from a person: shown in the UI as a message (a gr.Error), also a clear exception in the API.
+
+    The page shows the message as HTML, and messages quote what was typed: it is escaped here, once for all, so a
+    name like ``<img src=...>`` reads as text and never becomes markup."""
+
+    def __init__(self, message: str = "Error", *args: Any, **kwargs: Any):
+        super().__init__(html.escape(str(message), quote=False), *args, **kwargs)
 
 
-# Model work at once across every demo of the process (2 cores): a burst waits here instead of piling up
-# forwards and memory; a request that waits longer than BUSY_AFTER_S gets a clear "busy" message.
+# Three lanes, so that nothing cheap ever waits behind model work:
+#   "cheap": pure maths, replays, facts (no slot: answered at once, whatever else runs);
+#   "model": forward passes, WORKERS at once across every demo of the process (2 cores); a request that waits longer
+#            than BUSY_AFTER_S gets a clear "busy" message. Each request's work is bounded by its concept's budget;
+#   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
-BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "120"))
+BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
+LANES = ("cheap", "model", "train")
 _slots = threading.BoundedSemaphore(WORKERS)
+_train = threading.Lock()
 _held = threading.local()
 BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
+TRAIN_BUSY = "Another training run is going on this server (one at a time); try again when it has finished."
 
 
-def safe(fn: Callable) -> Callable:
-    """Wrap a handler (plain or generator): one of WORKERS compute slots; user errors pass through as messages;
-    a bad config value becomes its sentence; anything else becomes a short message, logged."""
+@contextlib.contextmanager
+def training() -> Iterator[None]:
+    """The training slot, for a streaming run (a generator handler holds it across its yields: ``with
+    ui.training(): ...`` around the run, after its first, free update). A second run is told at once."""
+    if not _train.acquire(blocking=False):
+        raise UserError(TRAIN_BUSY)
+    try:
+        yield
+    finally:
+        _train.release()
+
+
+def safe(fn: Callable | None = None, *, lane: str = "model") -> Callable:
+    """Wrap a handler (plain or generator): its lane's slot (see LANES); user errors pass through as messages; a
+    bad config value or an over-budget request becomes its sentence; anything else becomes a short message, logged.
+    ``@ui.safe`` is the model lane; ``@ui.safe(lane="cheap")`` or ``lane="train"`` pick another. A generator (a
+    live run) takes no slot here: it holds ``ui.training()`` itself while it trains."""
+    if fn is None:
+        return functools.partial(safe, lane=lane)
+    if lane not in LANES:
+        raise ValueError(f"unknown lane {lane!r}; choose one of {LANES}")
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -91,28 +132,46 @@ def safe(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        outer = not getattr(_held, "slot", False)  # a handler calling another handler keeps its one slot
-        if outer:
-            if not _slots.acquire(timeout=BUSY_AFTER_S):
-                raise UserError(BUSY_MESSAGE)
-            _held.slot = True
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as err:
-            raise message(fn.__name__, err) from err
-        finally:
-            if outer:
-                _held.slot = False
-                _slots.release()
+        with _lane(lane):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:
+                raise message(fn.__name__, err) from err
 
     return wrapper
 
 
+class _lane:
+    """Hold the lane's slot for one handler call; a handler calling another handler keeps its one slot."""
+
+    def __init__(self, lane: str):
+        self.lane = lane
+        self.taken: Any = None
+
+    def __enter__(self) -> None:
+        if self.lane == "cheap" or getattr(_held, "slot", False):
+            return
+        if self.lane == "train":
+            if not _train.acquire(blocking=False):
+                raise UserError(TRAIN_BUSY)
+            self.taken = _train
+        elif not _slots.acquire(timeout=BUSY_AFTER_S):
+            raise UserError(BUSY_MESSAGE)
+        else:
+            self.taken = _slots
+        _held.slot = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.taken is not None:
+            _held.slot = False
+            self.taken.release()
+
+
 def message(handler: str, err: Exception) -> UserError:
     """The sentence a page shows for an exception; what was not a person's mistake is logged with its trace."""
-    if isinstance(err, (ModelUnavailable, TraceError, ConfigError)):  # already a sentence that names the fix
+    if isinstance(err, (ModelUnavailable, TraceError, ConfigError, BudgetError)):  # already a sentence with the fix
         return UserError(str(err))
     log.exception("handler %s failed", handler)
     return UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}")
@@ -208,11 +267,12 @@ def _label(cls: type[Config], name: str) -> str:
 
 def slider(cls: type[Config], name: str, **kw: Any) -> gr.Slider:
     spec = cls.spec(name)
+    step = spec.step or 1
     return gr.Slider(
-        spec.lo,
-        spec.hi,
+        spec.lo + step if spec.open_lo else spec.lo,  # an open end is not offered: the UI and the config agree
+        spec.hi - step if spec.open_hi else spec.hi,
         value=kw.pop("value", cls.default(name)),
-        step=spec.step or 1,
+        step=step,
         label=kw.pop("label", _label(cls, name)),
         info=kw.pop("info", None),
         **kw,
@@ -225,8 +285,8 @@ def number(cls: type[Config], name: str, **kw: Any) -> gr.Number:
     return gr.Number(
         kw.pop("value", cls.default(name)),
         label=kw.pop("label", _label(cls, name)),
-        minimum=spec.lo,
-        maximum=spec.hi,
+        minimum=kw.pop("minimum", spec.lo),
+        maximum=kw.pop("maximum", spec.hi),
         precision=0 if whole else None,
         **kw,
     )

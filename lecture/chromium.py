@@ -238,6 +238,20 @@ class Browser:
             time.sleep(poll)
         raise BrowserError(f"timed out after {timeout:.0f} s waiting for {expression!r} (last: {value!r})")
 
+    def click(self, x: float, y: float) -> None:
+        """A real mouse click at page CSS coordinates (focuses whatever is there, a cross-origin iframe too)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+    def key(self, key: str) -> None:
+        """A real key press (ArrowRight, Escape, ' '...) delivered to the focused element, as a keyboard would."""
+        codes = {"ArrowRight": 39, "ArrowLeft": 37, "Escape": 27, " ": 32, "PageDown": 34, "PageUp": 33}
+        base = {"key": key, "code": "Space" if key == " " else key, "windowsVirtualKeyCode": codes.get(key, 0)}
+        self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **base})
+        if key == " ":
+            self.send("Input.dispatchKeyEvent", {"type": "char", "text": " ", **base})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **base})
+
     def screenshot(self, path: str | Path, clip: dict | None = None) -> Path:
         params = {"format": "png", "captureBeyondViewport": False}
         if clip:

@@ -26,7 +26,6 @@ SLIDES = ROOT / "slides"
 DEFAULT_SERVER = "http://127.0.0.1:7860"
 CONTENT_WIDTH = 880  # slide px of a full-width demo (the slide is 980 px wide, minus the layout's padding)
 SNAPSHOT_SCALE = 2  # device pixels per CSS pixel: sharp on a projector
-SNAPSHOT_MAX_PAGES = 4  # a snapshot covers at most this many frame heights of the demo page
 # Inside a demo's page: 'plot' once its Gradio app has drawn a figure, 'error: ...' if it shows an error toast
 DEMO_SETTLED = (
     "(() => { const err = document.querySelector('.toast-body.error');"
@@ -50,6 +49,15 @@ class DeckDemo:
     height: int = 400
     width: int | None = None
     zoom: float = 1.0
+    shot: str = ""  # snapshot file stem (`shot="attention-step"`); the demo's name when one slide shows it
+
+    @property
+    def snapshot(self) -> str:
+        return self.shot or self.name
+
+    def snapshot_files(self) -> tuple[str, str]:
+        """The light and the dark snapshot the Demo component shows when the server does not answer (and in PDFs)."""
+        return f"{self.snapshot}.png", f"{self.snapshot}-dark.png"
 
     def viewport(self) -> tuple[int, int]:
         """CSS px the demo's page lays out in: the frame's slide px divided by the zoom (as Demo.vue does)."""
@@ -131,7 +139,10 @@ def demos_in_deck(path: str | Path = SLIDES / "slides.md") -> list[DeckDemo]:
                 raise ValueError(f"slide {number}: preset of {attrs['name']!r} is not an object")
             if not 0.3 <= zoom <= 3:
                 raise ValueError(f"slide {number}: zoom of {attrs['name']!r} must be between 0.3 and 3")
-            found.append(DeckDemo(attrs["name"], number, preset, height, width, zoom))
+            shot = attrs.get("shot", "")
+            if shot and not re.fullmatch(r"[a-z0-9_-]+", shot):
+                raise ValueError(f"slide {number}: shot={shot!r} must be lower-case letters, digits, - and _")
+            found.append(DeckDemo(attrs["name"], number, preset, height, width, zoom, shot))
     return found
 
 
@@ -154,39 +165,39 @@ def wait_for_server(url: str, timeout: float, proc: subprocess.Popen | None = No
 
 
 def take_snapshots(
-    server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool = False, timeout: float = 180.0
+    server: str, out_dir: str | Path, names: list[str] | None = None, dark: bool | None = None, timeout: float = 180.0
 ) -> list[Path]:
-    """Screenshot every deck demo (or the named ones) as the slide shows it; returns the PNG paths."""
+    """Screenshot every deck demo (or the named demos or shots) as the slide shows it, light and dark (or only the
+    one ``dark`` says); returns the PNG paths."""
     from lecture.chromium import Browser
 
-    written, failed = [], []
+    written, failed, done = [], [], set()
     for demo in demos_in_deck():
-        if names and demo.name not in names:
+        if (names and demo.name not in names and demo.snapshot not in names) or demo.snapshot in done:
             continue
+        done.add(demo.snapshot)
         width, height = demo.viewport()
-        with Browser(width, height, scale=SNAPSHOT_SCALE) as browser:
-            browser.goto(demo.url(server, dark))
-            state = browser.wait_for(DEMO_SETTLED, timeout=timeout)
-            if state != "plot":
-                print(f"[lecture] snapshot {demo.name}: FAILED, the demo shows {state}", file=sys.stderr, flush=True)
-                failed.append(demo.name)
+        for theme_dark, file in zip((False, True), demo.snapshot_files()):
+            if dark is not None and theme_dark != dark:
                 continue
-            browser.wait_for(BUSY, timeout=timeout)
-            time.sleep(1.0)  # let plotly finish its transition
-            # the whole page (to a limit), top first: the slide shows it in a scrollable box, like the live iframe
-            full = browser.evaluate("document.documentElement.scrollHeight")
-            page_height = max(height, min(int(full), SNAPSHOT_MAX_PAGES * height))
-            browser.resize(width, page_height)
-            time.sleep(0.5)
-            written.append(browser.screenshot(Path(out_dir) / f"{demo.name}.png"))
-        print(f"[lecture] snapshot {demo.name}: {written[-1]}", flush=True)
+            with Browser(width, height, scale=SNAPSHOT_SCALE) as browser:
+                browser.goto(demo.url(server, theme_dark))
+                state = browser.wait_for(DEMO_SETTLED, timeout=timeout)
+                if state != "plot":
+                    print(f"[lecture] snapshot {file}: FAILED, the demo shows {state}", file=sys.stderr, flush=True)
+                    failed.append(file)
+                    continue
+                browser.wait_for(BUSY, timeout=timeout)
+                time.sleep(1.5)  # let plotly finish its transition and the hero take its size
+                written.append(browser.screenshot(Path(out_dir) / file))  # the frame, as the slide shows it
+            print(f"[lecture] snapshot {file}: {written[-1]}", flush=True)
     if failed:
         raise RuntimeError(f"no snapshot for {', '.join(failed)}")
     return written
 
 
 def snapshots(
-    url: str, out: str | Path, names: list[str] | None = None, serve: bool = False, dark: bool = False
+    url: str, out: str | Path, names: list[str] | None = None, serve: bool = False, dark: bool | None = None
 ) -> int:
     """`lecture snapshots`: screenshot the deck's demos from the server at ``url`` (started here with ``serve``)."""
     proc = None

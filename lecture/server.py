@@ -19,6 +19,7 @@ from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 
 from demos import ui  # noqa: E402
+from lecture import guard  # noqa: E402
 from toolkit import registry  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.1"
@@ -49,7 +50,12 @@ def discover(names: list[str] | None = None) -> dict[str, DemoInfo]:
     return found
 
 
-def index_html(infos: dict[str, DemoInfo]) -> str:
+def index_html(infos: dict[str, DemoInfo], share_url: str | None = None) -> str:
+    qr = (
+        f'<p>Students: open <b>{html.escape(share_url)}</b> or scan</p><div class="qr">{guard.qr_svg(share_url)}</div>'
+        if share_url
+        else ""
+    )
     items = "\n".join(
         f'<li><a href="/demo/{n}/">{html.escape(i.title)}</a> <span>{html.escape(i.description)}</span></li>'
         for n, i in infos.items()
@@ -62,18 +68,24 @@ def index_html(infos: dict[str, DemoInfo]) -> str:
         background: #fff; color: #111; }}
  @media (prefers-color-scheme: dark) {{ body {{ background: #0b0f19; color: #eee; }} a {{ color: #56B4E9; }} }}
  li {{ margin: .6rem 0; }} span {{ opacity: .75; }}
+ .qr svg {{ width: 16rem; height: 16rem; background: #fff; }}
 </style></head>
 <body><h1>LLM lecture demos</h1>
+{qr}
 <p>Every demo runs a real model on this machine. Add <code>?__theme=dark</code> to a demo's address for a projector.</p>
 <ul>
 {items}
 </ul></body></html>"""
 
 
-def build_app(names: list[str] | None = None) -> FastAPI:
+def build_app(
+    names: list[str] | None = None, hosts: tuple[str, ...] = guard.LOOPBACK_HOSTS, share_url: str | None = None
+) -> FastAPI:
+    """Every demo on one FastAPI app behind the guard (Host allow-list, body limit, no uploads); the queue is the
+    only way in (``api_open=False``: no direct /gradio_api/api/<name> calls that would skip it)."""
     infos = discover(names)
     app = FastAPI(title="LLM lecture demos", docs_url=None, redoc_url=None, openapi_url=None)
-    page = index_html(infos)
+    page = index_html(infos, share_url)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -84,7 +96,7 @@ def build_app(names: list[str] | None = None) -> FastAPI:
         return {"ok": True, "demos": list(infos)}
 
     for name, info in infos.items():
-        info.blocks.queue(default_concurrency_limit=ui.WORKERS, max_size=QUEUE_SIZE)
+        info.blocks.queue(default_concurrency_limit=ui.WORKERS, max_size=QUEUE_SIZE, api_open=False)
         gr.mount_gradio_app(
             app,
             info.blocks,
@@ -95,8 +107,10 @@ def build_app(names: list[str] | None = None) -> FastAPI:
             footer_links=[],
             show_error=True,
             ssr_mode=False,
+            max_file_size=0,
         )
     app.state.demos = infos
+    app.add_middleware(guard.Guard, hosts=tuple(hosts))
     return app
 
 
@@ -114,10 +128,28 @@ def tune_for_serving() -> None:
         pass
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, names: list[str] | None = None) -> None:
+def serve(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, names: list[str] | None = None, classroom: bool = False
+) -> None:
+    """Serve on ``host`` (loopback unless told otherwise). Classroom mode binds the LAN address on purpose, adds it
+    to the Host allow-list and prints the students' URL with a QR code (also shown on the index page)."""
     import uvicorn
 
+    share_url = None
+    hosts = list(guard.LOOPBACK_HOSTS)
+    if classroom:
+        host = guard.lan_address() or host
+        share_url = f"http://{host}:{port}/"
+        hosts.append(host)
+        print(f"[lecture] classroom mode: students open {share_url}\n{guard.qr_terminal(share_url)}", flush=True)
+    elif not guard.is_loopback(host):
+        print(
+            f"[lecture] WARNING: binding {host}: every machine that can reach it can use these demos. For a class "
+            "on the local network use `lecture serve --classroom` (safe limits, the students' URL and a QR code).",
+            flush=True,
+        )
+        hosts.append(host)
     tune_for_serving()
-    app = build_app(names)
+    app = build_app(names, tuple(hosts), share_url)
     print(f"[lecture] serving {', '.join(app.state.demos)} at http://{host}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=64 * 1024)

@@ -60,16 +60,23 @@ def test_presets_name_parameters_the_demo_reads(demos, deck_demos):
             )
 
 
-def test_each_deck_demo_has_its_snapshot(deck_demos):
+def test_each_deck_demo_has_its_snapshots(deck_demos):
+    """A light and a dark snapshot per distinct <Demo>, the size of its frame; one shot name, one preset."""
+    presets: dict[str, tuple] = {}
     for d in deck_demos:
-        snap = SLIDES / "public" / "snapshots" / f"{d.name}.png"
-        assert snap.is_file(), f"no snapshot for {d.name}: run `lecture snapshots {d.name} --serve`"
-        w, h = png_size(snap)
-        vw, vh = d.viewport()
-        scale = deck_cli.SNAPSHOT_SCALE
-        assert w == scale * vw and scale * vh <= h <= scale * vh * deck_cli.SNAPSHOT_MAX_PAGES, (
-            f"{snap} is {w}x{h}, but the slide's frame lays the demo out {vw}x{vh} CSS px: re-run `lecture snapshots`"
+        key = (d.name, json.dumps(d.preset, sort_keys=True), d.viewport())
+        assert presets.setdefault(d.snapshot, key) == key, (
+            f"slide {d.slide}: snapshot {d.snapshot!r} is used by demos with different presets or sizes: give each "
+            'its own shot="..."'
         )
+        for file in d.snapshot_files():
+            snap = SLIDES / "public" / "snapshots" / file
+            assert snap.is_file(), f"no snapshot {file}: run `lecture snapshots {d.snapshot} --serve`"
+            vw, vh = d.viewport()
+            assert png_size(snap) == (deck_cli.SNAPSHOT_SCALE * vw, deck_cli.SNAPSHOT_SCALE * vh), (
+                f"{snap} is {png_size(snap)}, but the slide's frame lays the demo out {vw}x{vh} CSS px: "
+                "re-run `lecture snapshots`"
+            )
 
 
 def test_every_local_image_exists_and_nothing_is_remote():

@@ -102,7 +102,7 @@ def test_rope_slide_numbers(smol):
 
 def test_kv_cache_slide_formula(smol):
     a = arch.of(smol.model)
-    text = slide("KV cache")
+    text = slide("KV cache: why generation is fast")
     assert f"2 \\cdot {a.layers} \\cdot {a.kv_heads} \\cdot {a.head_dim} \\cdot 4" in text
     assert f"= {round(a.kv_bytes_per_token(4) / 1000)} KB" in text
     assert f"GQA: {a.heads // a.kv_heads}x less than {a.heads} KV heads" in text

@@ -1,20 +1,20 @@
-"""Reward model and DPO: Bradley-Terry by hand, TRL's own DPO loss code on the same log-probs, real DPO steps
-with LoRA that leave the shared model untouched."""
+"""Reward model and DPO: Bradley-Terry by hand, parity with a real step of TRL's DPOTrainer, real DPO steps with
+LoRA that leave the shared model untouched."""
 
 from __future__ import annotations
 
+import copy
 import math
-from collections import defaultdict
-from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from architectures import tiny
 
 from demos import ui
-from toolkit import dpo
+from toolkit import dpo, models
 from toolkit.dpo import DpoTrace
 from toolkit.trace import Trace
 
@@ -61,75 +61,134 @@ def test_figures_and_margin_range():
     np.testing.assert_allclose(curve.data[1].y, -np.log(curve.data[0].y), rtol=1e-9)
 
 
-def trl_dpo_loss(per_token: torch.Tensor, completion_mask: torch.Tensor, ref: torch.Tensor, beta: float, tmp_path):
-    """Run TRL's DPOTrainer._compute_loss itself, with its default DPOConfig, on the given per-token log-probs.
+# ---------------------------------------------------------------- parity with TRL's DPOTrainer, run for real
+# TRL 1.16's public DPOTrainer trains a tiny random Llama (SmolLM2's tokenizer and chat template) for one step on
+# dpo.PAIR, with a reference model of its own (the same architecture, seeded differently, passed as ref_model), so
+# the implicit rewards are not zero. A subclass overrides the public compute_loss(model, inputs) to record what TRL
+# hands it and returns, with our log-probs of the pair under the model TRL is training at that moment. Metrics come
+# from the public state.log_history (the training step's own log, or trainer.log({}) after a compute_loss call).
 
-    per_token: (2, T-1) log-probs of [chosen, rejected] aligned with completion_mask[:, 1:]; ref: (2,).
-    Only the model call is replaced (it returns these log-probs); the loss and reward code is TRL's.
-    """
-    from trl import DPOConfig
-    from trl.trainer.dpo_trainer import DPOTrainer
+TRL_LR = 1e-2  # large enough that one AdamW step visibly moves the tiny policy
 
-    args = DPOConfig(
-        output_dir=str(tmp_path), beta=beta, precompute_ref_log_probs=True, report_to=[], use_cpu=True, bf16=False
-    )
 
-    class Accelerator:
-        device = torch.device("cpu")
-
-        def gather_for_metrics(self, x):
-            return x
-
-        gather = gather_for_metrics
-
-    zeros = torch.zeros_like(per_token)
-    model = lambda **kw: SimpleNamespace(
-        log_probs=per_token,
-        entropy=zeros,
-        mean_logits=zeros,  # noqa: E731
-        is_top1=zeros.bool(),
-    )
-    trainer = SimpleNamespace(
-        model=SimpleNamespace(training=False),
-        accelerator=Accelerator(),
-        args=args,
-        beta=args.beta,
-        precompute_ref_logps=args.precompute_ref_log_probs,
-        loss_types=args.loss_type,
-        loss_weights=args.loss_weights or [1.0] * len(args.loss_type),
-        ld_alpha=args.ld_alpha,
-        f_divergence_type=args.f_divergence_type,
-        f_alpha_divergence_coef=args.f_alpha_divergence_coef,
-        label_smoothing=args.label_smoothing,
-        use_weighting=args.use_weighting,
-        aux_loss_enabled=False,
-        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
-        _total_train_tokens=0,
-        _tp_size=1,
-    )
-    inputs = {
-        "input_ids": torch.zeros_like(completion_mask),
-        "attention_mask": torch.ones_like(completion_mask),
-        "completion_mask": completion_mask,
-        "ref_chosen_logps": ref[:1],
-        "ref_rejected_logps": ref[1:],
+def ours(model, reference, beta: float) -> dict[str, float]:
+    """Our DPO numbers for dpo.PAIR under ``model`` against ``reference`` (both plain causal LMs), in TRL's names."""
+    tok = tiny("llama-gqa").tokenizer
+    logps = dpo.sequence_logps(models.Loaded("policy", model, tok, "causal"), dpo.PAIR)  # (2,) chosen, rejected
+    ref = dpo.sequence_logps(models.Loaded("reference", reference, tok, "causal"), dpo.PAIR)
+    loss, rw, rl = dpo.dpo_loss(logps[0], logps[1], ref[0], ref[1], beta)
+    return {
+        "loss": float(loss),
+        "rewards/chosen": float(rw),
+        "rewards/rejected": float(rl),
+        "rewards/margins": float(rw - rl),
+        "logps/chosen": float(logps[0]),
+        "logps/rejected": float(logps[1]),
     }
-    loss = DPOTrainer._compute_loss(trainer, model, inputs, return_outputs=False)
-    m = trainer._metrics["eval"]
-    return float(loss), m["rewards/chosen"][0], m["rewards/rejected"][0]
+
+
+def assert_same_metrics(logged: dict, mine: dict):
+    """TRL's logged rewards and log-probs equal ours (the loss is compared where TRL returns it)."""
+    for key, value in mine.items():
+        if key == "loss":
+            continue
+        tol = 1e-4 if key.startswith("logps") else 1e-5  # log-probs are sums of ~10 terms near -10 each
+        assert logged[key] == pytest.approx(value, abs=tol), key
+
+
+@pytest.fixture(scope="module")
+def trl_dpo(tmp_path_factory):
+    """trl_dpo(beta) -> TRL's DPOTrainer after one real training step (max_steps=1); trainer.reference is the
+    reference model it was given, trainer.calls [(inputs, TRL's loss, our numbers) per compute_loss call]."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    class Recording(DPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            with torch.no_grad():
+                mine = ours(model, self.reference, self.args.beta)
+            self.calls.append(({k: v.clone() for k, v in inputs.items()}, loss.detach().item(), mine))
+            return loss
+
+    root = tmp_path_factory.mktemp("trl-dpo")
+    conversation = {  # conversational: TRL applies the chat template, as dpo.pair_batch does
+        "prompt": [{"role": "user", "content": dpo.PAIR.prompt}],
+        "chosen": [{"role": "assistant", "content": dpo.PAIR.chosen}],
+        "rejected": [{"role": "assistant", "content": dpo.PAIR.rejected}],
+    }
+    runs = {}
+
+    def run(beta: float):
+        if beta not in runs:
+            policy = copy.deepcopy(tiny("llama-gqa").model)  # TRL patches the model it trains: not the shared one
+            torch.manual_seed(1)
+            reference = type(policy)(copy.deepcopy(policy.config)).eval()  # same architecture, other weights
+            args = DPOConfig(
+                output_dir=str(root / str(beta)),
+                beta=beta,
+                per_device_train_batch_size=1,
+                max_steps=1,
+                learning_rate=TRL_LR,
+                logging_steps=1,
+                report_to=[],
+                save_strategy="no",
+                use_cpu=True,
+                bf16=False,
+                seed=0,
+                disable_tqdm=True,
+            )
+            trainer = Recording(
+                model=policy,
+                ref_model=reference,
+                args=args,
+                train_dataset=Dataset.from_list([conversation]),
+                processing_class=tiny("llama-gqa").tokenizer,
+            )
+            trainer.reference, trainer.calls = reference, []
+            trainer.train()
+            runs[beta] = trainer
+        return runs[beta]
+
+    return run
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5])
-def test_dpo_loss_equals_trls_on_the_same_log_probs(smol, beta, tmp_path):
-    ids, mask, labels = dpo.pair_batch(smol, dpo.PAIR)
+def test_dpo_loss_and_rewards_equal_trls_training_step(trl_dpo, beta):
+    """TRL's own training step: its batch is our pair_batch token for token, and the loss it trained on and the
+    rewards and log-probs it logged equal ours on the same policy and reference."""
+    trainer = trl_dpo(beta)
+    assert trainer.state.global_step == 1
+    inputs, trl_loss, mine = trainer.calls[0]  # recorded inside trainer.train()
+    ids, mask, labels = dpo.pair_batch(tiny("llama-gqa"), dpo.PAIR)  # row 0 chosen, row 1 rejected, as TRL
+    assert torch.equal(inputs["input_ids"], ids) and torch.equal(inputs["attention_mask"], mask)
+    assert torch.equal(inputs["completion_mask"].bool(), labels != -100)
+    logged = next(h for h in trainer.state.log_history if "rewards/chosen" in h)  # the step's log
+    assert trl_loss == pytest.approx(mine["loss"], abs=1e-5)
+    assert logged["loss"] == pytest.approx(mine["loss"], abs=1e-5)  # what the Trainer logged for the step
+    assert_same_metrics(logged, mine)
+    assert abs(mine["rewards/chosen"]) > 1e-3 and abs(mine["rewards/rejected"]) > 1e-3  # π ≠ π_ref already
+    assert mine["loss"] != pytest.approx(math.log(2), abs=1e-3)
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5])
+def test_dpo_loss_and_rewards_equal_trls_after_its_step(trl_dpo, beta):
+    """After TRL's optimiser step, its public compute_loss on a batch from its own dataloader and the rewards it
+    logs equal ours on the moved policy; the reference has not moved."""
+    trainer = trl_dpo(beta)
+    before = trainer.calls[0][2]
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
     with torch.no_grad():
-        per_token = dpo.token_logps(smol.model, ids, mask, labels)  # (2, T-1)
-    completion_mask = (labels != -100).long()
-    ref = per_token.sum(-1) + torch.tensor([-0.7, 1.3])  # a reference that differs from the policy
-    loss, rw, rl = dpo.dpo_loss(per_token[0].sum(), per_token[1].sum(), ref[0], ref[1], beta)
-    trl_loss, trl_rw, trl_rl = trl_dpo_loss(per_token, completion_mask, ref, beta, tmp_path)
-    assert float(loss) == pytest.approx(trl_loss, abs=1e-6)
-    assert (float(rw), float(rl)) == (pytest.approx(trl_rw, abs=1e-6), pytest.approx(trl_rl, abs=1e-6))
+        trl_loss = trainer.compute_loss(trainer.model, batch)
+    trainer.log({})
+    logged = trainer.state.log_history[-1]
+    _, recorded, mine = trainer.calls[-1]
+    assert recorded == float(trl_loss) == pytest.approx(mine["loss"], abs=1e-5)
+    assert_same_metrics(logged, mine)
+    assert mine["logps/chosen"] != pytest.approx(before["logps/chosen"], abs=1e-3)  # the policy moved
+    ref_w = before["logps/chosen"] - before["rewards/chosen"] / beta
+    assert mine["logps/chosen"] - mine["rewards/chosen"] / beta == pytest.approx(ref_w, abs=1e-3)
 
 
 def test_sequence_logps_equal_transformers_loss(smol):
@@ -171,7 +230,7 @@ def test_demo_handlers_and_bad_input(smol):
     assert isinstance(fig, go.Figure) and "0.881" in md
     assert "log 2" in d.reference(*dpo.PAIR)
     a, b, md = d.train(*dpo.PAIR, 0.1, 1)
-    assert isinstance(a, go.Figure) and "Loss 0.693" in md
+    assert isinstance(a, go.Figure) and "loss 0.693" in md
     bad = [
         lambda: d.bradley_terry("high", 0),
         lambda: d.bradley_terry(100, 0),
@@ -192,8 +251,21 @@ def test_demo_handlers_and_bad_input(smol):
     class Req:
         query_params = {"rw": "3", "rl": "nan", "chosen": "Same", "rejected": "Same"}
 
-    out = d.on_load(Req())
-    assert out[:2] == (3.0, 0.0) and out[4:7] == dpo.PAIR  # junk presets fall back to defaults
+    view, *pair, bt, steps_plot, lp_plot, r_w, r_l, bt_md, beta, steps, run, dpo_md = d.on_load(Req())
+    assert tuple(pair) == dpo.PAIR and (r_w["value"], r_l["value"]) == (3.0, 0.0)  # junk presets: the defaults
+    assert view == "bradley-terry" and bt["visible"] and not steps_plot["visible"] and "0.953" in bt_md["value"]
+    assert bt["value"].layout.height is None  # the hero is sized by its frame
+    assert "log 2" in dpo_md["value"] and not run["visible"]  # the reference is ready; DPO waits for its button
+
+    class Steps:
+        query_params = {"view": "steps", "rw": "40", "beta": "0.5", "steps": "99"}
+
+    view, *_, bt, steps_plot, lp_plot, r_w, r_l, bt_md, beta, steps, run, dpo_md = d.on_load(Steps())
+    assert view == "steps" and steps_plot["visible"] and run["visible"] and not r_w["visible"]
+    assert "Run DPO" in steps_plot["value"].layout.annotations[0].text  # waits for the button, says so
+    assert r_w["value"] == d.REWARD_RANGE and (beta["value"], steps["value"]) == (0.1, 3)  # out of range: defaults
+    assert d.after_train("bradley-terry")[0] == "steps" and d.after_train("log-probs")[0] == "log-probs"
+    assert d.show_view("nope")[0]["visible"] and d.show_view("log-probs")[2]["visible"]
 
 
 def test_demo_through_a_real_server(live_server):

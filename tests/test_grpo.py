@@ -510,6 +510,48 @@ def test_demo_handlers():
     assert "step 4 / 20" in status and "<table" in table and len(curves.data) >= 5 and heat.data
 
 
+def test_demo_presets_render_on_load_and_views_switch():
+    import re
+    from types import SimpleNamespace
+
+    from demos import grpo as d
+
+    view, *shown = d.on_load(SimpleNamespace(query_params={"view": "group", "step": "4", "__theme": "dark"}))
+    n_views = len(d.VIEW_NAMES)
+    assert view == "group" and [u["visible"] for u in shown[:n_views]] == [v == "group" for v in d.VIEW_NAMES]
+    assert shown[5]["value"] == 4 and shown[5]["maximum"] == len(d.replay_trace().steps) - 1  # the step slider
+    assert "step 5 / 20" in shown[7]["value"] and shown[7]["visible"]  # the replay's status
+    assert not shown[8]["visible"]  # the calculator's rewards box is not shown with the group
+    assert not shown[6]["visible"]  # nor the completion number, which only the token view uses
+    table = shown[0]["value"]
+    group = d.replay_trace().steps[4].groups[0]
+    numbers = [int(i) for i in re.findall(r'<tr style="background:[^"]+"><td[^>]*>(\d+)</td>', table)]
+    assert sorted(numbers) == list(range(len(group.completions)))  # every completion once, by its number
+    advantages = [group.completions[i].advantage for i in numbers]
+    assert advantages == sorted(advantages, reverse=True)  # best first
+    assert shown[1]["value"].layout.height is None  # heroes are sized by the frame
+
+    view, *shown = d.on_load(SimpleNamespace(query_params={"view": "tokens", "step": "4", "completion": "3"}))
+    assert shown[2]["visible"] and shown[6]["visible"] and shown[6]["value"] == 3
+    comp = d.replay_trace().steps[4].groups[0].completions[3]
+    assert f"{comp.advantage:+.2f}" in shown[2]["value"].layout.annotations[0].text  # that completion's tokens
+
+    view, *shown = d.on_load(SimpleNamespace(query_params={"view": "advantages", "rewards": "1, 0, 0, 1"}))
+    assert shown[3]["visible"] and shown[8]["visible"] and shown[8]["value"] == "1, 0, 0, 1"
+    assert "G = 4" in shown[12]["value"] and len(shown[3]["value"].data) == 3
+
+    view, *shown = d.on_load(
+        SimpleNamespace(query_params={"view": "nope", "step": "99", "completion": "12", "rewards": "x"})
+    )
+    assert view == "group" and shown[5]["value"] == 19 and shown[6]["value"] == 0  # clamped, then the default
+    assert shown[12]["value"].startswith("⚠️") and "not a number" in shown[12]["value"]
+
+    switched = d.show_view("surrogate")
+    assert [u["visible"] for u in switched[:n_views]] == [v == "surrogate" for v in d.VIEW_NAMES]
+    assert not switched[5]["visible"] and switched[9]["visible"]  # the step goes, ε_low comes
+    assert d.show_view(None)[0]["visible"]  # an unknown view shows the group
+
+
 @pytest.mark.parametrize(
     "text, lo, hi",
     [
@@ -603,3 +645,73 @@ def test_demo_through_server(live_server):
     assert "G = 4" in md
     status, *_ = client.predict(19, 0, api_name="/replay")
     assert "step 20 / 20" in status
+
+
+# ---------------------------------------------------------------- live runs in a lecture hall (issue #15, finding 5)
+
+
+def _wait_idle(trainer, seconds: float = 60) -> bool:
+    for _ in range(int(seconds * 10)):
+        if not trainer.is_busy():
+            return True
+        threading.Event().wait(0.1)
+    return False
+
+
+def test_a_stop_takes_effect_within_the_step_not_after_it(smol):
+    """Stop is checked before every generated token and every update: set during step 0, no step completes."""
+    from toolkit.grpo import trainer
+
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    steps = list(trainer.run(preset("tiny", steps=3, max_new_tokens=64, num_generations=8), stop))
+    assert steps == [] and _wait_idle(trainer)
+
+
+def test_a_run_nobody_reads_stops_by_itself_and_the_time_cap_holds(smol):
+    from toolkit.grpo import trainer
+
+    control = trainer.Control(idle_s=0.5)
+    it = trainer.stream(preset("tiny", steps=50, max_new_tokens=8, num_generations=4), control, poll_s=0.2)
+    next(it)  # the page opened the stream ... and was closed: nobody reads it any more
+    assert _wait_idle(trainer), "a run whose page is gone kept the model"
+    assert control.reason and "nobody read it" in control.reason
+    it.close()
+    capped = trainer.Control(max_s=0.5)
+    done = [s for s in trainer.stream(preset("tiny", steps=50, max_new_tokens=8, num_generations=4), capped) if s]
+    assert len(done) < 50 and "time cap" in capped.reason and _wait_idle(trainer)
+
+
+def test_divergence_ends_the_run_with_a_sentence(smol):
+    from toolkit.grpo import trainer
+
+    cfg = preset("tiny", num_generations=8, max_new_tokens=8, num_iterations=2, lr=0.1, beta=0.0, max_kl=1e-9)
+    with pytest.raises(trainer.Diverged, match=r"KL to the reference is .* \(the limit is 1e-09\)"):
+        list(trainer.run(cfg))
+    assert _wait_idle(trainer)
+
+
+def test_stop_only_stops_your_own_run(smol):
+    from demos import grpo as d
+    from demos import ui
+    from toolkit.grpo import trainer
+
+    class Browser:
+        def __init__(self, session):
+            self.session_hash = session
+            self.query_params = {}
+
+    alice, bob = Browser("alice"), Browser("bob")
+    args = (2, 4, 20, 2e-3, 1, "group", "grpo", 0.2, 0.2, 0.04, 0)
+    run = d.live(*args, request=alice)
+    assert next(run)[0].startswith("Starting")
+    next(run)  # the run is going now
+    assert trainer.is_busy()
+    assert "no live run" in d.stop_live(bob)  # Bob cannot stop Alice's run
+    assert trainer.is_busy()
+    with pytest.raises(ui.UserError, match="another browser"):
+        next(d.live(*args, request=bob))
+    assert "Stopping your run" in d.stop_live(alice)
+    for _ in run:  # Alice's stream ends once her run has stopped
+        pass
+    assert _wait_idle(trainer)

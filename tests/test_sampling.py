@@ -10,7 +10,7 @@ import torch
 from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from demos import ui
-from toolkit import registry
+from toolkit import registry, style
 from toolkit import sampling as S
 from toolkit.config import ConfigError
 from toolkit.sampling import DecodeTrace, NextTokenTrace
@@ -177,6 +177,27 @@ def test_presets_and_real_server(live_server):
         query_params = {"prompt": "The sky is", "temperature": "9", "top_k": "5", "steps": "2"}
 
     out = d.on_load(Req())
-    assert out[0] == "The sky is" and out[1] == d.DEFAULTS.temperature  # out-of-range preset falls back
+    assert out[:3] == ("distribution", "The sky is", d.DEFAULTS.temperature)  # out-of-range preset falls back
     text, _, _ = live_server.client("sampling").predict("The sky is", 1.0, 10, 1.0, 0.0, 2, 1, api_name="/generate")
     assert "sampled (seed 1)" in text
+
+
+def test_page_views(smol):
+    from demos import sampling as d
+
+    knobs = ("The capital of France is", 0.8, 50, 0.9, 0.0, 3, 0)
+    status, hero, second, tab = d.show_ui("distribution", *knobs)
+    assert "1 of 49,152 tokens survive" in status and "Paris" in status  # T 0.8 + top-p 0.9 leave one token
+    assert isinstance(hero, go.Figure) and hero.layout.height is None and second["visible"]
+    status, hero, *_ = d.show_ui("survivors", *knobs)
+    assert list(hero.data[0].y)[-1] == 1
+    status, hero, second, tab = d.show_ui("generate", *knobs)
+    assert "greedy" in status and not second["visible"] and len(hero.data) == 2  # greedy beside sampled
+    assert [a.text for a in hero.layout.annotations] == ["greedy (argmax)", "sampled, seed 0"]
+    cells = [c for row in hero.data[0].text for c in row]
+    assert sum(c.startswith("★") for c in cells) == 3  # one chosen token per step
+    assert hero.data[0].textfont.size >= style.MIN_FONT
+    assert d.live_ui("generate", *knobs) == (gr.skip(),) * 4  # a knob does not start a continuation
+    assert d.live_ui("distribution", *knobs)[0].startswith("**")
+    with pytest.raises(ui.UserError):
+        d.show_ui("histogram", *knobs)

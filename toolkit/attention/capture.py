@@ -95,17 +95,20 @@ def generate(
             out = loaded.model(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
             if nxt == eos:
                 break
-    steps = [tap.arrays(i) for i in range(tap.calls)]
     n = len(ids)
-    weights = np.zeros((*steps[0]["weights"].shape[:2], n, n), dtype=np.float32)  # (layer, head, query, key)
-    start = 0
-    for step in steps:
-        w = step["weights"]  # (layer, head, new queries, keys so far)
+    weights, parts, start = None, [], 0
+    for call in range(tap.calls):  # one forward pass per step; each step's arrays are released once copied
+        step = tap.arrays(call)
+        w = step.pop("weights")  # (layer, head, new queries, keys so far)
+        if weights is None:
+            weights = np.zeros((*w.shape[:2], n, n), dtype=np.float32)  # (layer, head, query, key)
         weights[:, :, start : start + w.shape[2], : w.shape[3]] = w
         start += w.shape[2]
+        if cfg.qkv:
+            parts.append(step)
     per_head = {}
     if cfg.qkv:
-        joined = {key: np.concatenate([s[key] for s in steps], axis=2) for key in "qkv"}  # along pos
+        joined = {key: np.concatenate([p[key] for p in parts], axis=2) for key in "qkv"}  # along pos
         per_head = _per_head(joined, tap.arch.group)
     meta = _meta(loaded, tap, ids, enc.n_total)
     meta["generated"] = text.display(loaded.tokenizer, ids[n_prompt:])

@@ -184,7 +184,7 @@ def model_view(
     """
     n_l, n_h, n = trace.weights.shape[:3]
     s = min(n, cell)
-    pooled = _pool(trace.weights.astype(np.float32), trace.causal, s)  # (L, H, s, s)
+    pooled = _pool(np.asarray(trace.weights, dtype=np.float32), trace.causal, s)  # (L, H, s, s), no copy
     mosaic = pooled.transpose(1, 2, 0, 3).reshape(n_h * s, n_l * s).astype(np.float32)  # (H·s, L·s)
     x = (np.arange(n_l * s) + 0.5) / s - 0.5  # layer index at thumbnail centres
     y = (np.arange(n_h * s) + 0.5) / s - 0.5  # head index
@@ -367,10 +367,70 @@ def step_by_step(
             showticklabels=c == 1,
         )
     fig.update_annotations(font_size=style.FONT_SIZE - 2)
-    fig.update_traces(textfont_size=11)
+    fig.update_traces(textfont_size=style.MIN_FONT)
     note = f"first {n} of {len(trace.tokens)} tokens · " if n < len(trace.tokens) else ""
     title = f"layer {layer}, head {head}: {note}recomputed softmax vs captured: max diff {err:.1e}"
     return _finish(fig, dark, title, 820)
+
+
+def formula(trace: AttentionTrace, layer: int, head: int, dark: bool = False, max_tokens: int = 6) -> go.Figure:
+    """The slide's equation on one head's real numbers, big enough for a room: QKᵀ/√d_k, + M, softmax.
+
+    Three panels over the first ``max_tokens`` tokens (the full eight-panel view is ``step_by_step``).
+    """
+    if trace.q is None:
+        raise ValueError("this trace has no Q, K, V (capture with with_qkv=True)")
+    layer, head = _clamp(layer, trace.n_layers), _clamp(head, trace.n_heads)
+    q, k, v = trace.q[layer, head], trace.k[layer, head], trace.v[layer, head]  # (pos, head_dim)
+    steps = maths.attention_steps(q, k, v, trace.causal, trace.meta.get("scaling"), trace.meta.get("sliding_window"))
+    n = min(len(trace.tokens), max_tokens)
+    toks = [label(t) for t in trace.tokens[:n]]
+    mask = "+ M (−∞ above the diagonal)" if trace.causal else "+ M (none: the encoder sees both ways)"
+    panels = [
+        (f"Q·Kᵀ / √{q.shape[-1]}", steps["scaled"][:n, :n], False),
+        (mask, steps["masked"][:n, :n], True),
+        ("softmax: each row sums to 1", steps["weights"][:n, :n], True),
+    ]
+    fig = make_subplots(1, 3, subplot_titles=[p[0] for p in panels], horizontal_spacing=0.05)
+    for c, (_, z, masked) in enumerate(panels, start=1):
+        z = np.asarray(z, dtype=np.float64)
+        text = np.vectorize(lambda a: "−∞" if a == -np.inf else f"{a:.2f}")(z)
+        shown = z.copy()
+        if trace.causal and masked:
+            shown[np.triu_indices(n, k=1)] = np.nan
+        weights = c == 3
+        fig.add_trace(
+            go.Heatmap(
+                z=shown.astype(np.float32),
+                text=text,
+                texttemplate="%{text}",
+                showscale=False,
+                colorscale=style.SEQUENTIAL if weights else style.DIVERGING,
+                zmid=None if weights else 0,
+                zmin=0 if weights else None,
+                zmax=1 if weights else None,
+                hovertemplate="%{y} → %{x}: %{text}<extra></extra>",
+            ),
+            1,
+            c,
+        )
+        fig.update_xaxes(
+            tickmode="array", tickvals=list(range(n)), ticktext=toks, tickangle=-45, showgrid=False, row=1, col=c
+        )
+        fig.update_yaxes(
+            tickmode="array",
+            tickvals=list(range(n)),
+            ticktext=toks,
+            autorange="reversed",
+            showgrid=False,
+            showticklabels=c == 1,
+            row=1,
+            col=c,
+        )
+    fig.update_traces(textfont_size=style.MIN_FONT)
+    fig.update_annotations(font_size=style.MIN_FONT + 1)
+    note = f" (first {n} of {len(trace.tokens)} tokens)" if n < len(trace.tokens) else ""
+    return _finish(fig, dark, f"layer {layer}, head {head}: softmax(QKᵀ/√d + M){note}", 520)
 
 
 def head_summary(trace: AttentionTrace, dark: bool = False) -> go.Figure:
@@ -418,7 +478,7 @@ def pair_heads(
     titles = []
     for word, ki in zip(keys, pair["keys"]):
         after = trace.causal and ki > pair["query"]
-        titles.append(f"'{query}' → '{word}'" + (" (masked: comes later)" if after else ""))
+        titles.append(f"'{style.plain(query)}' → '{style.plain(word)}'" + (" (masked: comes later)" if after else ""))
     fig = make_subplots(1, len(keys), subplot_titles=titles, horizontal_spacing=0.06)
     colours = style.palette(dark)
     shapes = []
@@ -454,7 +514,26 @@ def pair_heads(
         shapes=shapes, coloraxis=dict(colorscale=style.SEQUENTIAL, cmin=0, cmax=1, colorbar=dict(title="weight"))
     )
     fig.update_annotations(font_size=style.FONT_SIZE - 2)
-    return _finish(fig, dark, f"which heads send '{query}' where (top 3 outlined)", max(420, 18 * trace.n_layers + 160))
+    for i, (word, ki) in enumerate(zip(keys, pair["keys"])):
+        if trace.causal and ki > pair["query"]:  # say why the panel is empty, in the panel
+            ref = "" if i == 0 else str(i + 1)
+            fig.add_annotation(
+                text=f"'{style.plain(word)}' comes after '{style.plain(query)}':<br>a decoder cannot look ahead",
+                xref=f"x{ref} domain",
+                yref=f"y{ref} domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font=dict(size=style.FONT_SIZE),
+            )
+            fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
+            fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
+    return _finish(
+        fig,
+        dark,
+        f"which heads send '{style.plain(query)}' where (top 3 outlined)",
+        max(420, 18 * trace.n_layers + 160),
+    )
 
 
 def encoder_vs_decoder(

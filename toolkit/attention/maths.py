@@ -58,13 +58,16 @@ def head_stats(trace: AttentionTrace) -> dict[str, np.ndarray]:
     """Per (layer, head): mean entropy of a row (bits), and the mean share of attention a token gives to the
     previous token, to the first token (the "attention sink") and to itself. Row 0 is left out of the shares
     (for a causal model it can only attend to itself)."""
-    w = trace.weights.astype(np.float64)  # (layer, head, query, key)
+    w = trace.weights  # (layer, head, query, key), float32: no copy of a trace that can hold 280 MB
     n = w.shape[-1]
-    entropy = -(w * np.log2(np.where(w > 0, w, 1.0))).sum(-1).mean(-1)
+    entropy = np.empty(w.shape[:2])
+    for layer in range(w.shape[0]):  # one layer at a time keeps the temporaries to ~10 MB
+        wl = w[layer].astype(np.float64)  # (head, query, key)
+        entropy[layer] = -(wl * np.log2(np.where(wl > 0, wl, 1.0))).sum(-1).mean(-1)
     rows = np.arange(1, n)
     if n < 2:
         zero = np.zeros(w.shape[:2])
-        return {"entropy": entropy, "previous": zero, "first": zero, "self": w[..., 0, 0]}
+        return {"entropy": entropy, "previous": zero, "first": zero, "self": w[..., 0, 0].astype(np.float64)}
     return {
         "entropy": entropy,
         "previous": w[..., rows, rows - 1].mean(-1),

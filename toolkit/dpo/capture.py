@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from toolkit import models
-from toolkit.config import Config, param
+from toolkit.config import Config, check_budget, param
 from toolkit.dpo.maths import dpo_loss, label_logps
 from toolkit.dpo.trace import DpoTrace
 from toolkit.lora import LoraConfig, peft_config, twin
@@ -55,6 +55,13 @@ class DpoConfig(Config):
     seed: int = param(0, "torch seed: the adapter's random start", lo=0, hi=2**32 - 1)
     max_chars: int = param(
         1000, "characters per text (prompt, chosen, rejected)", lo=1, hi=MAX_CHARS, label="character limit"
+    )
+    budget: int = param(
+        2500,
+        "token-steps a run may take: the padded batch's tokens (chosen and rejected rows) x the steps; each "
+        "step is a forward and a backward pass over them",
+        lo=1,
+        hi=10_000_000,
     )
 
 
@@ -108,6 +115,12 @@ def train(
     torch.manual_seed(cfg.seed)
     policy = get_peft_model(twin(loaded.model), peft_config(r=cfg.r, alpha=2 * cfg.r, targets=DPO_TARGETS))
     ids, mask, labels = pair_batch(loaded, pair)  # (2, T) each
+    check_budget(
+        ids.numel() * cfg.steps,
+        cfg.budget,
+        "token-steps",
+        f"The pair is {ids.shape[1]} tokens a row: shorten the texts or take fewer steps.",
+    )
     with torch.no_grad(), policy.disable_adapter():
         ref = token_logps(policy, ids, mask, labels).sum(-1)  # (2,): the reference never changes
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)

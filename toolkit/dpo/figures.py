@@ -11,6 +11,10 @@ from toolkit import style
 from toolkit.dpo import maths
 from toolkit.dpo.trace import DpoTrace
 
+# A legend on the title's line, between the title (left) and the plot's toolbar (right): never over a panel's title,
+# a curve or a bar.
+LEGEND_ON_TITLE_LINE = dict(orientation="h", yref="container", y=0.99, yanchor="top", x=0.55, xanchor="center")
+
 
 def bradley_terry(mark: float | None = None, dark: bool = False) -> go.Figure:
     """σ(r_w − r_l) and −log σ(r_w − r_l) against the margin, over a range that holds ``mark`` (highlighted)."""
@@ -24,11 +28,24 @@ def bradley_terry(mark: float | None = None, dark: bool = False) -> go.Figure:
         secondary_y=True,
     )
     if mark is not None:
-        fig.add_vline(x=mark, line_dash="dash", annotation_text=f"margin {mark:.2f}")
+        fig.add_vline(
+            x=mark, line_dash="dash", annotation_text=f"margin {mark:.2f}", annotation_position="bottom right"
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[mark],
+                y=maths.bradley_terry(np.array([mark])).numpy(),
+                mode="markers",
+                marker=dict(size=14, color=pal[4]),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(title="reward margin r_w − r_l")
-    fig.update_yaxes(title="probability", range=[0, 1], secondary_y=False)
+    fig.update_yaxes(title="probability", range=[0, 1.02], secondary_y=False)
     fig.update_yaxes(title="loss (nats)", secondary_y=True, rangemode="tozero")
-    fig.update_layout(legend=dict(orientation="h", y=1.08, x=0))
+    # the legend sits beside the title, above the plot: never over a curve
+    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     return style.apply(fig, dark, title="Bradley-Terry", height=460)
 
 
@@ -73,7 +90,9 @@ def steps(t: DpoTrace, dark: bool = False) -> go.Figure:
             name="loss",
             mode="lines+markers+text",
             text=[f"{v:.3f}" for v in t.loss],
-            textposition="top right",
+            textposition="top center",
+            cliponaxis=False,
+            showlegend=False,  # its panel is titled "DPO loss"
             line=dict(color=pal[4], width=3),
         ),
         row=1,
@@ -81,7 +100,7 @@ def steps(t: DpoTrace, dark: bool = False) -> go.Figure:
     )
     fig.add_hline(y=float(np.log(2)), line_dash="dot", annotation_text="log 2", row=1, col=2)
     fig.update_xaxes(title="DPO step", dtick=1)
-    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
+    fig.update_layout(legend=LEGEND_ON_TITLE_LINE)
     return style.apply(fig, dark, title=f"DPO with LoRA, β = {t.beta:g}", height=460)
 
 
@@ -102,5 +121,14 @@ def log_probs(t: DpoTrace, dark: bool = False) -> go.Figure:
         )
     )
     fig.update_yaxes(title="log π(y | x), summed over the answer")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.05, x=0))
+    fig.update_layout(barmode="group", legend=LEGEND_ON_TITLE_LINE)
     return style.apply(fig, dark, title="Log-probabilities of the two answers", height=460)
+
+
+def waiting(message: str, dark: bool = False) -> go.Figure:
+    """An empty figure that says what to press: a view whose computation waits for its button."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=22))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return style.apply(fig, dark)

@@ -82,6 +82,14 @@ class GrpoConfig(Config):
     lora_alpha: int = param(16, "LoRA alpha (the update is scaled by alpha / r)", lo=1, hi=1024)
     lora_targets: tuple[str, ...] = param(("q_proj", "v_proj"), "module names that get a LoRA adapter")
     seed: int = param(0, "seed of the prompts, the sampling and the adapter's initial weights", lo=0)
+    max_kl: float = param(
+        5.0,
+        "the run is ended (diverged) when the mean per-token KL to the reference passes this (nats)",
+        lo=0.0,
+        hi=1e6,
+        open_lo=True,
+        label="KL limit",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.lora_targets, (list, str)):  # a list (JSON, a caller) or one name: stored as a tuple

@@ -91,7 +91,8 @@ def curves(metrics: dict[str, list[float]], dark: bool = False, at: int | None =
                     fig.add_vline(x=at, line=dict(color="gray", dash="dot"), row=row, col=col)
     fig.update_xaxes(title="step", row=2)
     fig.update_layout(legend=dict(orientation="h", y=-0.18))
-    return style.apply(fig, dark, height=620)
+    style.apply(fig, dark, height=620)
+    return fig.update_layout(margin=dict(t=50))  # room for the subplot titles under the plot's toolbar
 
 
 def _advantage_colour(a: float, scale: float) -> str:
@@ -101,24 +102,35 @@ def _advantage_colour(a: float, scale: float) -> str:
 
 
 def group_table(group: GrpoGroup, dark: bool = False) -> str:
-    """HTML table of one group's completions, each row coloured by its advantage (red < 0 < blue)."""
+    """HTML table of one group's completions, best advantage first, each row coloured by its advantage
+    (blue > 0 > red); ``#`` is the completion's number in the group. Large type: it is a demo's main view."""
     comps = group.completions
     scale = max([abs(c.advantage) for c in comps] + [1e-9])
     names = list(comps[0].rewards) if comps else []
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in ["#", "completion", *names, "reward", "advantage"])
+    head = "".join(
+        f'<th style="text-align:left;padding:2px 8px">{html.escape(n)}</th>'
+        for n in ["#", "completion", *names, "reward", "Â"]
+    )
     rows = []
-    for i, c in enumerate(comps):
+    order = sorted(range(len(comps)), key=lambda i: -comps[i].advantage)  # stable: ties keep the sample order
+    for i in order:
+        c = comps[i]
         bg = _advantage_colour(c.advantage, scale)
         cells = [str(i), html.escape(c.text).replace("\n", "⏎")]
-        cells += [f"{c.rewards[n]:g}" for n in names] + [f"{c.reward:g}", f"{c.advantage:+.3f}"]
-        rows.append(f'<tr style="background:{bg}">' + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    note = " · all rewards equal: no signal from this group" if group.zero_std else ""
+        cells += [f"{c.rewards[n]:g}" for n in names] + [f"{c.reward:g}", f"<b>{c.advantage:+.2f}</b>"]
+        rows.append(
+            f'<tr style="background:{bg}">' + "".join(f'<td style="padding:2px 8px">{x}</td>' for x in cells) + "</tr>"
+        )
+    note = " · all rewards equal: every Â = 0, no signal from this group" if group.zero_std else ""
     caption = (
-        f"<p><b>{html.escape(group.prompt)}</b> (answer {html.escape(str(group.answer))}) · "
-        f"group mean {group.mean:.3f}, std {group.std:.3f}{note}</p>"
+        f'<p style="font-size:20px;margin:0 0 6px"><b>{html.escape(group.prompt)}</b> '
+        f"→ {html.escape(str(group.answer))} · mean {group.mean:.2f} · std {group.std:.2f}{note}</p>"
     )
-    table = f'<table style="border-collapse:collapse;width:100%;font-size:17px"><tr>{head}</tr>{"".join(rows)}</table>'
-    return caption + table
+    table = (
+        '<table style="border-collapse:collapse;width:100%;font-size:20px;line-height:1.25">'
+        f"<tr>{head}</tr>{''.join(rows)}</table>"
+    )
+    return f'<div data-lecture-view="group" style="padding:2px 6px">{caption}{table}</div>'
 
 
 def token_heat(comp: GrpoCompletion, eps_low: float = 0.2, eps_high: float = 0.2, dark: bool = False) -> go.Figure:
@@ -145,7 +157,7 @@ def token_heat(comp: GrpoCompletion, eps_low: float = 0.2, eps_high: float = 0.2
             zmax=1 + span,
             text=[[f"{v:.3f}" for v in ratio]],
             texttemplate="%{text}",
-            colorbar=dict(y=0.8, len=0.4, title="ρ"),
+            colorbar=dict(y=0.8, len=0.45, title="ρ", nticks=3),
         ),
         1,
         1,
@@ -159,7 +171,7 @@ def token_heat(comp: GrpoCompletion, eps_low: float = 0.2, eps_high: float = 0.2
             zmin=0,
             text=[[f"{v:.3f}" for v in kl]],
             texttemplate="%{text}",
-            colorbar=dict(y=0.2, len=0.4, title="KL"),
+            colorbar=dict(y=0.2, len=0.45, title="KL", nticks=3),
         ),
         2,
         1,
@@ -199,7 +211,10 @@ def advantage_bars(rewards: list[float], advantages: dict[str, list[float]], dar
         ]
     )
     fig.add_hline(y=0, line=dict(color="gray"))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.25))
+    # a label that would have to shrink below the smallest legible size is left out, not shrunk
+    fig.update_layout(
+        barmode="group", legend=dict(orientation="h", y=-0.25), uniformtext=dict(minsize=style.MIN_FONT, mode="hide")
+    )
     fig.update_yaxes(title="advantage Â")
     return style.apply(fig, dark, title="advantage of each completion", height=460)
 

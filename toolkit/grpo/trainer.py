@@ -40,6 +40,41 @@ class Busy(RuntimeError):
     """Another GRPO run holds this process's trainable model."""
 
 
+class Diverged(RuntimeError):
+    """The run went numerically wrong (a non-finite loss or probability, or a KL past its limit): it is ended."""
+
+
+class Control:
+    """When a run must stop: asked (``stop``), nobody reading it for ``idle_s``, or past its ``max_s`` wall cap.
+
+    ``halted()`` is checked before every generated token, every optimiser update and every step, so a stop takes
+    effect within one forward pass, not at the end of a 30-second step. ``reason`` says why it stopped."""
+
+    def __init__(self, stop: threading.Event | None = None, idle_s: float | None = None,
+                 max_s: float | None = None):
+        self.stop = stop if stop is not None else threading.Event()
+        self.idle_s, self.max_s = idle_s, max_s
+        self.started = self.last_read = time.monotonic()
+        self.reason: str | None = None
+
+    def read(self) -> None:
+        """The consumer is still there (it read the stream just now)."""
+        self.last_read = time.monotonic()
+
+    def halted(self) -> bool:
+        now = time.monotonic()
+        if self.reason is None:
+            if self.stop.is_set():
+                self.reason = "stopped"
+            elif self.idle_s is not None and now - self.last_read > self.idle_s:
+                self.reason = f"nobody read it for {self.idle_s:.0f} s (the page was closed)"
+            elif self.max_s is not None and now - self.started > self.max_s:
+                self.reason = f"it reached its {self.max_s:.0f} s time cap"
+            if self.reason is not None:
+                self.stop.set()
+        return self.reason is not None
+
+
 def is_busy() -> bool:
     """True while a run (or an ``exclusive()`` block) holds this process's trainable model."""
     return _RUN_LOCK.locked()
@@ -118,13 +153,19 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.G
 
 
 @torch.no_grad()
-def sample_group(model, prompt_ids, g, max_new, temperature, top_p, eos: list[int], pad: int, gen):
-    """-> completion ids (G, C) padded after each sequence's first stop token, mask (G, C) (1 up to it)."""
+def sample_group(model, prompt_ids, g, max_new, temperature, top_p, eos: list[int], pad: int, gen, control=None):
+    """-> completion ids (G, C) padded after each sequence's first stop token, mask (G, C) (1 up to it); None when
+    ``control`` halts the run mid-way."""
     logits, cache = _prefill(model, prompt_ids, g)
     eos_t = torch.tensor(eos)
     done = torch.zeros(g, dtype=torch.bool)
     tokens, masks = [], []
     for _ in range(max_new):
+        if control is not None and control.halted():
+            return None
+        if not bool(torch.isfinite(logits).all()):
+            raise Diverged("the policy's next-token probabilities are not finite (NaN or inf): the run diverged. "
+                           "Lower the learning rate or raise β (the KL weight).")
         nxt = torch.where(done, torch.full((g,), pad), _sample(logits, temperature, top_p, gen))  # (G,)
         tokens.append(nxt)
         masks.append(~done)
@@ -168,31 +209,29 @@ def run(config: GrpoConfig | None = None, stop: threading.Event | None = None, *
     """Train, yielding one GrpoStep per step (streamable). Raises Busy if a run is already going."""
     cfg = GrpoConfig.make(config, **options)
     with exclusive():
-        yield from _run(cfg, stop)
+        yield from _run(cfg, Control(stop))
 
 
 def stream(
-    cfg: GrpoConfig, stop: threading.Event, poll_s: float = 1.0, idle_s: float = 60.0
+    cfg: GrpoConfig, control: Control | threading.Event, poll_s: float = 1.0
 ) -> Iterator[GrpoStep | None]:
     """Train in a background thread; yield each GrpoStep, and None every ``poll_s`` seconds in between.
 
     For live demos: the consumer is never blocked for long, so a web server can close it at once (page left,
-    stop pressed); closing sets ``stop``. The run also stops by itself when nobody has read it for ``idle_s``.
-    Raises Busy at once if another run holds the model.
+    stop pressed); closing stops the run. ``control`` (a Control, or a bare stop Event) also ends it when nobody has
+    read the stream for its ``idle_s`` or past its ``max_s``. Raises Busy at once if another run holds the model.
     """
+    control = control if isinstance(control, Control) else Control(control)
     if not isinstance(cfg, GrpoConfig):
         raise TypeError(f"expected a GrpoConfig, got {type(cfg).__name__}")
     _acquire()
     items: queue.Queue = queue.Queue()
-    last_read = [time.monotonic()]
     done = object()
 
     def work() -> None:
         try:
-            for rec in _run(cfg, stop):
+            for rec in _run(cfg, control):
                 items.put(rec)
-                if time.monotonic() - last_read[0] > idle_s:
-                    stop.set()
         except Exception as err:  # handed to the consumer, raised there
             items.put(err)
         finally:
@@ -205,20 +244,31 @@ def stream(
             try:
                 item = items.get(timeout=poll_s)
             except queue.Empty:
-                last_read[0] = time.monotonic()
+                control.read()
                 yield None
                 continue
-            last_read[0] = time.monotonic()
+            control.read()
             if item is done:
                 return
             if isinstance(item, Exception):
                 raise item
             yield item
     finally:
-        stop.set()
+        control.stop.set()
 
 
-def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[GrpoStep]:
+def _check_finite(step: int, update: int, loss: torch.Tensor, kl: float, max_kl: float) -> None:
+    """End a run that has gone wrong with a sentence the room can read (not NaN rewards or a KL of 7e28)."""
+    where = f"step {step}, update {update}"
+    if not bool(torch.isfinite(loss)) or not np.isfinite(kl):
+        raise Diverged(f"the run diverged at {where}: the loss is {float(loss):g}, the KL {kl:g}. "
+                       "Lower the learning rate or raise β (the KL weight).")
+    if kl > max_kl:
+        raise Diverged(f"the run diverged at {where}: the KL to the reference is {kl:.3g} (the limit is {max_kl:g}): "
+                       "the policy has moved far from the model it started as. Lower the learning rate or raise β.")
+
+
+def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
     model, tok = make_policy(cfg)
     weights, task = cfg.reward_weights(), TASKS[cfg.task]
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
@@ -228,20 +278,23 @@ def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[GrpoStep]:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     n, g = cfg.prompts_per_step, cfg.num_generations
     for step in range(cfg.steps):
-        if stop is not None and stop.is_set():
+        if control.halted():
             return
         t0 = time.perf_counter()
         problems = [task.make(rng) for _ in range(n)]
         prompts = [encode_prompt(tok, q) for q, _ in problems]
         model.eval()
         groups = [
-            sample_group(model, p, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, eos, pad, gen) for p in prompts
+            sample_group(model, p, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, eos, pad, gen, control)
+            for p in prompts
         ]
+        if any(group is None for group in groups):
+            return
         c = max(ids.shape[1] for ids, _ in groups)
         ids, mask = _pad_cat([i for i, _ in groups], c, pad), _pad_cat([m for _, m in groups], c)  # (B, C)
         lengths = mask.sum(1)  # (B,)
         texts = [tok.decode(ids[b, : lengths[b]], skip_special_tokens=True) for b in range(n * g)]
-        if stop is not None and stop.is_set():
+        if control.halted():
             return
         answers = [a for _, a in problems for _ in range(g)]
         per_fn, total = score(weights, texts, answers)
@@ -255,6 +308,8 @@ def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[GrpoStep]:
             )  # (B, C)
         updates = []
         for u in range(cfg.num_iterations):
+            if control.halted():  # between updates: a stop never waits for the rest of the step
+                return
             outs = [group_logprobs(model, p, i, m, cfg.temperature) for p, (i, m) in zip(prompts, groups)]
             logp, entropy = _pad_cat([o[0] for o in outs], c), _pad_cat([o[1] for o in outs], c)  # (B, C)
             if u == 0:
@@ -263,6 +318,7 @@ def _run(cfg: GrpoConfig, stop: threading.Event | None) -> Iterator[GrpoStep]:
                 logp, old, ref, adv_flat, cfg.epsilon_low, cfg.epsilon_high, cfg.beta
             )
             loss = maths.aggregate(tok_loss, mask, cfg.loss_type, cfg.max_new_tokens)
+            _check_finite(step, u, loss, maths.masked_mean(kl.detach(), mask), cfg.max_kl)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from toolkit import arch, models, text
-from toolkit.config import Config, param
+from toolkit.config import Config, check_budget, param
 from toolkit.kv_cache.maths import dims, formula_bytes
 from toolkit.kv_cache.trace import KvCacheTrace
 from toolkit.trace import make_meta
 
-MAX_NEW_TOKENS = 64
+MAX_NEW_TOKENS = 32  # both runs cost a forward per token: 2 x 32 forwards stay within a few seconds
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ class KvCacheConfig(Config):
         hi=text.MAX_TOKENS,
         label="token limit",
     )
+    budget: int = param(
+        4096,
+        "token forwards the uncached run may take: it re-reads the whole text at every step, so its cost is "
+        "about steps x (prompt + steps / 2); a longer prompt leaves room for fewer steps",
+        lo=1,
+        hi=1_000_000,
+    )
+
+
+def work(n_prompt: int, steps: int) -> int:
+    """Token forwards of the uncached run: n_prompt + (n_prompt + 1) + ... (the cached run adds steps)."""
+    return steps * n_prompt + steps * (steps - 1) // 2 + steps
 
 
 def measured_bytes(cache: Any) -> int:
@@ -77,6 +89,12 @@ def capture(
     cfg = KvCacheConfig.make(config, **options)
     a = arch.of(loaded)
     enc = text.encode(loaded.tokenizer, prompt, cfg.max_tokens)
+    check_budget(
+        work(len(enc.ids), cfg.steps),
+        cfg.budget,
+        "token forwards",
+        f"The prompt is {len(enc.ids)} tokens: generate fewer tokens or shorten the prompt.",
+    )
     ids = torch.tensor([enc.ids])  # (1, T)
     with_ids, with_s, with_cpu, with_mem = _step_times(loaded, ids, cfg.steps, cached=True)
     without_ids, without_s, without_cpu, _ = _step_times(loaded, ids, cfg.steps, cached=False)

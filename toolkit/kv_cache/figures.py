@@ -35,16 +35,13 @@ def times(t: KvCacheTrace, dark: bool = False) -> go.Figure:
     )
     fig.update_xaxes(title=f"generated token (prompt: {t.n_prompt} tokens)", dtick=max(1, len(x) // 8))
     fig.update_yaxes(title="milliseconds (measured now)", rangemode="tozero")
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
     total_c, total_u = t.seconds_cached[1:].sum(), t.seconds_uncached[1:].sum()
     ratio = total_u / max(total_c, 1e-9)
-    return style.apply(
-        fig,
-        dark,
-        title=f"Time per token: {ratio:.1f}× faster with the cache<br>"
-        f"(prefill {1000 * t.seconds_cached[0]:.0f} ms, not shown)",
-        height=460,
+    title = (
+        f"Time per token: {ratio:.1f}× faster with the cache (prefill {1000 * t.seconds_cached[0]:.0f} ms, not shown)"
     )
+    style.apply(fig, dark, title=title, height=460)
+    return fig.update_layout(legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom"), margin=dict(t=100))
 
 
 def memory(t: KvCacheTrace, dark: bool = False) -> go.Figure:
@@ -78,11 +75,11 @@ def memory(t: KvCacheTrace, dark: bool = False) -> go.Figure:
             marker=dict(color=pal[0], size=11, symbol="diamond"),
         )
     )
-    fig.update_xaxes(title="tokens in the cache", type="log")
-    fig.update_yaxes(title="MiB", type="log")
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0))
+    fig.update_xaxes(title="tokens in the cache", type="log", dtick=1)
+    fig.update_yaxes(title="MiB", type="log", dtick=1)
     title = (
         f"2 × {d['layers']} layers × {d['kv_heads']} kv-heads × {d['head_dim']} × length × {t.bytes_per_number} B"
-        f"<br>= {per_token / 1024:.0f} KiB per token"
+        f" = {per_token / 1024:.0f} KiB per token"
     )
-    return style.apply(fig, dark, title=title, height=460)
+    style.apply(fig, dark, title=title, height=460)
+    return fig.update_layout(legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom"), margin=dict(t=100))

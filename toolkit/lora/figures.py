@@ -10,20 +10,24 @@ from toolkit import style
 from toolkit.lora.trace import LoraTrace, QuantTrace
 
 
-def parameters(rows: list[dict], dark: bool = False) -> go.Figure:
-    """rows: {"r", "trainable", "frozen"} per rank; bars of trainable parameters with % of the total."""
+def parameters(rows: list[dict], dark: bool = False, r: int | None = None) -> go.Figure:
+    """rows: {"r", "trainable", "frozen"} per rank; bars of trainable parameters with % of the total, the bar of
+    rank ``r`` (the one being trained) highlighted."""
     pal = style.palette(dark)
     pct = [100 * x["trainable"] / (x["trainable"] + x["frozen"]) for x in rows]
     fig = go.Figure(
         go.Bar(
             x=[f"r={x['r']}" for x in rows],
             y=[x["trainable"] / 1e6 for x in rows],
-            marker_color=pal[0],
+            marker_color=[pal[4] if x["r"] == r else pal[0] for x in rows],
             text=[f"{x['trainable'] / 1e6:.2f} M<br>{p:.2f}%" for x, p in zip(rows, pct)],
             textposition="outside",
+            cliponaxis=False,
         )
     )
-    fig.update_yaxes(title="trainable parameters (millions)", range=[0, max(x["trainable"] for x in rows) / 1e6 * 1.3])
+    fig.update_yaxes(title="trainable (millions)", range=[0, max(x["trainable"] for x in rows) / 1e6 * 1.3])
+    fig.update_xaxes(title="LoRA rank r")
+    fig.update_layout(uniformtext=dict(minsize=style.MIN_FONT, mode="show"))
     total = (rows[0]["trainable"] + rows[0]["frozen"]) / 1e6
     return style.apply(
         fig,
@@ -31,6 +35,15 @@ def parameters(rows: list[dict], dark: bool = False) -> go.Figure:
         title=f"LoRA trainable parameters (frozen model: {rows[0]['frozen'] / 1e6:.1f} M; {total:.0f} M in all)",
         height=460,
     )
+
+
+def waiting(message: str, dark: bool = False) -> go.Figure:
+    """An empty figure that says what to press: a view whose computation waits for its button."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=22))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return style.apply(fig, dark)
 
 
 def losses(t: LoraTrace, dark: bool = False) -> go.Figure:
@@ -42,6 +55,7 @@ def losses(t: LoraTrace, dark: bool = False) -> go.Figure:
             mode="lines+markers+text",
             text=[f"{v:.2f}" for v in t.losses],
             textposition="top center",
+            cliponaxis=False,
             line=dict(color=style.palette(dark)[5], width=3),
             marker=dict(size=10),
         )
@@ -88,7 +102,7 @@ def errors(q: QuantTrace, dark: bool = False) -> go.Figure:
     return style.apply(
         fig,
         dark,
-        title=f"{q.scheme}: {mb:.2f} MiB vs {q.fp32_bytes / 2**20:.2f} MiB fp32<br>"
+        title=f"{q.scheme}: {mb:.2f} MiB vs {q.fp32_bytes / 2**20:.2f} MiB in fp32, "
         f"relative error {100 * q.rel_error:.1f}%",
         height=440,
     )

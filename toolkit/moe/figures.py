@@ -28,6 +28,17 @@ def expert_colors(n: int, dark: bool = False) -> list[str]:
     return pc.sample_colorscale("Cividis", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)])  # light half only
 
 
+def ink(color: str) -> str:
+    """Black or white text, whichever reads better on ``color`` ("#RRGGBB" or "rgb(r, g, b)"): WCAG luminance."""
+    if color.startswith("#"):
+        rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    else:
+        rgb = [float(v) for v in color[color.index("(") + 1 : color.index(")")].split(",")[:3]]
+    lin = [(c / 255 / 12.92) if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return "#000" if luminance > 0.18 else "#FFF"  # 0.18: equal contrast with black and with white
+
+
 def _shown(t: str) -> str:
     return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(t, t)
 
@@ -37,21 +48,23 @@ def _token_html(tokens: list[str], top1: np.ndarray, hover: list[str], n_experts
     with a legend; hovering a token shows `hover` (a tooltip). HTML, so it wraps and stays sharp on a projector."""
     colors = expert_colors(n_experts, dark)
     legend = " ".join(
-        f'<span style="background:{colors[x]};color:#000;padding:1px 8px;border-radius:3px">expert {x}</span>'
+        f'<span style="background:{colors[x]};color:{ink(colors[x])};padding:2px 10px;border-radius:4px">'
+        f"expert {x}</span>"
         for x in range(n_experts)
     )
     spans = []
     for t, e, h in zip(tokens, top1, hover):
-        shown = {"\n": "⏎\n", "\t": "⇥"}.get(t, t)
+        shown, bg = {"\n": "⏎\n", "\t": "⇥"}.get(t, t), colors[int(e)]
         spans.append(
-            f'<span style="background:{colors[int(e)]}" title="{html.escape(h, quote=True)}">'
+            f'<span style="background:{bg};color:{ink(bg)}" title="{html.escape(h, quote=True)}">'
             f"{html.escape(shown)}</span>"
         )
+    size = 32 if len(tokens) <= 140 else 26 if len(tokens) <= 200 else 22  # as large as the frame holds
     return (
-        '<div class="moe-tokens" data-lecture-view="tokens">'
-        f'<p style="font-size:22px;margin:4px 0"><b>{html.escape(title)}</b></p>'
-        f'<p style="font-size:17px;margin:4px 0">{legend}</p>'
-        '<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:22px;line-height:1.8;'
+        '<div class="moe-tokens" data-lecture-view="tokens" style="padding:2px 8px">'
+        f'<p style="font-size:22px;margin:2px 0 6px"><b>{html.escape(title)}</b></p>'
+        f'<p style="font-size:20px;margin:4px 0 10px;line-height:1.9">{legend}</p>'
+        f'<div style="font-family:ui-monospace,Menlo,Consolas,monospace;font-size:{size}px;line-height:1.6;'
         f'white-space:pre-wrap;overflow-wrap:anywhere;color:#000">{"".join(spans)}</div></div>'
     )
 

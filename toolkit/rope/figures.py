@@ -96,11 +96,9 @@ def rotation(
             c,
         )
         deg = math.degrees(position * freqs[p]) % 360
-        fig.add_annotation(
-            x=0, y=-1.25 * r, text=f"angle = {position} × θ = {deg:.0f}° (mod 360°)", showarrow=False, row=1, col=c
-        )
-        lim = 1.35 * r
-        fig.update_xaxes(range=[-lim, lim], zeroline=True, row=1, col=c, title=f"q[{2 * p}]")
+        lim = 1.2 * r
+        title = f"q[{2 * p}]   (angle {position}·θ = {deg:.0f}° mod 360°)"
+        fig.update_xaxes(range=[-lim, lim], zeroline=True, row=1, col=c, title=title)
         fig.update_yaxes(
             range=[-lim, lim],
             zeroline=True,
@@ -110,7 +108,9 @@ def rotation(
             scaleanchor=f"x{'' if c == 1 else c}",
             scaleratio=1,
         )
-    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=0.5, yanchor="middle"))
+    for a in fig.layout.annotations:  # subplot titles: plotly makes them 16 px; the deck reads them at 18
+        a.font = dict(size=style.FONT_SIZE)
     return style.apply(fig, dark, title=f"RoPE rotates each pair{_label(token)} by pos·θᵢ", height=560)
 
 
@@ -155,7 +155,7 @@ def angles(freqs: np.ndarray, n_positions: int, context: int, dark: bool = False
     fig.update_xaxes(title="pair i", row=1, col=1)
     fig.update_yaxes(title="position", row=1, col=1)
     fig.update_xaxes(title=f"pair i ({int(wraps.sum())} wrap within the context)", row=1, col=2)
-    fig.update_yaxes(type="log", title="positions per turn", row=1, col=2)
+    fig.update_yaxes(type="log", dtick=1, title="positions per turn", row=1, col=2)
     fig.update_layout(legend=dict(orientation="h", x=0.6, y=-0.22))
     return style.apply(fig, dark, title="Fast pairs wrap many times; slow pairs never finish a turn", height=520)
 
@@ -285,22 +285,55 @@ def pair_norms(trace: RopeTrace, layer: int, head: int, dark: bool = False) -> g
     )
 
 
-def sinusoidal(n_positions: int, d: int, base: float = maths.SINUSOID_BASE, dark: bool = False) -> go.Figure:
-    """The sinusoidal PE matrix: PE(pos, 2i) = sin(pos/base^(2i/d)), PE(pos, 2i+1) = cos(...)."""
+def sinusoidal(
+    n_positions: int, d: int, base: float = maths.SINUSOID_BASE, dark: bool = False, position: int | None = None
+) -> go.Figure:
+    """The sinusoidal PE matrix: PE(pos, 2i) = sin(pos/base^(2i/d)), PE(pos, 2i+1) = cos(...), drawn as two panels
+    (the sin columns 2i, the cos columns 2i+1) so each panel reads left (fast) to right (slow); ``position``'s row
+    (the vector added to that token's embedding) is outlined."""
     pe = maths.sinusoidal(n_positions, d, base)  # (pos, d)
-    fig = go.Figure(
-        go.Heatmap(
-            z=pe,
-            colorscale=style.DIVERGING,
-            zmid=0,
-            zmin=-1,
-            zmax=1,
-            hovertemplate="pos %{y}, dim %{x}: %{z:.3f}<extra></extra>",
-        )
+    halves = (pe[:, 0::2], pe[:, 1::2])  # (pos, ceil(d/2)), (pos, floor(d/2))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=["PE(pos, 2i) = sin(pos / base^(2i/d))", "PE(pos, 2i+1) = cos(pos / base^(2i/d))"],
     )
-    fig.update_xaxes(title="dimension (even: sin, odd: cos)")
-    fig.update_yaxes(title="position", autorange="reversed")
-    return style.apply(fig, dark, title=f"Sinusoidal position encoding (d = {d}, base {base:,.0f})", height=520)
+    ink = "#f2f2f2" if dark else "#111111"
+    for c, z in enumerate(halves, start=1):
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                colorscale=style.DIVERGING,
+                zmid=0,
+                zmin=-1,
+                zmax=1,
+                showscale=c == 1,
+                colorbar=dict(title="PE", tickvals=[-1, 0, 1]),
+                hovertemplate=f"pos %{{y}}, i = %{{x}} (dim 2i{'' if c == 1 else '+1'}): %{{z:.3f}}<extra></extra>",
+            ),
+            1,
+            c,
+        )
+        if position is not None and 0 <= position < n_positions and z.shape[1]:
+            fig.add_shape(
+                type="rect",
+                x0=-0.5,
+                x1=z.shape[1] - 0.5,
+                y0=position - 0.5,
+                y1=position + 0.5,
+                line=dict(color=ink, width=3),
+                row=1,
+                col=c,
+            )
+        fig.update_xaxes(title="i (left: fast, right: slow)", row=1, col=c)
+    fig.update_yaxes(title=f"position (outlined: PE({position}))" if position is not None else "position", col=1)
+    fig.update_yaxes(autorange="reversed")
+    for a in fig.layout.annotations:  # subplot titles: plotly makes them 16 px; the deck reads them at 18
+        a.font = dict(size=style.FONT_SIZE)
+    title = f"Sinusoidal position encoding: {n_positions} positions × d = {d}, base {base:,.0f}"
+    return style.apply(fig, dark, title=title, height=520)
 
 
 def embedding_plus_pe(
@@ -335,8 +368,8 @@ def embedding_plus_pe(
         )
     )
     fig.update_yaxes(autorange="reversed")
-    norm = f"|embedding| = {np.linalg.norm(embed):.2f}, |PE| = {np.linalg.norm(pe):.2f} over all {d} dims"
-    return style.apply(fig, dark, title=f"Embedding + position encoding = final vector ({norm})", height=380)
+    norm = f"|embedding| {np.linalg.norm(embed):.2f}, |PE| {np.linalg.norm(pe):.2f} over {d} dims"
+    return style.apply(fig, dark, title=f"Embedding + PE = final vector ({norm})", height=380)
 
 
 def extension(theta: float, head_dim: int, context: int, factor: float, dark: bool = False) -> go.Figure:
@@ -362,7 +395,7 @@ def extension(theta: float, head_dim: int, context: int, factor: float, dark: bo
     fig.add_trace(_hline(n, context * factor, f"target context {context * factor:,.0f}", col[5], "dash"), 1, 2)
     for c in (1, 2):
         fig.update_xaxes(title="pair i", row=1, col=c)
-        fig.update_yaxes(type="log", row=1, col=c)
+        fig.update_yaxes(type="log", dtick=1, row=1, col=c)
     fig.update_layout(legend=dict(orientation="h", y=-0.22))
     return style.apply(
         fig, dark, title=f"Context extension ×{factor:g}: which pairs each scaling slows down", height=540

@@ -99,6 +99,8 @@ def scaled_frequencies(
     from transformers import LlamaConfig
 
     inv_freq(theta, head_dim)  # validates theta and head_dim
+    if rope_type == "dynamic" and head_dim < 4:
+        raise ValueError(f"dynamic NTK scaling needs head_dim >= 4 (its exponent d / (d - 2)); got {head_dim}")
     if rope_type not in SCALINGS:
         raise ValueError(f"unknown scaling {rope_type!r}; choose one of {', '.join(SCALINGS)}")
     if not factor >= 1:

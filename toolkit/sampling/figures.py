@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from toolkit import style
 from toolkit.sampling.trace import DecodeTrace, NextTokenTrace
@@ -18,7 +19,7 @@ def _shown(piece: str) -> str:
 def distribution(t: NextTokenTrace, dark: bool = False) -> go.Figure:
     """Model probabilities (T = 1) beside the renormalised probabilities after every filter; removed = grey."""
     pal = style.palette(dark)
-    labels = [_shown(s) for s in t.tokens]
+    labels = [style.plain(_shown(s)) for s in t.tokens]
     final = t.probs[-1]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=t.probs[0], name="model (T = 1)", marker_color=pal[1]))
@@ -26,16 +27,20 @@ def distribution(t: NextTokenTrace, dark: bool = False) -> go.Figure:
         go.Bar(
             x=labels,
             y=final,
-            name=f"after filters ({int(t.survivors[-1])} tokens left)",
+            name=f"after filters ({int(t.survivors[-1])} token{'' if t.survivors[-1] == 1 else 's'} left)",
             marker_color=[pal[0] if p > 0 else style.MASKED for p in final],
             text=[f"{p:.2f}" if p > 0 else "✗" for p in final],
             textposition="outside",
+            textangle=-90,
+            textfont=dict(size=style.MIN_FONT),
+            cliponaxis=False,
         )
     )
+    fig.update_layout(uniformtext=dict(minsize=style.MIN_FONT, mode="show"))
     c = t.config
     sub = f"T={c['temperature']:g}, top-k={c['top_k'] or 'off'}, top-p={c['top_p']:g}, min-p={c['min_p']:g}"
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, x=0))
-    fig.update_yaxes(title="probability", range=[0, min(1.0, float(np.max(t.probs)) * 1.15 + 0.02)])
+    fig.update_layout(barmode="group", legend=dict(orientation="v", y=0.98, x=0.99, xanchor="right", yanchor="top"))
+    fig.update_yaxes(title="probability", range=[0, float(np.max(t.probs)) * 1.18 + 0.02])
     fig.update_xaxes(title="next token (most likely first)", tickangle=-45)
     return style.apply(fig, dark, title=f"Next token: {sub}", height=520)
 
@@ -50,41 +55,72 @@ def survivors(t: NextTokenTrace, dark: bool = False) -> go.Figure:
             marker_color=style.palette(dark)[4],
         )
     )
-    fig.update_yaxes(type="log", title="tokens left")
+    fig.update_yaxes(type="log", dtick=1, title="tokens left")
+    fig.update_layout(uniformtext=dict(minsize=style.MIN_FONT, mode="show"))
     return style.apply(fig, dark, title="Vocabulary left after each stage", height=380)
 
 
-def steps(d: DecodeTrace, dark: bool = False) -> go.Figure:
-    """Rows = steps; cells = the most likely tokens of the distribution drawn from; ★ = the token chosen."""
+def _step_cells(d: DecodeTrace) -> tuple[list[list[str]], list[str]]:
+    """Cell texts (★ = the token chosen, then its p) and row labels (step: chosen token) of one continuation."""
     n, k = d.step_probs.shape
     text = [
         [
-            ("★ " if d.step_ids[i, j] == d.ids[i] else "")
-            + _shown(d.step_tokens[i][j])
+            "✗"  # filtered out: p = 0 exactly (its name would only crowd the cell)
+            if d.step_probs[i, j] == 0
+            else ("★ " if d.step_ids[i, j] == d.ids[i] else "")
+            + style.plain(_shown(d.step_tokens[i][j]))
             + f"<br>{d.step_probs[i, j]:.2f}"
             for j in range(k)
         ]
         for i in range(n)
     ]
     rows = [
-        f"{i + 1}: {_shown(d.tokens[i])}" + ("" if d.ids[i] in d.step_ids[i] else f" (p={d.chosen_prob[i]:.3f})")
+        f"{i + 1}: {style.plain(_shown(d.tokens[i]))}"
+        + ("" if d.ids[i] in d.step_ids[i] else f" (p={d.chosen_prob[i]:.3f})")
         for i in range(n)
     ]
-    fig = go.Figure(
-        go.Heatmap(
-            z=d.step_probs,
-            x=[f"#{j + 1}" for j in range(k)],
-            y=rows,
-            text=text,
-            texttemplate="%{text}",
-            textfont=dict(size=14),
-            colorscale=style.SEQUENTIAL,
-            zmin=0,
-            zmax=1,
-            colorbar=dict(title="p"),
-        )
+    return text, rows
+
+
+def _step_heatmap(d: DecodeTrace, showscale: bool = True) -> go.Heatmap:
+    text, rows = _step_cells(d)
+    return go.Heatmap(
+        z=d.step_probs,
+        x=[f"#{j + 1}" for j in range(d.step_probs.shape[1])],
+        y=rows,
+        text=text,
+        texttemplate="%{text}",
+        textfont=dict(size=style.MIN_FONT + 1),
+        colorscale=style.SEQUENTIAL,
+        zmin=0,
+        zmax=1,
+        showscale=showscale,
+        colorbar=dict(title="p"),
+        hovertemplate="%{y}, rank %{x}: p = %{z:.3f}<extra></extra>",
     )
+
+
+def steps(d: DecodeTrace, dark: bool = False) -> go.Figure:
+    """Rows = steps; cells = the most likely tokens of the distribution drawn from; ★ = the token chosen."""
+    fig = go.Figure(_step_heatmap(d))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="rank in the distribution drawn from")
     name = "greedy (argmax)" if d.mode == "greedy" else f"sampled, seed {d.seed}"
-    return style.apply(fig, dark, title=name, height=90 + 48 * n)
+    return style.apply(fig, dark, title=name, height=90 + 48 * len(d.tokens))
+
+
+def greedy_vs_sampled(greedy: DecodeTrace, sampled: DecodeTrace, dark: bool = False) -> go.Figure:
+    """The two continuations side by side, step by step: the same prompt, argmax vs a seeded draw."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.2,
+        subplot_titles=["greedy (argmax)", f"sampled, seed {sampled.seed}"],
+    )
+    fig.add_trace(_step_heatmap(greedy, showscale=False), 1, 1)
+    fig.add_trace(_step_heatmap(sampled), 1, 2)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="rank in the distribution drawn from (★ = chosen)")
+    for a in fig.layout.annotations:  # subplot titles: plotly makes them 16 px
+        a.font = dict(size=style.FONT_SIZE + 2)
+    return style.apply(fig, dark, title=None, height=120 + 48 * max(len(greedy.tokens), len(sampled.tokens)))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from toolkit import models, text
-from toolkit.config import Config, param
+from toolkit.config import Config, check_budget, param
 from toolkit.sft.maths import IGNORE, answer_mask, labels, per_token_loss
 from toolkit.sft.trace import SftTrace
 from toolkit.trace import make_meta
@@ -74,13 +74,12 @@ def build(model: models.Loaded | str, exchange: Exchange | tuple, max_tokens: in
     full = tok.apply_chat_template(messages + [{"role": "assistant", "content": ex.answer}], tokenize=False)
     if not full.startswith(prompt):
         raise ValueError("the chat template does not render the prompt as a prefix of the full exchange")
-    enc = text.encode(tok, full, max_tokens, special=False)
-    if enc.truncated:
-        raise ValueError(f"the exchange is {enc.n_total} tokens; the limit is {max_tokens}")
-    prompt_ids = text.encode(tok, prompt, max_tokens, special=False).ids
-    if enc.ids[: len(prompt_ids)] != prompt_ids:
-        raise ValueError("tokenizing the full exchange changed the prompt's tokens")
-    return Built(enc.ids, labels(enc.ids, len(prompt_ids)), full)
+    # The prompt and the answer are tokenised apart and joined, as TRL does for prompt-completion data: tokenised
+    # whole, an answer that starts with spaces would merge with the template's "\n" and blur the boundary.
+    prompt_ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
+    ids = prompt_ids + list(tok(full[len(prompt) :], add_special_tokens=False)["input_ids"])
+    check_budget(len(ids), max_tokens, "tokens for the whole exchange", "Shorten the texts.")
+    return Built(ids, labels(ids, len(prompt_ids)), full)
 
 
 def batch(

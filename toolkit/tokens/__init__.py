@@ -1,4 +1,4 @@
-"""Tokens and embeddings (slides "Before the Transformer: how do words become numbers?", "Embeddings",
+"""Tokens and embeddings (slides "Before the Transformer: words as numbers", "Embeddings",
 "Tokenization: the real input to LLMs").
 
     from toolkit import tokens
@@ -6,10 +6,11 @@
     tokens.figures.pieces(trace)
 
 maths: cosine, PCA, word spans (pure numpy); capture: tokenize/compare, embed, analogy on real models; trace:
-TokenizationTrace, EmbeddingTrace, AnalogyTrace; figures: one plotly figure per view.
+TokenizationTrace, EmbeddingTrace, AnalogyTrace; figures: one plotly figure per view; chips: tokens drawn as boxes
+laid out like their text (the pieces view, and SFT's labels view).
 """
 
-from toolkit.tokens import figures
+from toolkit.tokens import chips, figures
 from toolkit.tokens.capture import (
     MAX_WORDS,
     MIN_WORDS,
@@ -39,6 +40,7 @@ __all__ = [
     "EmbeddingTrace",
     "AnalogyTrace",
     "figures",
+    "chips",
     "cosine_matrix",
     "pca",
     "tokens_per_word",

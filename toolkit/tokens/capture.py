@@ -1,4 +1,4 @@
-"""Tokens and embeddings capture: slides "Before the Transformer: how do words become numbers?", "Embeddings"
+"""Tokens and embeddings capture: slides "Before the Transformer: words as numbers", "Embeddings"
 and "Tokenization: the real input to LLMs".
 
 Tokenization: the real tokenizers split text into pieces with ids. SmolLM2 uses byte-level BPE: a piece is a

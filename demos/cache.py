@@ -1,0 +1,92 @@
+"""Caches for a shared server, bounded by bytes rather than by entries.
+
+A class opening the same slide asks the same question: the first answer is kept and the rest are served from
+memory. ``functools.lru_cache(maxsize=4)`` of 512-token attention traces could hold 4 x 400 MB; here a cache never
+holds more than its byte budget, and a single answer larger than the budget is returned but not kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+TRACE_CACHE_BYTES = 192 * 2**20  # per cached function; the server's whole cache budget is written in the README
+
+
+def nbytes(value: Any) -> int:
+    """Bytes of the numpy arrays a value holds (a trace, a tuple or dict of them); other fields count as small."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value)) + 1024
+    if isinstance(value, (tuple, list)):
+        return sum(nbytes(v) for v in value) + 64
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values()) + 64
+    return 256
+
+
+class ByteCache:
+    """A thread-safe LRU mapping whose values' ``nbytes`` sum to at most ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = TRACE_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.bytes = 0
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key not in self._items:
+                raise KeyError(key)
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
+    def put(self, key: Any, value: Any) -> None:
+        size = nbytes(value)
+        if size > self.max_bytes:
+            return  # one answer larger than the whole budget: serve it, do not keep it
+        with self._lock:
+            if key in self._items:
+                self.bytes -= self._items.pop(key)[1]
+            self._items[key] = (value, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, old) = self._items.popitem(last=False)
+                self.bytes -= old
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
+
+
+def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES) -> Callable:
+    """Decorator: memoise a function of hashable arguments in a ByteCache (``fn.cache`` is the cache)."""
+
+    def wrap(fn: Callable) -> Callable:
+        store = ByteCache(max_bytes)
+
+        @functools.wraps(fn)
+        def cached(*args: Any) -> Any:
+            try:
+                return store.get(args)
+            except KeyError:
+                pass
+            value = fn(*args)
+            store.put(args, value)
+            return value
+
+        cached.cache = store
+        return cached
+
+    return wrap

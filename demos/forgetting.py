@@ -1,0 +1,138 @@
+"""Catastrophic forgetting, measured: SmolLM2 fine-tuned on a narrow task five ways, task loss vs general
+perplexity at every step, and what it now says to general prompts."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import gradio as gr
+
+from demos import stage, ui
+from toolkit import forgetting as fg
+from toolkit.forgetting import figures as views
+from toolkit.forgetting.record import ASSET, COMMAND
+from toolkit.trace import TraceError
+
+VIEWS = [("task loss and general perplexity", "curves"), ("answers before and after", "answers")]
+VIEW_NAMES = [v for _, v in VIEWS]
+LIVE_METHODS = [(fg.METHOD_TITLES[m], m) for m in fg.METHODS]
+LIVE_MAX_STEPS = 20
+_live_lock = threading.Lock()
+_live_stop: list[threading.Event] = []
+
+
+@functools.cache
+def recorded() -> fg.ForgettingTrace:
+    try:
+        return fg.ForgettingTrace.load(ASSET)
+    except TraceError as err:
+        raise ui.UserError(f"The recorded runs cannot be read ({err}). Re-record them: `{COMMAND}`.") from None
+
+
+def summary(trace: fg.ForgettingTrace) -> str:
+    parts = []
+    for m in trace.methods:
+        s = trace.summary(m)
+        parts.append(
+            f"**{fg.METHOD_TITLES[m]}**: task {s['task_before']:.2f} → {s['task_after']:.2f}, "
+            f"perplexity {s['ppl_before']:.1f} → {s['ppl_after']:.1f} ({s['ppl_rise_pct']:+.0f} %)"
+        )
+    return f"Recorded, {trace.steps} steps each (`{COMMAND}`): " + " · ".join(parts)
+
+
+@ui.safe
+def show(view, request: gr.Request | None = None):
+    """(status, hero plot update, hero html update) of the recorded runs."""
+    view = ui.as_choice(view, "view", VIEW_NAMES)
+    return _views(view, ui.is_dark(request))
+
+
+@functools.lru_cache(maxsize=8)
+def _views(view: str, dark: bool):
+    trace = recorded()
+    if view == "answers":
+        return summary(trace), gr.update(visible=False), gr.update(value=views.answers(trace, dark), visible=True)
+    fig = stage.fill(views.curves(trace, dark))
+    return summary(trace), gr.update(value=fig, visible=True), gr.update(visible=False)
+
+
+@ui.safe
+def live(method, steps, request: gr.Request | None = None):
+    """Train one method live on a private copy of the model; each step streams in beside the recorded runs."""
+    method = ui.as_choice(method, "method", list(fg.METHODS))
+    cfg = ui.config(fg.ForgettingConfig, base=fg.preset(method), steps=ui.as_int(steps, "steps", 1, LIVE_MAX_STEPS))
+    dark = ui.is_dark(request)
+    if not _live_lock.acquire(blocking=False):
+        raise ui.UserError("Busy: a live fine-tuning run is already going on this server; wait or stop it.")
+    stop = threading.Event()
+    _live_stop[:] = [stop]
+    try:
+        yield f"Starting {fg.METHOD_TITLES[method]} for {cfg.steps} steps on a private copy ...", gr.skip(), gr.skip()
+        trace, history, model = recorded(), [], None
+        for step, trained in fg.stream(ui.model(), cfg, stop):
+            history.append(step)
+            model = trained
+            extra = {
+                "method": method,
+                "task_loss": [s.task_loss for s in history],
+                "general_ppl": [s.general_ppl for s in history],
+            }
+            note = (
+                f"**live {fg.METHOD_TITLES[method]}**, step {step.step}/{cfg.steps}: task loss {step.task_loss:.2f}, "
+                f"general perplexity {step.general_ppl:.1f} ({step.seconds:.0f} s)"
+            )
+            yield note, gr.update(value=stage.fill(views.curves(trace, dark, extra)), visible=True), gr.skip()
+        if history and not stop.is_set():
+            said = fg.answers(ui.model(), model, fg.PROMPTS[:1])[0]
+            yield f"{note} · asked *{fg.PROMPTS[0]}* it now says: {said!r}", gr.skip(), gr.skip()
+    except gr.Error:
+        raise
+    except Exception as err:
+        ui.log.exception("live forgetting run failed")
+        raise ui.UserError(f"The live run failed: {type(err).__name__}: {str(err)[:300]}") from err
+    finally:
+        stop.set()
+        _live_lock.release()
+
+
+@ui.safe
+def stop_live():
+    for ev in _live_stop:
+        ev.set()
+    return "Stopped."
+
+
+def on_load(request: gr.Request):
+    view = ui.preset(ui.query(request), "view", "curves", str, VIEW_NAMES)
+    try:
+        out = show(view, request)
+    except gr.Error as err:
+        out = (f"⚠️ {err.message}", gr.update(visible=False), gr.update(visible=False))
+    return gr.update(value=view), *out
+
+
+with gr.Blocks(title="Catastrophic forgetting") as demo:
+    ui.header("forgetting", __doc__)
+    with stage.strip():
+        view_in = gr.Dropdown(VIEWS, value="curves", label="view", scale=3)
+        method_in = gr.Dropdown(LIVE_METHODS, value="lora_replay", label="live run: method", scale=3)
+        steps_in = gr.Number(8, label="steps", precision=0, minimum=1, maximum=LIVE_MAX_STEPS, scale=1)
+        start_btn = gr.Button("Run live", variant="primary", scale=1)
+        stop_btn = gr.Button("Stop", variant="stop", scale=1)
+    status = stage.status()
+    plot = stage.hero()
+    table = stage.hero_html()
+    with stage.options():
+        gr.Markdown(
+            "Task: *Which number is larger, a or b? Answer with just the number.* (64 training exchanges, 8 held "
+            "out). General text: Python's reference topics, held out from training. Every run trains a private "
+            f"copy; the shared model never changes. Re-record: `{COMMAND}`."
+        )
+    view_in.input(show, [view_in], [status, plot, table], api_name="show")
+    run_event = start_btn.click(live, [method_in, steps_in], [status, plot, table], api_name="live")
+    stop_btn.click(stop_live, None, status, cancels=[run_event], api_name="stop_live")
+    demo.load(on_load, None, [view_in, status, plot, table], api_name=False)
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,0 +1,312 @@
+"""A lecture hall that cannot be knocked over (issue #15): one regression test per finding of the hostile-student
+review, on the real server where it matters.
+
+Lanes and budgets (finding 1), bounded memory (2), transport limits (3, 4), messages for odd input (8), escaped
+presets (9), the Host allow-list and classroom mode (10). The model cache (6, 7) is tested in test_models.py and
+live GRPO ownership (5) in test_grpo.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from demos import cache, ui
+from lecture import guard
+from toolkit.config import BudgetError, check_budget
+
+# ---- finding 1: lanes -- cheap work never waits behind model work; training one at a time ------------------------
+
+
+def test_cheap_handlers_never_wait_behind_model_work():
+    release, started = threading.Event(), threading.Barrier(ui.WORKERS + 1)
+
+    @ui.safe
+    def slow_forward():
+        started.wait(timeout=10)
+        release.wait(timeout=30)
+        return "done"
+
+    @ui.safe(lane="cheap")
+    def arithmetic():
+        return 2 + 2
+
+    threads = [threading.Thread(target=slow_forward) for _ in range(ui.WORKERS)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait(timeout=10)  # every model slot is now held
+        assert arithmetic() == 4  # answered while both slots are busy
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+def test_training_runs_one_at_a_time_and_a_second_is_told_at_once():
+    inside, release = threading.Event(), threading.Event()
+
+    @ui.safe(lane="train")
+    def train():
+        inside.set()
+        release.wait(timeout=30)
+        return "trained"
+
+    first = threading.Thread(target=train)
+    first.start()
+    try:
+        assert inside.wait(timeout=10)
+        with pytest.raises(ui.UserError, match="Another training run"):
+            train()
+
+        @ui.safe
+        def forward():
+            return "ok"
+
+        assert forward() == "ok"  # model work is not blocked by the training run
+    finally:
+        release.set()
+        first.join(timeout=30)
+    assert train() == "trained"  # the slot is free again
+
+
+def test_budgets_are_sentences_with_the_fix():
+    check_budget(100, 100, "tokens", "Shorten it.")
+    with pytest.raises(BudgetError, match="needs 4,097 token-steps; the limit is 4,096. Shorten"):
+        check_budget(4097, 4096, "token-steps", "Shorten the prompt.")
+
+    @ui.safe
+    def expensive():
+        check_budget(10, 5, "tokens", "Shorten the text.")
+
+    with pytest.raises(ui.UserError, match="the limit is 5"):
+        expensive()
+
+
+def test_kv_cache_request_at_its_limits_is_refused_by_its_budget(smol):
+    """The finding's request (a ~6,000-character prompt, 64 steps: 128 s) is refused before any forward pass."""
+    from demos import kv_cache
+    from toolkit.kv_cache.capture import KvCacheConfig, work
+
+    prompt = "The history of Rome. " * 285  # 5,985 characters
+    with pytest.raises(ui.UserError, match="token forwards; the limit is 4,096. The prompt is 512 tokens"):
+        kv_cache.run(prompt, 32)
+    with pytest.raises(ui.UserError, match="tokens to generate"):  # the finding's 64 steps: out of range now
+        kv_cache.run("Hello", 64)
+    assert work(512, 64) > KvCacheConfig().budget >= work(100, 32)
+
+
+def test_dpo_at_the_findings_limits_is_refused_by_its_budget(smol):
+    """3 x ~1,000 characters and 10 steps took 63-73 s: refused at once; the default pair at 10 steps is fine."""
+    from demos import dpo
+    from toolkit.dpo.capture import DpoConfig
+
+    prompt, chosen, rejected = "What happened to Rome? " * 20, "It fell slowly. " * 50, "I do not know. " * 50
+    with pytest.raises(ui.UserError, match="token-steps; the limit is 2,500"):
+        dpo.train(prompt, chosen, rejected, 0.1, 10)
+    assert DpoConfig().budget == 2500
+
+
+def test_the_attention_demo_serves_at_most_its_token_budget(smol):
+    from demos import attention
+
+    with pytest.raises(ui.UserError, match="at most 256 tokens"):
+        attention.show("word " * 600, "smollm2-135m", 0, 0, "it", "head", max_tokens=512)
+    notice, *_ = attention.show("word " * 600, "smollm2-135m", 0, 0, "it", "head", max_tokens=256)
+    assert "only the first 256" in notice
+
+
+# ---- finding 2: memory bounded by bytes ----------------------------------------------------------------------------
+
+
+def test_byte_cache_never_holds_more_than_its_budget():
+    store = cache.ByteCache(max_bytes=10_000)
+    for i in range(50):
+        store.put(i, np.zeros(500, dtype=np.float32))  # 2,000 bytes each
+        assert store.bytes <= 10_000
+    assert len(store) == 5 and store.get(49) is not None
+    with pytest.raises(KeyError):
+        store.get(0)  # the oldest went first
+    store.put("huge", np.zeros(100_000, dtype=np.float32))  # larger than the budget: served, never kept
+    with pytest.raises(KeyError):
+        store.get("huge")
+
+
+def test_attention_traces_are_cached_by_bytes(smol):
+    from demos import attention
+
+    cached = attention._capture if hasattr(attention, "_capture") else None
+    assert cached is not None and isinstance(cached.cache, cache.ByteCache)
+    for i in range(6):
+        attention.show(f"sentence number {i} " * 30, "smollm2-135m", 0, 0, "it", "head", max_tokens=256)
+        assert cached.cache.bytes <= cached.cache.max_bytes
+
+
+# ---- findings 3, 4, 10: transport ---------------------------------------------------------------------------------
+
+
+def _request(url: str, data: bytes | None = None, host: str | None = None, headers: dict | None = None):
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    if host:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as reply:
+            return reply.status, reply.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode("utf-8", "replace")
+
+
+def test_request_bodies_have_a_size_limit(live_server):
+    big = b"x" * (guard.MAX_BODY_BYTES + 1)
+    status, body = _request(
+        f"{live_server.url}/demo/rope/gradio_api/queue/join", big, headers={"Content-Type": "application/json"}
+    )
+    assert status == 413 and "over" in body
+    status, _ = _request(
+        f"{live_server.url}/demo/rope/gradio_api/queue/join", b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert status != 413  # a small body reaches Gradio (which refuses it for its own reasons)
+
+
+def test_direct_api_routes_are_closed(live_server):
+    payload = json.dumps({"data": [10000, 64, 10, 8, "default", 4, 8192]}).encode()
+    status, body = _request(
+        f"{live_server.url}/demo/rope/gradio_api/api/rope", payload, headers={"Content-Type": "application/json"}
+    )
+    assert status == 404 and "queue" in body
+    facts, _ = live_server.client("model_card").predict("smollm2-135m", api_name="/show")  # the queue still works
+    assert "30" in facts
+
+
+def test_uploads_are_refused(live_server):
+    status, body = _request(
+        f"{live_server.url}/demo/model_card/gradio_api/upload",
+        b"--boundary\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=boundary"},
+    )
+    assert status == 403 and "uploads are disabled" in body
+
+
+def test_only_this_servers_host_names_are_answered(live_server):
+    assert _request(f"{live_server.url}/healthz")[0] == 200
+    for host in ("evil.example", "evil.example:7860", "10.0.0.9", "attacker.127.0.0.1.nip.io"):
+        status, body = _request(f"{live_server.url}/healthz", host=host)
+        assert status == 421 and "does not answer" in body, host
+
+
+def test_binding_another_address_warns_and_classroom_refuses_any_model(capsys, monkeypatch):
+    from lecture import cli, server
+
+    assert guard.is_loopback("127.0.0.1") and guard.is_loopback("::1") and not guard.is_loopback("0.0.0.0")
+    monkeypatch.setattr(server, "build_app", lambda *a, **k: (_ for _ in ()).throw(SystemExit("stop")))
+    with pytest.raises(SystemExit):
+        server.serve("0.0.0.0", 7999)
+    assert "WARNING: binding 0.0.0.0" in capsys.readouterr().out
+    assert cli.main(["serve", "--classroom", "--any-model", "--no-preload"]) == 2
+    assert "refuses --any-model" in capsys.readouterr().err
+
+
+def test_classroom_index_shows_the_students_url_and_a_qr_code():
+    from lecture import server
+
+    page = server.index_html({}, "http://192.0.2.7:7860/")
+    assert "http://192.0.2.7:7860/" in page and "<svg" in page
+    assert "█" in guard.qr_terminal("http://192.0.2.7:7860/")
+
+
+# ---- findings 8, 9: every message clear, every preset escaped --------------------------------------------------------
+
+
+BAD_NAMES = [
+    None,
+    0,
+    1.5,
+    -1,
+    True,
+    False,
+    [],
+    [1],
+    {},
+    {"a": 1},
+    ("x",),
+    b"bytes",
+    float("nan"),
+    "x" * 10_000,
+    "a\x00b",
+    "\n\t",
+    "../../../etc",
+    "<img src=x onerror=alert(1)>",
+]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=[repr(n)[:20] for n in BAD_NAMES])
+def test_model_card_any_model_name_is_a_message(name):
+    from demos import model_card
+
+    try:
+        facts, _ = model_card.show(name)
+    except ui.UserError as err:
+        assert not str(err).startswith("Something went wrong") and "<img" not in str(err)
+    else:
+        assert facts
+
+
+def test_user_error_messages_are_text_not_markup():
+    err = ui.UserError("could not load '<img src=x onerror=alert(1)>'")
+    assert "<img" not in str(err) and "&lt;img" in str(err)
+
+
+def test_attention_presets_cannot_inject_markup(smol):
+    """?query=, ?keys= and ?heads= reach the notes and the figure titles as text, never as markup."""
+    from demos import attention
+
+    notice, main, _, _ = attention.show(
+        "The animal didn't cross the street because it was too tired",
+        "smollm2-135m",
+        3,
+        0,
+        "<img src=x onerror=alert(1)>",
+        "summary",
+        keys="<a href=http://x>click</a>, animal",
+    )
+    assert "<img" not in notice and "&lt;img" in notice
+    assert "<a href" not in notice
+    with pytest.raises(ui.UserError) as err:
+        attention.show("The animal", "smollm2-135m", 3, 0, "it", "lines", heads="<b>2</b>")
+    assert "<b>" not in str(err.value)
+    notice, main, _, _ = attention.show("it is <b>bold</b>", "smollm2-135m", 3, 0, "it", "summary", keys="<b>bold</b>")
+    assert "<b>bold</b>" not in main.to_json()
+
+
+@pytest.mark.parametrize("answer", ["   The capital is Paris.", "\t\tParis", " \n Paris"])
+def test_answers_starting_with_spaces_or_tabs_are_fine(smol, answer):
+    """The finding: DPO (and SFT) with an answer that starts with spaces or tabs said 'Something went wrong'."""
+    from demos import dpo
+    from toolkit import sft
+
+    assert "log π_ref(chosen)" in dpo.reference("What is the capital of France?", answer, "Lyon")
+    built = sft.build(smol, sft.Exchange("What is the capital of France?", answer))
+    n_prompt = built.labels.count(-100) if isinstance(built.labels, list) else int((built.labels == -100).sum())
+    assert smol.tokenizer.decode(built.ids[n_prompt:]).startswith(answer)  # the answer's tokens are all learnt
+
+
+def test_rope_at_the_smallest_head_dimension_and_a_pair_past_d_half():
+    """The finding: d = 2 gave a ZeroDivisionError in the dynamic-NTK plot; the pair slider went past d/2."""
+    from demos import rope
+    from toolkit import rope as rope_maths
+
+    with pytest.raises(ui.UserError, match="head dimension must be between 4"):
+        rope.explore(10000, 2, 0, 0, "default", 4, 8192)
+    assert rope.explore(10000, 4, 3, 1, "dynamic", 4, 8192)[0].startswith("θ = 10000, d = 4")
+    with pytest.raises(ui.UserError, match="pair must be between 0 and 1"):
+        rope.explore(10000, 4, 0, 2, "default", 4, 8192)
+    with pytest.raises(ValueError, match="dynamic NTK scaling needs head_dim >= 4"):
+        rope_maths.scaled_frequencies(10000, 2, "dynamic", 4.0, 8192)
+    assert rope._pair_range(16)["maximum"] == 7  # the page's pair box follows d

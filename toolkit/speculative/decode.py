@@ -1,0 +1,179 @@
+"""The decoding loops (slide "Speculative decoding"): plain greedy, and draft-then-verify with one target pass.
+
+Both keep a key/value cache. The target's cache always holds every accepted token except the last one, which
+goes in first at the next pass followed by the draft: one forward of 1 + k tokens gives the target's choice after
+each prefix. After verification the cache is cut back (``cut``) to what was accepted. A model draft
+keeps its own cache the same way; prompt lookup needs none.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from toolkit.speculative.maths import accept_greedy, lookup, verify_sample
+
+
+@dataclass
+class Step:
+    """One target pass: the tokens drafted, how many passed, the token the target put after them."""
+
+    drafted: list[int]
+    accepted: int
+    token: int
+    rejected: int | None = None
+
+
+@dataclass
+class Run:
+    new: list[int] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    draft_seconds: float = 0.0
+    target_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+def eos_ids(model: Any) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    return set() if eos is None else {int(eos)} if isinstance(eos, int) else {int(e) for e in eos}
+
+
+def _finish(run: Run, eos: set[int], max_new: int) -> bool:
+    """Cut the output at the first end-of-sequence token or at max_new tokens, as plain decoding would stop."""
+    for i, tok in enumerate(run.new):
+        if tok in eos:
+            del run.new[i + 1 :]
+            return True
+    if len(run.new) >= max_new:
+        del run.new[max_new:]
+        return True
+    return False
+
+
+def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
+    """Plain greedy decoding with a cache: one target forward per new token."""
+    run, eos, t0 = Run(), eos_ids(model), time.perf_counter()
+    cache = DynamicCache(config=model.config)
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        while True:
+            logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1]
+            tok = int(logits.argmax())
+            run.new.append(tok)
+            run.steps.append(Step([], 0, tok))
+            if _finish(run, eos, max_new):
+                break
+            ids = torch.tensor([[tok]])
+    run.seconds = run.target_seconds = time.perf_counter() - t0
+    return run
+
+
+class ModelDraft:
+    """A small causal LM as draft, with its own cache: ``propose`` returns (tokens, their probabilities q)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.cache = DynamicCache(config=model.config)
+        self.seen = 0  # tokens of the sequence in the cache
+
+    def propose(self, ids: list[int], k: int, temperature: float | None, gen: torch.Generator) -> tuple[list, list]:
+        tokens, probs = [], []
+        feed = ids[self.seen :]
+        with torch.no_grad():
+            for _ in range(k):
+                logits = self.model(input_ids=torch.tensor([feed]), past_key_values=self.cache, use_cache=True)
+                logits = logits.logits[0, -1].float()
+                self.seen += len(feed)
+                if temperature is None:
+                    tok = int(logits.argmax())
+                else:
+                    q = torch.softmax(logits / temperature, -1)
+                    tok = int(torch.multinomial(q, 1, generator=gen))
+                    probs.append(q.numpy())
+                tokens.append(tok)
+                feed = [tok]
+        return tokens, probs
+
+    def keep(self, n: int) -> None:
+        """Only the first n tokens of the sequence are still valid."""
+        if self.seen > n:
+            cut(self.cache, n)
+            self.seen = n
+
+
+class LookupDraft:
+    """Prompt lookup: tokens copied from earlier in the context (deterministic: q is one-hot)."""
+
+    def __init__(self, ngram: int = 2) -> None:
+        self.ngram = ngram
+
+    def propose(self, ids: list[int], k: int, temperature: float | None, gen: torch.Generator) -> tuple[list, list]:
+        return lookup(ids, k, self.ngram), []
+
+    def keep(self, n: int) -> None:
+        pass
+
+
+def speculative(
+    model: Any,
+    draft: ModelDraft | LookupDraft,
+    prompt: list[int],
+    max_new: int,
+    k: int,
+    temperature: float | None = None,
+    seed: int = 0,
+) -> Run:
+    """Draft k tokens, verify them in one target pass, keep the agreed prefix and the target's next token.
+    temperature None: greedy (the output equals plain greedy decoding); else speculative sampling."""
+    run, eos, t0 = Run(), eos_ids(model), time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        if len(prompt) > 1:
+            model(input_ids=torch.tensor([prompt[:-1]]), past_key_values=cache, use_cache=True)
+    ids = list(prompt)
+    while True:
+        t1 = time.perf_counter()
+        room = max_new - len(run.new) - 1  # the target adds one token itself
+        drafted, q = draft.propose(ids, min(k, room), temperature, gen) if room > 0 else ([], [])
+        t2 = time.perf_counter()
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([[ids[-1], *drafted]]), past_key_values=cache, use_cache=True)
+            logits = logits.logits[0].float()  # (1 + d, vocab)
+        if temperature is None:
+            n = accept_greedy(drafted, logits.argmax(-1).tolist())
+            token, rejected = int(logits[n].argmax()), (drafted[n] if n < len(drafted) else None)
+        else:
+            p = torch.softmax(logits / temperature, -1).numpy()
+            qs = np.stack(q) if q else _one_hot(drafted, p.shape[1])
+            n, token, rejected = verify_sample(drafted, qs, p, rng)
+        run.draft_seconds += t2 - t1
+        run.target_seconds += time.perf_counter() - t2
+        run.steps.append(Step(list(drafted), n, token, rejected))
+        cut(cache, len(ids) + n)  # keep the last token and the accepted drafts; `token` goes in next time
+        ids += [*drafted[:n], token]
+        draft.keep(len(ids) - 1)
+        run.new += [*drafted[:n], token]
+        if _finish(run, eos, max_new):
+            break
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def cut(cache: DynamicCache, keep: int) -> None:
+    """Keep the first ``keep`` positions of a cache (transformers 5 crops by the number of tokens to remove)."""
+    remove = cache.get_seq_length() - keep
+    if remove > 0:
+        cache.crop(-remove)
+
+
+def _one_hot(tokens: list[int], vocab: int) -> np.ndarray:
+    q = np.zeros((len(tokens), vocab))
+    q[np.arange(len(tokens)), tokens] = 1.0
+    return q
