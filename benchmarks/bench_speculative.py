@@ -51,7 +51,9 @@ def main() -> None:
         "transformers, first layers": lambda ids: hf(ids, assistant_model=layers),
     }
     if distilled is not None:
-        runs["ours, distilled draft"] = lambda ids: decode.speculative(model, decode.ModelDraft(distilled), ids, n, k).new
+        runs["ours, distilled draft"] = lambda ids: (
+            decode.speculative(model, decode.ModelDraft(distilled), ids, n, k).new
+        )
         runs["transformers, distilled draft"] = lambda ids: hf(ids, assistant_model=distilled)
     reference = [hf(ids) for ids in prompts]  # also the warm-up
     for run in runs.values():
@@ -67,11 +69,15 @@ def main() -> None:
     best = {name: min(s) for name, s in seconds.items()}
     plain = best["plain greedy (transformers)"]
     made = sum(len(r) for r in reference)
-    print(f"SmolLM2-135M, {len(prompts)} bundled prompts, {made} tokens, k = {k}, {torch.get_num_threads()} threads,"
-          f" best of {args.repeats} (load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"SmolLM2-135M, {len(prompts)} bundled prompts, {made} tokens, k = {k}, {torch.get_num_threads()} threads,"
+        f" best of {args.repeats} (load average {os.getloadavg()[0]:.1f})"
+    )
     for name in runs:
-        print(f"{name:<32} {best[name]:7.2f} s  (median {statistics.median(seconds[name]):.2f})  "
-              f"{plain / best[name]:5.2f}x plain  identical tokens: {same[name]}")
+        print(
+            f"{name:<32} {best[name]:7.2f} s  (median {statistics.median(seconds[name]):.2f})  "
+            f"{plain / best[name]:5.2f}x plain  identical tokens: {same[name]}"
+        )
     ours, theirs = best["ours, prompt lookup"], best["transformers, prompt lookup"]
     print(f"ours vs transformers' prompt lookup: {theirs / ours:.2f}x")
     met = bool(ours < plain and all(same.values()))

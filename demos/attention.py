@@ -6,12 +6,12 @@ import gradio as gr
 
 from demos import cache, stage, ui
 from toolkit import attention as att
-from toolkit import models, text
+from toolkit import models, text, variants
 from toolkit.attention import bertviz
 from toolkit.attention import figures as plots
 from toolkit.config import check_budget
 
-DECK_SENTENCE = "The animal didn't cross the street because it was too tired"
+DECK_SENTENCE = plots.DECK  # the deck's sentence; the notebook API (toolkit.views) has the same defaults
 VIEWS = [
     ("Layer heads + model overview", "overview"),
     ("One head", "head"),
@@ -21,6 +21,7 @@ VIEWS = [
     ("Encoder vs decoder", "encoder-decoder"),
     ("Generation, step by step", "generation"),
     ("bertviz (offline)", "bertviz"),
+    ("Compare two models: difference per head", "compare"),
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
 SHOWN = 6  # tokens the step-by-step hero shows (big numbers need few cells)
@@ -30,7 +31,14 @@ SECOND_VIEW = {
     "overview": "all layers × heads (click one to open it)",
     "summary": "every head: entropy, previous token, first token, itself",
     "step": "all eight steps: Q, K, V → … → × V",
+    "compare": "which heads moved: every layer × head (click one to open it)",
 }
+
+
+def compare_choices() -> list[str]:
+    """ "Compare with": the default model's variants (fine-tuned, quantised), then the other causal models."""
+    base = models.default("causal")
+    return list(dict.fromkeys(models.derived(base) + [n for n in models.choices("causal") if n != base]))
 
 
 @cache.bytes_cached()  # students often send the same preset; a 512-token trace (~400 MB) is served, not kept
@@ -89,6 +97,19 @@ def _clamp(value, name: str, n: int, notes: list[str]) -> int:
     return max(0, min(i, n - 1))
 
 
+def _compared(name: str, other: str, prompt: str, cfg: att.AttentionConfig):
+    """Both models' traces (each cached), checked comparable; a bad pair is a message."""
+    other = (other or "").strip()
+    if not other:
+        raise ui.UserError("Choose a model to compare with (options: compare with).")
+    if other == name:
+        raise ui.UserError(f"Compare {name} with another model or a variant of it, e.g. {plots.COMPARE}.")
+    try:
+        return att.check_comparable(_capture(name, prompt, cfg), _capture(other, prompt, cfg))
+    except ValueError as err:
+        raise ui.UserError(str(err)) from None
+
+
 @ui.safe
 def show(
     prompt,
@@ -102,6 +123,7 @@ def show(
     new_tokens=8,
     max_tokens=text.DEFAULT_TOKENS,
     shown=SHOWN,
+    compare=plots.COMPARE,
     request: gr.Request | None = None,
 ):
     """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
@@ -115,8 +137,12 @@ def show(
     if view == "bertviz" and cfg.max_tokens > BERTVIZ_TOKENS:  # its page holds every weight as JSON text
         cfg = cfg.replace(max_tokens=BERTVIZ_TOKENS)
     limit = cfg.max_tokens
+    other = None
     if view == "generation":
         trace = _generate(name, prompt, cfg.replace(qkv=False))
+    elif view == "compare":  # two forward passes, each within the token budget; the model lane's one slot
+        cfg = cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens"))
+        trace, other = _compared(name, compare, prompt, cfg)
     else:
         trace = _capture(name, prompt, cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens")))
     if trace.truncated:
@@ -151,6 +177,15 @@ def show(
     elif view == "generation":
         main = plots.generation_view(trace, lay, hd, dark)
         notes.append(f"Generated (greedy): **{ui.escape(repr(''.join(trace.meta['generated'])))}**")
+    elif view == "compare":
+        main, second = plots.head_difference(trace, other, lay, dark), plots.difference_summary(trace, other, dark)
+        what = variants.describe(other.meta["model"])
+        tv = att.total_variation(trace.weights, other.weights)
+        notes.append(
+            f"Compared with **{ui.escape(other.meta['model'])}**{f' ({ui.escape(what)})' if what else ''}: "
+            f"red = it attends more, blue = less. Mean total variation {tv.mean():.3f}, layer {lay}: "
+            f"{tv[lay].mean():.3f}."
+        )
     elif view == "bertviz":
         page = bertviz.head_view(trace, layers=[lay])
         frame = bertviz.iframe(page, height=max(480, 22 * len(trace.tokens) + 140))
@@ -167,13 +202,21 @@ def show(
 def show_ui(*args, request: gr.Request | None = None):
     """``show`` for the page: the main view fills the hero; outputs a view does not use are hidden."""
     notice, main, second, frame = show(*args, request=request)
+    view = args[5] if len(args) > 5 else ""
     return (
         notice,
         gr.update(value=stage.fill(main), visible=main is not None),
         gr.update(value=second, visible=second is not None),
-        gr.update(visible=second is not None),
+        gr.update(visible=second is not None, label=SECOND_VIEW.get(view, SECOND_VIEW["overview"])),
         gr.update(value=frame, visible=bool(frame)),
     )
+
+
+def compare_changed(*args, request: gr.Request | None = None):
+    """ "Compare with" changed: re-render when the hero shows the comparison, else nothing to do."""
+    if len(args) > 5 and args[5] == "compare":
+        return show_ui(*args, request=request)
+    return (gr.skip(),) * 5
 
 
 @ui.safe
@@ -183,9 +226,10 @@ def open_clicked(clicked, *args, request: gr.Request | None = None):
         layer, head = (int(float(v)) for v in str(clicked).split(",")[:2])
     except ValueError:
         raise ui.UserError(f"could not read the clicked head from {clicked!r}") from None
-    prompt, model_name, _, _, query, _, *rest = args
-    out = show_ui(prompt, model_name, layer, head, query, "overview", *rest, request=request)
-    return layer, head, "overview", *out
+    prompt, model_name, _, _, query, view, *rest = args
+    view = "compare" if view == "compare" else "overview"  # compare mode stays on: the hero shows that layer
+    out = show_ui(prompt, model_name, layer, head, query, view, *rest, request=request)
+    return layer, head, view, *out
 
 
 # Plotly clicks are not a Gradio event: this page script forwards a click on the model view (layer on x, head on
@@ -230,14 +274,33 @@ def on_load(request: gr.Request):
     heads = ui.preset(p, "heads", "")
     keys = ui.preset(p, "keys", "animal, tired")
     shown = ui.preset(p, "shown", SHOWN, int, list(range(2, 13)))
-    widgets = [gr.update(value=v) for v in (prompt, model, layer, head, query, view, heads, keys, shown)]
+    compare = ui.preset(p, "compare", plots.COMPARE)
+    values = (prompt, model, layer, head, query, view, heads, keys, shown)
+    widgets = [gr.update(value=v) for v in values]
     try:
         out = show_ui(
-            prompt, model, layer, head, query, view, heads, keys, 8, text.DEFAULT_TOKENS, shown, request=request
+            prompt,
+            model,
+            layer,
+            head,
+            query,
+            view,
+            heads,
+            keys,
+            8,
+            text.DEFAULT_TOKENS,
+            shown,
+            compare,
+            request=request,
         )
     except gr.Error as err:
         out = (f"⚠️ {err.message}", *(gr.update(visible=False),) * 4)
     return *widgets, *out
+
+
+def compare_preset(request: gr.Request):
+    """The ?compare= preset into its dropdown (on_load already drew the view with it)."""
+    return ui.preset(ui.query(request), "compare", plots.COMPARE)
 
 
 with gr.Blocks(title="Attention maps") as demo:
@@ -256,6 +319,13 @@ with gr.Blocks(title="Attention maps") as demo:
         new_in = ui.slider(att.AttentionConfig, "new_tokens")
         max_in = ui.number(att.AttentionConfig, "max_tokens", maximum=MAX_TOKENS_SERVED)
         shown_in = gr.Slider(2, 12, SHOWN, step=1, label="tokens in the step-by-step view")
+        compare_in = gr.Dropdown(
+            compare_choices(),
+            value=plots.COMPARE,
+            label="compare with (view: compare two models)",
+            info="a variant of the model (LoRA fine-tune, int4, NF4) or another model with the same tokenizer",
+            allow_custom_value=True,
+        )
     notice = stage.status()
     main_plot = stage.hero()
     frame = stage.hero_html()
@@ -265,12 +335,14 @@ with gr.Blocks(title="Attention maps") as demo:
     clicked = gr.Textbox(elem_id="attention-click", container=False, show_label=False)
     gr.HTML("<style>#attention-click { display: none !important; }</style>")
     inputs = [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, new_in, max_in, shown_in]
+    inputs.append(compare_in)
     outputs = [notice, main_plot, second_plot, overview_tab, frame]
     go_btn.click(show_ui, inputs, outputs, api_name="show")
     for widget in (view_in, layer_in, head_in):  # .input: only a person's change, not on_load's presets
         widget.input(show_ui, inputs, outputs, api_name=False)
     for box in (text_in, query_in):
         box.submit(show_ui, inputs, outputs, api_name=False)
+    compare_in.input(compare_changed, inputs, outputs, api_name=False)
     clicked.change(open_clicked, [clicked, *inputs], [layer_in, head_in, view_in, *outputs], api_name=False)
     demo.load(None, None, None, js=CLICK_JS)
     demo.load(
@@ -279,6 +351,7 @@ with gr.Blocks(title="Attention maps") as demo:
         [text_in, model_in, layer_in, head_in, query_in, view_in, heads_in, keys_in, shown_in, *outputs],
         api_name=False,
     )
+    demo.load(compare_preset, None, compare_in, api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -18,7 +18,6 @@ VIEWS = [("task loss and general perplexity", "curves"), ("answers before and af
 VIEW_NAMES = [v for _, v in VIEWS]
 LIVE_METHODS = [(fg.METHOD_TITLES[m], m) for m in fg.METHODS]
 LIVE_MAX_STEPS = 20
-_live_lock = threading.Lock()
 _live_stop: list[threading.Event] = []
 
 
@@ -31,14 +30,10 @@ def recorded() -> fg.ForgettingTrace:
 
 
 def summary(trace: fg.ForgettingTrace) -> str:
-    parts = []
-    for m in trace.methods:
-        s = trace.summary(m)
-        parts.append(
-            f"**{fg.METHOD_TITLES[m]}**: task {s['task_before']:.2f} → {s['task_after']:.2f}, "
-            f"perplexity {s['ppl_before']:.1f} → {s['ppl_after']:.1f} ({s['ppl_rise_pct']:+.0f} %)"
-        )
-    return f"Recorded, {trace.steps} steps each (`{COMMAND}`): " + " · ".join(parts)
+    """One line: the general perplexity before and after each recorded run (the drawer has the command)."""
+    before = trace.summary(trace.methods[0])["ppl_before"]
+    after = " · ".join(f"**{fg.METHOD_TITLES[m]}** {trace.summary(m)['ppl_after']:.1f}" for m in trace.methods)
+    return f"{trace.steps} recorded steps · general perplexity {before:.1f} → {after}"
 
 
 @ui.safe
@@ -63,8 +58,8 @@ def live(method, steps, request: gr.Request | None = None):
     method = ui.as_choice(method, "method", list(fg.METHODS))
     cfg = ui.config(fg.ForgettingConfig, base=fg.preset(method), steps=ui.as_int(steps, "steps", 1, LIVE_MAX_STEPS))
     dark = ui.is_dark(request)
-    if not _live_lock.acquire(blocking=False):
-        raise ui.UserError("Busy: a live fine-tuning run is already going on this server; wait or stop it.")
+    train = ui.training()  # the server's one training slot, shared with GRPO, LoRA and DPO
+    train.__enter__()  # a second run is told at once
     stop = threading.Event()
     _live_stop[:] = [stop]
     try:
@@ -93,7 +88,7 @@ def live(method, steps, request: gr.Request | None = None):
         raise ui.UserError(f"The live run failed: {type(err).__name__}: {str(err)[:300]}") from err
     finally:
         stop.set()
-        _live_lock.release()
+        train.__exit__(None, None, None)
 
 
 @ui.safe

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import functools
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from demos import stage, ui
-from toolkit.config import ConfigError
 from toolkit.grpo import GrpoConfig, GrpoStep, GrpoTrace, maths, metric_series
 from toolkit.grpo import figures as views
+from toolkit.grpo import replay as recorded
 from toolkit.trace import TraceError
 
-REPLAY = Path(__file__).resolve().parents[1] / "assets" / "grpo" / "lecture.npz"
-REPLAY_COMMAND = "lecture grpo --preset lecture --steps 20 --threads 1 --out assets/grpo/lecture.npz"
-MAX_REWARDS = 64
-_replay: dict[str, tuple[GrpoTrace, GrpoConfig]] = {}
+REPLAY = recorded.ASSET
+REPLAY_COMMAND = recorded.COMMAND
+MAX_REWARDS = maths.MAX_REWARDS
+_source = {"path": REPLAY}  # the run the replay views open: the committed one, or `lecture serve --grpo-trace PATH`
 _runs: dict[str, object] = {}  # browser session -> the Control of the live run it started (one run per server)
 LIVE_IDLE_S = 8.0  # a run whose page is gone (nobody reads its stream) stops within this
 LIVE_MAX_S = 15 * 60.0  # no live run outlasts a lecture's patience
@@ -35,30 +33,10 @@ class LiveStep:
 
 def parse_groups(text) -> list[list[float]]:
     """'1, 0, 0.5; 1 1 1' -> [[1, 0, 0.5], [1, 1, 1]]: groups split by ';' or new lines, values by ',' or spaces."""
-    text = ui.as_text(text, "rewards", max_chars=2000)
-    groups = []
-    for part in re.split(r"[;\n]", text):
-        if not part.strip():
-            continue
-        values = []
-        for item in re.split(r"[,\s]+", part.strip()):
-            try:
-                v = float(item)
-            except ValueError:
-                raise ui.UserError(f"{item!r} is not a number. Type rewards like 1, 0, 0.5, 1.") from None
-            if not math.isfinite(v):
-                raise ui.UserError(f"Rewards must be finite numbers, got {item!r}.")
-            values.append(v)
-        groups.append(values)
-    if not groups:
-        raise ui.UserError("Type at least two rewards, e.g. 1, 0, 0, 1.")
-    if sum(map(len, groups)) > MAX_REWARDS:
-        raise ui.UserError(f"At most {MAX_REWARDS} rewards, please.")
-    if any(len(g) < 2 for g in groups):
-        raise ui.UserError("Each group needs at least G = 2 rewards: one answer has nothing to be compared with.")
-    if len({len(g) for g in groups}) > 1:
-        raise ui.UserError("Every group must have the same size G (separate groups with ';').")
-    return groups
+    try:
+        return maths.parse_groups(ui.as_text(text, "rewards", max_chars=2000))
+    except ValueError as err:
+        raise ui.UserError(str(err)) from None
 
 
 @ui.safe(lane="cheap")
@@ -66,9 +44,8 @@ def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = Non
     """Advantages of typed rewards under each scaling, and the clipped surrogate for Â > 0 and Â < 0."""
     groups = parse_groups(rewards_text)  # (group, G) as lists
     eps = ui.config(GrpoConfig, epsilon_low=eps_low, epsilon_high=eps_high)
-    labels = {"group": "÷ group std (GRPO)", "batch": "÷ batch std", "none": "no std (Dr. GRPO)"}
-    results = {s: maths.group_advantages(groups, s) for s in maths.SCALINGS}
-    adv = {labels[s]: a.flat() for s, a in results.items()}
+    results = maths.by_scaling(groups)
+    adv = {maths.SCALING_LABELS[s]: a.flat() for s, a in results.items()}
     lines = [f"**{len(groups)} group(s) of G = {len(groups[0])}.**"]
     for i, (mean, std, flat_group) in enumerate(results["group"].summary()):
         verdict = "all rewards equal → every advantage is 0: **no learning signal**" if flat_group else "has spread"
@@ -82,19 +59,27 @@ def advantages(rewards_text, eps_low, eps_high, request: gr.Request | None = Non
     )
 
 
-def replay_run() -> tuple[GrpoTrace, GrpoConfig]:
-    """The committed run and its config, read once."""
-    if "lecture" not in _replay:
-        try:
-            trace = GrpoTrace.load(REPLAY)
-            _replay["lecture"] = trace, GrpoConfig.from_dict(trace.config)
-        except (TraceError, ConfigError) as err:
-            raise ui.UserError(f"The recorded run cannot be read ({err}). Regenerate it: `{REPLAY_COMMAND}`.") from None
-    return _replay["lecture"]
+def open_trace(path: str | Path) -> GrpoTrace:
+    """Make the replay views open another recorded run (``lecture serve --grpo-trace PATH``: the operator's choice,
+    never a visitor's). The file is checked here: it must exist and load as a GrpoTrace."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise FileNotFoundError(f"no GRPO trace at {p}")
+    trace = recorded.load(p)  # TraceError when it is not a GrpoTrace file
+    if not isinstance(trace, GrpoTrace):
+        raise TraceError(f"{p} holds a {trace.kind} trace, not a GRPO run")
+    _source["path"] = p
+    _replay_views.cache_clear()
+    return trace
 
 
 def replay_trace() -> GrpoTrace:
-    return replay_run()[0]
+    """The run the replay views open, read once per file version."""
+    try:
+        return recorded.load(_source["path"])
+    except (OSError, TraceError) as err:
+        fix = f"Regenerate it: `{REPLAY_COMMAND}`." if _source["path"] == REPLAY else "Check the file."
+        raise ui.UserError(f"The recorded run cannot be read ({err}). {fix}") from None
 
 
 def _completion(step: GrpoStep, value):
@@ -107,12 +92,14 @@ def _completion(step: GrpoStep, value):
     return group, group.completions[i]
 
 
-def _status(step: GrpoStep, cfg: GrpoConfig, total: int) -> str:
-    m = step.metrics  # TRL's metric names
+def _status(step: GrpoStep, group_size: int, total: int) -> str:
+    m = step.metrics  # TRL's metric names (a run recorded from TRL without a KL term logs no "kl": nan)
+    nan = float("nan")
     return (
-        f"**step {step.step + 1} / {total}** · reward {m['reward']:.2f} ± {m['reward_std']:.2f} · "
-        f"KL {m['kl']:.3f} · clipped low/high {m['clip_ratio/low_mean']:.3f} / {m['clip_ratio/high_mean']:.3f} · "
-        f"length {m['completions/mean_length']:.1f} · loss {m['loss']:+.3f} · G = {cfg.num_generations}"
+        f"**step {step.step + 1} / {total}** · reward {m.get('reward', nan):.2f} ± {m.get('reward_std', nan):.2f} · "
+        f"KL {m.get('kl', nan):.3f} · clipped low/high {m.get('clip_ratio/low_mean', nan):.3f} / "
+        f"{m.get('clip_ratio/high_mean', nan):.3f} · length {m.get('completions/mean_length', nan):.1f} · "
+        f"loss {m.get('loss', nan):+.3f} · G = {group_size}"
     )
 
 
@@ -131,14 +118,14 @@ def replay(step, completion, request: gr.Request | None = None):
 
 @functools.lru_cache(maxsize=64)  # the recorded run does not change: one answer per (step, completion, theme)
 def _replay_views(s: int, i: int, dark: bool) -> tuple:
-    trace, cfg = replay_run()
+    trace = replay_trace()
     step = trace.steps[s]
     group, comp = _completion(step, i)
     return (
-        _status(step, cfg, len(trace.steps)),
+        _status(step, trace.group_size, len(trace.steps)),
         stage.fill(views.curves(trace.metrics, dark, at=s)),
         views.group_table(group, dark),
-        stage.fill(views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark)),
+        stage.fill(views.token_heat(comp, *trace.epsilon, dark)),
     )
 
 
@@ -210,7 +197,7 @@ def live(
                 history.append(step)
                 group, comp = _completion(step, idx)
                 yield (
-                    _status(step, cfg, cfg.steps),
+                    _status(step, cfg.num_generations, cfg.steps),
                     views.curves(metric_series(history), dark),
                     views.group_table(group, dark),
                     views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),
@@ -257,7 +244,7 @@ VIEWS = [
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
 REPLAY_VIEWS = ("group", "curves", "tokens")  # the recorded run at a step; the other two: the calculator
-DEFAULT_REWARDS = "1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1"
+DEFAULT_REWARDS = views.REWARDS  # the notebook API (toolkit.views) has the same defaults
 
 
 def _shown(view: str) -> list:
@@ -282,7 +269,7 @@ def on_load(request: gr.Request):
     """URL presets: ?view=&step=&completion=&rewards=; unusable ones fall back to the defaults. Returns the view,
     then one update (value and visibility) per component of SHOWN."""
     q = ui.query(request)
-    n = len(replay_trace().steps) if REPLAY.is_file() else 1
+    n = len(replay_trace().steps) if Path(_source["path"]).is_file() else 1
     s = min(max(ui.preset(q, "step", n - 1, int), 0), n - 1)
     view = ui.preset(q, "view", "group", str, VIEW_NAMES)
     rewards = ui.preset(q, "rewards", DEFAULT_REWARDS)
@@ -354,7 +341,9 @@ with gr.Blocks(title="GRPO") as demo:
     with stage.options():
         gr.Markdown(
             "A real run recorded by the toolkit (SmolLM2-135M-Instruct, LoRA r=8 on q_proj/v_proj, task "
-            f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`."
+            f"'which number is larger'). Regenerate it with `{REPLAY_COMMAND}`. A run of yours (recorded from "
+            "TRL's GRPOTrainer with `toolkit.grpo.trl.GrpoRecorder`) opens here with "
+            "`lecture serve --grpo-trace PATH`."
         )
     replay_out = [r_status, r_curves, r_table, r_heat]
     calc_out = [a_md, a_bars, a_clip]

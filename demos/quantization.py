@@ -62,14 +62,15 @@ def _activations(prompt: str, alpha: float) -> qz.ActivationTrace:
     return qz.activations(ui.model(), prompt, qz.ActivationConfig(alpha=alpha))
 
 
-def _trace(live: tuple[str, ...] = ()) -> qz.QuantizationTrace:
-    trace = recorded()
-    for scheme in live:
-        trace = trace.merged(_live(scheme))
-    return trace
-
-
 _live_cache: dict[str, qz.QuantizationTrace] = {}  # scheme -> its live run (deterministic: one per process)
+
+
+def _trace() -> qz.QuantizationTrace:
+    """The recorded schemes, with the ones run live so far beside them."""
+    trace = recorded()
+    for run in list(_live_cache.values()):
+        trace = trace.merged(run)
+    return trace
 
 
 def _render(view, scheme, layer, site, acts, request) -> tuple[str, object, object]:
@@ -92,7 +93,7 @@ def _render(view, scheme, layer, site, acts, request) -> tuple[str, object, obje
             f"(α = {acts.alpha:g}), {len(acts.tokens)} tokens.",
         )
         return " ".join(notes), plots.outliers(acts, site, i, dark), plots.w8a8_by_layer(acts, dark)
-    trace = _trace(tuple(_live_cache))
+    trace = _trace()
     if scheme not in trace.schemes:
         notes.append(f"{html.escape(scheme)} is not recorded; press **Run live** to run it.")
         scheme = "nf4" if "nf4" in trace.schemes else trace.schemes[-1]
@@ -139,7 +140,7 @@ def show(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | 
     return _outputs(*_render(view, scheme, layer, site, acts, request))
 
 
-@ui.safe
+@ui.safe(lane="train")  # tens of seconds: one live run at a time, the model lane stays free
 def run_live(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | None = None):
     """Quantise every linear layer in ``scheme`` now and score it; shown beside the recorded schemes."""
     scheme = ui.as_choice(scheme, "scheme", SCHEME_NAMES)

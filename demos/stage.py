@@ -36,6 +36,7 @@ CSS = """
 .lecture-hero [data-testid="plotly"] { height: var(--lecture-hero-h, 62vh) !important; }
 .lecture-hero-html { height: var(--lecture-hero-h, 62vh); overflow: auto; }
 .lecture-embed .gradio-container { padding: 2px 6px !important; }
+.lecture-embed .lecture-strip { padding-right: 30px !important; }  /* clear of the options drawer's toggle */
 .lecture-embed .gradio-container > .main { max-width: 100% !important; padding: 0 4px !important; }
 .gradio-container > .main.fillable { max-width: min(100%, 1600px) !important; }
 .lecture-embed .contain { gap: 6px !important; }

@@ -6,27 +6,54 @@ import gradio as gr
 import numpy as np
 
 from demos import stage, ui
-from toolkit import tokens
+from toolkit import models, tokens, variants
 from toolkit.tokens import TokensConfig
 from toolkit.tokens import figures as views
 
+# The notebook API (toolkit.views) has the same defaults: they live in toolkit.tokens.figures.
 # The leading space is part of a byte-level BPE piece: the same word splits differently mid-sentence.
-DEFAULT_TEXT = "unhappiness, unhappiness don't 😊 tokenization"
-DEFAULT_WORDS = "cat, dog, horse, car, truck, train, apple, banana, orange"  # one SmolLM2 token each
-SOURCES = {
-    "SmolLM2 input embeddings": ("smollm2-135m", "input"),
-    "MiniLM input embeddings": ("minilm-l6", "input"),
-    "MiniLM sentence embeddings": ("minilm-l6", "sentence"),
-}
+DEFAULT_TEXT = views.TEXT
+DEFAULT_WORDS = views.WORDS  # one SmolLM2 token each
+SOURCES = views.EMBEDDINGS
+COMPARE = "minilm-l6"  # "compare with": another model's embeddings of the same words
 MAX_WORD_CHARS = 40
 VIEWS = [
     ("tokens", "pieces"),
     ("embedding space", "embedding"),
     ("cosine similarity", "similarity"),
     ("king − man + woman", "analogy"),
+    ("compare two models: similarity change", "compare"),
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
-ANALOGY = ("king", "man", "woman", "queen")
+ANALOGY = views.ANALOGY
+
+
+def compare_choices() -> list[str]:
+    """ "Compare with": every other model (encoders and causal ones), then the default model's variants."""
+    names = models.choices() + models.derived(models.default("causal"))
+    return list(dict.fromkeys(names))
+
+
+@ui.safe  # the model lane: loading a variant builds it (a quantised or fine-tuned copy), once per process
+def _compare(words: str, source: str, other, text: str, dark: bool):
+    """(status, the similarity change, both tokenizers' pieces) for the source's model against ``other``."""
+    ui.as_choice(source, "embedding source", SOURCES)
+    base = SOURCES[source][0]
+    other = (other or "").strip()
+    if not other or other == base:
+        raise ui.UserError(f"Choose another model to compare {base} with, e.g. {COMPARE}.")
+    ws = _words(words)
+    a, b = tokens.embed(ui.model(base), ws), tokens.embed(ui.model(other), ws)
+    diff = b.similarity - a.similarity
+    what = variants.describe(other)
+    status = (
+        f"Input embeddings of the same {len(ws)} words, **{ui.escape(other)}**"
+        f"{f' ({ui.escape(what)})' if what else ''} − **{ui.escape(base)}**: the largest change in a pair's cosine "
+        f"is {abs(diff).max():.3f}"
+        + (" (LoRA and weight quantisation leave the input embeddings as they were)." if what else ".")
+    )
+    pieces = views.pieces(tokens.compare([ui.model(base), ui.model(other)], ui.as_text(text, "text", 2000)), dark)
+    return status, views.similarity_difference(a, b, dark), pieces
 
 
 @ui.safe(lane="cheap")
@@ -122,16 +149,20 @@ STRIP = {  # which strip controls each view uses: text, words, a, b, c, source
     "embedding": (False, True, False, False, False, True),
     "similarity": (False, True, False, False, False, True),
     "analogy": (False, False, True, True, True, True),
+    "compare": (False, True, False, False, False, True),
 }
+SECOND_LABEL = {"similarity": "PCA map", "embedding": "cosine similarity", "compare": "both tokenizers on the text"}
 
 
 @ui.safe(lane="cheap")
-def show_ui(view, text, words, source, dims, a, b, c, expected, request: gr.Request | None = None):
+def show_ui(view, text, words, source, dims, a, b, c, expected, compare=COMPARE, request: gr.Request | None = None):
     """The page: (status, hero, second plot, its tab, table, its tab, the strip controls' visibility, then the
     analogy tab's plot, text and visibility)."""
     view = ui.as_choice(view, "view", VIEW_NAMES)
     second = table = king = None
-    if view == "pieces":
+    if view == "compare":  # two models' embedding rows and tokenizers: cheap (no forward pass)
+        status, main, second = _compare(words, source, compare, text, ui.is_dark(request))
+    elif view == "pieces":
         main, md = tokenize(text, request)
         status, _, table = md.partition("\n\n")
     elif view == "analogy":
@@ -151,7 +182,7 @@ def show_ui(view, text, words, source, dims, a, b, c, expected, request: gr.Requ
         status,
         stage.fill(main),
         gr.update(value=second, visible=second is not None),
-        gr.update(visible=second is not None, label="PCA map" if view == "similarity" else "cosine similarity"),
+        gr.update(visible=second is not None, label=SECOND_LABEL.get(view, "cosine similarity")),
         gr.update(value=table or "", visible=table is not None),
         gr.update(visible=table is not None),
         *(gr.update(visible=v) for v in STRIP[view]),
@@ -170,14 +201,20 @@ def on_load(request: gr.Request):
     source = ui.preset(q, "source", list(SOURCES)[0], choices=list(SOURCES))
     dims = ui.preset(q, "dims", TokensConfig.default("dims"), int, choices=list(TokensConfig.spec("dims").choices))
     a, b, c, expected = (ui.preset(q, key, value) for key, value in zip(("a", "b", "c", "expected"), ANALOGY))
+    compare = ui.preset(q, "compare", COMPARE)
     try:
-        out = show_ui(view, text, words, source, dims, a, b, c, expected, request=request)
+        out = show_ui(view, text, words, source, dims, a, b, c, expected, compare, request=request)
     except gr.Error as err:
         out = (f"⚠️ {err.message}", None, *(gr.update(visible=False),) * 4, *(gr.update(),) * 6)
         out += (None, "", gr.update(visible=False))
     strip = out[6:12]
     values = (text, words, a, b, c, source)  # the strip's widgets: their preset value and their visibility
     return (view, dims, expected, *out[:6], *({**u, "value": v} for v, u in zip(values, strip)), *out[12:])
+
+
+def compare_preset(request: gr.Request):
+    """The ?compare= preset into its dropdown (on_load already drew the view with it)."""
+    return ui.preset(ui.query(request), "compare", COMPARE)
 
 
 with gr.Blocks(title="Tokens and embeddings") as demo:
@@ -198,6 +235,13 @@ with gr.Blocks(title="Tokens and embeddings") as demo:
             label=TokensConfig.spec("dims").label,
         )
         expected_in = gr.Textbox(ANALOGY[3], label="analogy: expected word", max_lines=1)
+        compare_in = gr.Dropdown(
+            compare_choices(),
+            value=COMPARE,
+            label="compare with (view: compare two models)",
+            info="its input embeddings of the same words, against the chosen embeddings' model",
+            allow_custom_value=True,
+        )
     status = stage.status()
     hero = stage.hero()
     with stage.more():
@@ -216,15 +260,16 @@ with gr.Blocks(title="Tokens and embeddings") as demo:
     emb_btn.click(embed, [words_in, source_in, dims_in], [api_plot, api_plot2], api_name="embed")
     an_btn.click(analogy, [a_in, b_in, c_in, expected_in, source_in], [api_plot, api_md], api_name="analogy")
 
-    inputs = [view_in, text_in, words_in, source_in, dims_in, a_in, b_in, c_in, expected_in]
+    inputs = [view_in, text_in, words_in, source_in, dims_in, a_in, b_in, c_in, expected_in, compare_in]
     outputs = [status, hero, second_plot, second_tab, table_md, table_tab, text_in, words_in, a_in, b_in, c_in]
     outputs += [source_in, king_plot, king_md, king_tab]
     go_btn.click(show_ui, inputs, outputs, api_name=False)
-    for widget in (view_in, source_in, dims_in):  # cheap: a change re-renders (.input: a person's change only)
+    for widget in (view_in, source_in, dims_in, compare_in):  # cheap: a change re-renders (a person's change only)
         widget.input(show_ui, inputs, outputs, api_name=False)
     for box in (text_in, words_in, a_in, b_in, c_in, expected_in):
         box.submit(show_ui, inputs, outputs, api_name=False)
     demo.load(on_load, None, [view_in, dims_in, expected_in, *outputs], api_name=False)
+    demo.load(compare_preset, None, compare_in, api_name=False)
 
 if __name__ == "__main__":
     ui.launch(demo)

@@ -2,6 +2,7 @@
 
 serve | demo | models            the demo server and the model cache
 present | snapshots | export-figures   the Slidev deck (lecture/deck.py, lecture/figures.py)
+export                            any view of any concept as svg / png / pdf / html (lecture/export.py)
 train-moe | grpo                  re-record the committed runs in assets/ (the science lives in toolkit/)
 """
 
@@ -20,6 +21,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if getattr(args, "classroom", False) and args.any_model:
         print("lecture: --classroom keeps the safe limits: it refuses --any-model", file=sys.stderr)
         return 2
+    if getattr(args, "grpo_trace", None):
+        from demos import grpo
+        from toolkit.trace import TraceError
+
+        try:
+            trace = grpo.open_trace(args.grpo_trace)
+        except (OSError, TraceError) as err:
+            print(f"lecture: --grpo-trace: {err}", file=sys.stderr)
+            return 2
+        print(f"[lecture] GRPO replay: {args.grpo_trace} ({len(trace.steps)} steps)", flush=True)
     for name in args.model or []:
         print(f"[lecture] loading {name} ...", flush=True)
         models.set_default(name)
@@ -85,6 +96,40 @@ def cmd_export_figures(args: argparse.Namespace) -> int:
 
     for path in export(args.out, args.names or None, dark=args.dark):
         print(f"[lecture] wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lecture.chromium import BrowserError
+    from lecture.export import ExportError, export
+
+    try:
+        preset = json.loads(args.preset) if args.preset else {}
+    except json.JSONDecodeError as err:
+        print(f"lecture: --preset is not JSON ({err}); e.g. --preset '{{\"layer\": 5}}'", file=sys.stderr)
+        return 2
+    if not isinstance(preset, dict):
+        print("lecture: --preset must be a JSON object of preset names and values", file=sys.stderr)
+        return 2
+    try:
+        path = export(
+            args.concept,
+            args.view,
+            preset,
+            args.format,
+            args.theme == "dark",
+            args.out,
+            args.width,
+            args.height,
+            args.scale,
+        )
+    except (ExportError, TypeError, ValueError, FileNotFoundError, BrowserError) as err:
+        print(f"lecture: {err}", file=sys.stderr)
+        return 2
+    except KeyError as err:  # an unknown concept or view: the message lists the known ones
+        print(f"lecture: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    print(f"[lecture] wrote {path}")
     return 0
 
 
@@ -349,6 +394,11 @@ def parser() -> argparse.ArgumentParser:
             action="store_true",
             help="let visitors load any Hugging Face id or local folder (default: only the models above)",
         )
+        sp.add_argument(
+            "--grpo-trace",
+            metavar="PATH",
+            help="the GRPO demo's replay opens this GrpoTrace file (e.g. a TRL run recorded with GrpoRecorder)",
+        )
 
     sp = sub.add_parser("serve", help="serve every demo on one server (index at /, demos at /demo/NAME)")
     server_args(sp)
@@ -387,6 +437,20 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=str(SLIDES / "public" / "figures"))
     sp.add_argument("--dark", action="store_true")
     sp.set_defaults(func=cmd_export_figures)
+
+    sp = sub.add_parser(
+        "export", help="write any concept's view as svg, png, pdf or self-contained html (handouts, papers)"
+    )
+    sp.add_argument("concept", help="a concept (toolkit/registry.py), e.g. attention")
+    sp.add_argument("view", nargs="?", help="one of its views (default: the demo's hero); see toolkit.views.views")
+    sp.add_argument("--preset", help='the demo\'s URL presets as JSON, e.g. \'{"layer": 5, "head": 2}\'')
+    sp.add_argument("--format", default="svg", choices=["svg", "png", "pdf", "html"])
+    sp.add_argument("--theme", default="light", choices=["light", "dark"])
+    sp.add_argument("--out", help="the file to write (default: CONCEPT-VIEW[-dark].FORMAT here)")
+    sp.add_argument("--width", type=int, help="CSS px (default: the figure's own, else 1200)")
+    sp.add_argument("--height", type=int, help="CSS px (default: the figure's own, else 700)")
+    sp.add_argument("--scale", type=float, default=1.0, help="pixels per CSS px for png (2 for a projector)")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("snapshots", help="screenshot each deck demo into slides/public/snapshots/ (needs chromium)")
     sp.add_argument("names", nargs="*", help="only these demos")

@@ -215,9 +215,18 @@ def snapshots(
         return 1
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop(proc)
     return 0
+
+
+def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a server we started: SIGTERM, then SIGKILL if it is still there after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def present(port: int = 7860, deck_port: int = 3030, model_names: list[str] | None = None) -> int:

@@ -1,12 +1,12 @@
 """Static figures for deck slides that have no live demo (sinusoidal PE, cross-entropy, Bradley-Terry): drawn by
-their concepts' figure functions, rendered to PNG by headless chromium into slides/public/figures/.
+their concepts' figure functions, rendered to PNG by plotly's kaleido with Debian's chromium into
+slides/public/figures/ (the same path as `lecture export`, lecture/export.py).
 
 Run `lecture export-figures` after changing a figure; the PNGs are committed so the deck builds without Python.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from toolkit import dpo, rope, sft
@@ -22,22 +22,17 @@ FIGURES = {  # name -> (dark) -> figure, each made by its concept's figures modu
 
 
 def export(out_dir: str | Path, names: list[str] | None = None, dark: bool = False) -> list[Path]:
-    """Render the named figures (all by default) to out_dir/<name>.png with headless chromium."""
-    from lecture.chromium import Browser
+    """Render the named figures (all by default) to out_dir/<name>.png, WIDTH x HEIGHT CSS px at scale 2."""
+    from lecture.export import Renderer
 
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory() as tmp, Browser(WIDTH, HEIGHT, scale=2) as browser:
+    with Renderer() as renderer:
         for name in names or list(FIGURES):
             fig = FIGURES[name](dark)
             fig.update_layout(width=WIDTH, height=HEIGHT)
-            page = Path(tmp) / f"{name}.html"
-            # plotly.js inline: the page loads nothing from the network
-            page.write_text(fig.to_html(include_plotlyjs=True, full_html=True, config={"staticPlot": True}))
-            browser.goto(page.as_uri())
-            browser.wait_for("document.querySelectorAll('.main-svg').length > 0")
-            browser.evaluate("document.body.style.margin = '0'")
-            written.append(
-                browser.screenshot(out / f"{name}.png", clip={"x": 0, "y": 0, "width": WIDTH, "height": HEIGHT})
-            )
+            path = out / f"{name}.png"
+            path.write_bytes(renderer.image(fig, "png", WIDTH, HEIGHT, scale=2))
+            written.append(path)
     return written

@@ -100,7 +100,10 @@ def test_slides_state_the_measurements(recorded, smol):
     for k in (0, max(recorded.shots)):
         acc, lo, hi, right, n = recorded.accuracy(k)
         assert f"{k}-shot {round(100 * acc)} % [{round(100 * lo)}, {round(100 * hi)}]" in text
-    assert f'"positive" {round(100 * recorded.positive_rate(0))} %' in text
+    k = max(recorded.shots)
+    assert f'at {k}-shot the model says "positive" {round(100 * recorded.positive_rate(k))} % of the time' in text
+    if recorded.accuracy(k)[2] < recorded.accuracy(0)[1]:
+        assert "examples **hurt** here" in text
     k = max(recorded.shots)
     first, last = round(100 * recorded.accuracy(0)[0]), round(100 * recorded.accuracy(k)[0])
     assert f"few examples in the prompt: {first} % → {last} % (0 → {k} examples)" in _slide("Emergent abilities")

@@ -19,6 +19,7 @@ from transformers.cache_utils import DynamicCache
 from lecture.deck import deck_slides
 from toolkit import arch
 from toolkit import paged_attention as pa
+from toolkit.config import BudgetError
 from toolkit.paged_attention import figures as views
 from toolkit.trace import Trace, TraceError
 
@@ -207,6 +208,16 @@ def test_sim_frames_match_the_series(smol):
         pa.simulate(smol, memory_mib=1, max_len=1024)
     for fig in (views.memory_map(sim, 100), views.tables(sim, 100), views.waste(sim, 100)):
         assert isinstance(fig, go.Figure) and fig.layout.title.text
+
+
+def test_sim_budgets_bound_time_and_memory(smol):
+    """The widgets' extremes get a sentence, not minutes of simulation or a gigabyte of frames."""
+    with pytest.raises(BudgetError, match="steps of arrivals"):
+        pa.simulate(smol, requests=2000, rate=0.01)
+    with pytest.raises(BudgetError, match="prompt and output tokens"):
+        pa.simulate(smol, requests=2000, mean_output=8192, max_len=32768, memory_mib=2048, block_size=256, rate=100)
+    with pytest.raises(BudgetError, match="blocks in the block map"):
+        pa.simulate(smol, memory_mib=65536, block_size=1)
 
 
 # ---- the slides' claims --------------------------------------------------------------------------------------

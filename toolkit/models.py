@@ -89,6 +89,7 @@ class Loaded:
 _loaded: dict[str, Loaded] = {}
 _locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
+_derived: dict[str, tuple[str, Callable[[Loaded], Any]]] = {}  # name -> (base name, transform): see derive()
 
 
 def cache_dir() -> Path:
@@ -135,7 +136,7 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
         )
     if key in _loaded:
         return _loaded[key]
-    if not _open["any"] and key not in EMBEDDED and key not in _defaults.values():
+    if not _open["any"] and key not in EMBEDDED and key not in _derived and key not in _defaults.values():
         raise ModelUnavailable(
             f"this server only serves the models chosen when it started ({', '.join(choices())}), not {key!r}. "
             f"Fix: restart it with `lecture serve --model {key}` (or `--any-model` to let visitors load any model)."
@@ -155,6 +156,27 @@ def resolve(model: Loaded | str) -> Loaded:
     if isinstance(model, str):
         return load(model)
     raise TypeError(f"expected a model name or a models.Loaded, got {type(model).__name__}")
+
+
+def derive(name: str, base: str, transform: Callable[[Loaded], Any]) -> str:
+    """Register ``name``: the model ``transform(load(base))`` returns (new modules; a fine-tuned or quantised copy).
+
+    Nothing is built now: the first ``load(name)`` builds it once per process, with the base's tokenizer and kind.
+    ``transform`` must leave the base's shared copy as it is (new modules over the same tensors, new tensors for
+    what it changes). A server that refuses unknown names still serves derived ones: they are the operator's.
+    """
+    if not name or not isinstance(name, str) or name in EMBEDDED or name == base:
+        raise ValueError(f"{name!r} cannot name a derived model (empty, an embedded name or its own base)")
+    with _registry_lock:
+        if name in _loaded and _derived.get(name, (None, None))[0] != base:
+            raise ValueError(f"{name!r} is already loaded as another model")
+        _derived[name] = (base, transform)
+    return name
+
+
+def derived(base: str | None = None) -> list[str]:
+    """Names registered with ``derive`` (of ``base`` only, when given), for a "compare with" choice."""
+    return [n for n, (b, _) in _derived.items() if base is None or b == base]
 
 
 def loaded_names() -> list[str]:
@@ -190,6 +212,12 @@ def choices(kind: str | None = None) -> list[str]:
 
 
 def _load_uncached(key: str) -> Loaded:
+    if key in _derived:
+        base_name, transform = _derived[key]
+        base = load(base_name)
+        model = transform(base)
+        model.eval()
+        return Loaded(key, model, base.tokenizer, base.kind)
     if key in EMBEDDED:
         entry = EMBEDDED[key]
         if entry.gguf:

@@ -48,6 +48,8 @@ CONCEPTS: dict[str, Concept] = {
         Concept("flash_attention", "FlashAttention"),
         Concept("paged_attention", "PagedAttention"),
         Concept("sparse_attention", "Sparse attention and attention sinks"),
+        Concept("quantization", "Quantising the whole model"),
+        Concept("speculative", "Speculative decoding and distillation"),
         # Part 5: vector search and RAG
         Concept("vector_search", "Vector search"),
         Concept("rag", "Retrieval-augmented generation"),

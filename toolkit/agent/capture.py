@@ -88,7 +88,9 @@ def observe(raw: str) -> tuple[dict, str]:
 
 
 def is_correct(q: Question, final: str | None) -> bool:
-    if final is None:
+    """A lookup answer must contain its phrase; a number must be read from the answer and equal; a question
+    without a known answer (a live one) is never counted right."""
+    if final is None or not q.answer:
         return False
     if q.kind == "lookup":
         return q.answer.lower() in final.lower()

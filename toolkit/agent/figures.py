@@ -117,3 +117,46 @@ def tool_card(name: str, dark: bool = False) -> str:
         f'<div style="flex:1"><b>MCP: tools/list</b><pre {block}>{html.escape(json.dumps(tool.mcp(), indent=1))}</pre>'
         "</div></div>"
     )
+
+
+# ---- the demo's views from Python: toolkit.views.show("agent", view, **preset) ---------------------------------
+# The recorded episodes (`lecture agent --threads 1`). "timeline" and "tool" are HTML (a str). question None: as in
+# the demo, the first question the agent got right with a tool call.
+
+
+def recorded() -> AgentTrace:
+    from toolkit import views
+    from toolkit.agent.record import ASSET, COMMAND
+
+    return views.recorded(AgentTrace, ASSET, COMMAND)
+
+
+def first_tool_success(trace: AgentTrace) -> int:
+    """The first recorded question answered right with a tool call and no unparsed one, else 0."""
+    for i, ep in enumerate(trace.episodes["tools"]):
+        if ep["correct"] and ep["calls"] and not ep["parse_failures"]:
+            return i
+    return 0
+
+
+def view_timeline(question: int | None = None, condition: str = "tools", dark: bool = False) -> str:
+    """One recorded episode step by step: thoughts, tool calls, results, the answer (condition tools/no_tools)."""
+    trace = recorded()
+    i = first_tool_success(trace) if question is None else question
+    if not 0 <= i < len(trace.questions):
+        raise ValueError(f"question {i} does not exist: choose 0 to {len(trace.questions) - 1}")
+    if condition not in trace.episodes:
+        raise ValueError(f"unknown condition {condition!r}; choose one of {', '.join(trace.episodes)}")
+    return timeline(trace.episodes[condition][i], trace.questions[i]["answer"], dark)
+
+
+def view_accuracy(dark: bool = False) -> go.Figure:
+    return accuracy(recorded(), dark)
+
+
+def view_tool(name: str = "calculator", dark: bool = False) -> str:
+    """A tool's JSON schema in the system prompt beside its MCP definition."""
+    return tool_card(name, dark)
+
+
+VIEWS = {"timeline": view_timeline, "accuracy": view_accuracy, "tool": view_tool}  # the demo's hero first

@@ -9,13 +9,23 @@ AttentionTrace; figures: one plotly figure per view; bertviz: offline bertviz pa
 """
 
 from toolkit.attention import figures
-from toolkit.attention.capture import AttentionConfig, capture, generate
-from toolkit.attention.maths import attention_steps, causal_mask, find_token, head_stats, pair_attention, recompute
+from toolkit.attention.capture import AttentionConfig, capture, check_comparable, compare, generate
+from toolkit.attention.maths import (
+    attention_steps,
+    causal_mask,
+    find_token,
+    head_stats,
+    pair_attention,
+    recompute,
+    total_variation,
+)
 from toolkit.attention.trace import AttentionTrace
 
 __all__ = [
     "capture",
     "generate",
+    "compare",
+    "check_comparable",
     "AttentionConfig",
     "AttentionTrace",
     "figures",
@@ -25,4 +35,5 @@ __all__ = [
     "head_stats",
     "pair_attention",
     "recompute",
+    "total_variation",
 ]

@@ -135,3 +135,30 @@ def _meta(loaded: models.Loaded, tap: qkv.QkvTap, ids: list[int], n_total: int) 
         architecture=tap.arch.architecture,
         sliding_window=tap.arch.sliding_window if tap.arch.causal else None,
     )
+
+
+def compare(
+    model: models.Loaded | str,
+    other: models.Loaded | str,
+    prompt: str,
+    config: AttentionConfig | None = None,
+    **options: Any,
+) -> tuple[AttentionTrace, AttentionTrace]:
+    """The same text through two models (two models, a model before and after a LoRA fine-tune, unquantised vs
+    quantised) -> (trace of ``model``, trace of ``other``), checked comparable: the same tokens and the same
+    layers and heads, so their difference per head means something."""
+    cfg = AttentionConfig.make(config, **options)
+    return check_comparable(capture(model, prompt, cfg), capture(other, prompt, cfg))
+
+
+def check_comparable(a: AttentionTrace, b: AttentionTrace) -> tuple[AttentionTrace, AttentionTrace]:
+    """(a, b) when a per-head difference means something (the same tokens, layers and heads), else ValueError."""
+    names = f"{a.meta['model']} and {b.meta['model']}"
+    if a.meta["ids"] != b.meta["ids"]:
+        raise ValueError(f"{names} split the text into different tokens: compare models that share a tokenizer")
+    if a.weights.shape != b.weights.shape:
+        raise ValueError(
+            f"{names} differ in layers or heads ({a.n_layers}x{a.n_heads} vs {b.n_layers}x{b.n_heads}): "
+            "a per-head difference needs the same architecture"
+        )
+    return a, b

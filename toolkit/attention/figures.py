@@ -91,8 +91,10 @@ def _grid_layout(
         r, c = divmod(i, cols)
         sfx = "" if i == 0 else str(i + 1)
         x0, y1 = c * (w + hgap), 1 - r * (h + vgap)
-        layout[f"xaxis{sfx}"] = {**axis, "domain": [x0, x0 + w], "anchor": f"y{sfx}"}
-        layout[f"yaxis{sfx}"] = {**axis, "domain": [y1 - h, y1], "anchor": f"x{sfx}", "autorange": "reversed"}
+        x = [max(0.0, x0), min(1.0, x0 + w)]  # clamped: rounding can step a hair outside [0, 1]
+        y = [max(0.0, y1 - h), min(1.0, y1)]
+        layout[f"xaxis{sfx}"] = {**axis, "domain": x, "anchor": f"y{sfx}"}
+        layout[f"yaxis{sfx}"] = {**axis, "domain": y, "anchor": f"x{sfx}", "autorange": "reversed"}
         layout["annotations"].append(
             {
                 "text": titles[i],
@@ -152,6 +154,81 @@ def layer_heads(trace: AttentionTrace, layer: int, dark: bool = False) -> go.Fig
     ]
     fig = go.Figure(data=data, layout=layout)
     return _finish(fig, dark, f"layer {layer}: all {trace.n_heads} heads", (340 if ticks else 260) * rows + 80)
+
+
+def _difference(a: AttentionTrace, b: AttentionTrace, layer: int, head: int) -> np.ndarray:
+    """(query, key) float32 B − A of one head, NaN where the model cannot look."""
+    return _masked(b, layer, head) - _masked(a, layer, head)
+
+
+def head_difference(a: AttentionTrace, b: AttentionTrace, layer: int, dark: bool = False) -> go.Figure:
+    """Side by side: every head of one layer as B − A (red: B attends more, blue: less), each titled with its
+    total variation distance (``maths.total_variation``: 0 the same, 1 nothing in common)."""
+    layer = _clamp(layer, a.n_layers)
+    tv = maths.total_variation(a.weights, b.weights)[layer]  # (head,)
+    diffs = [_difference(a, b, layer, h) for h in range(a.n_heads)]
+    top = max(float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 0.0 for d in diffs) or 1.0
+    rows, cols = _grid(a.n_heads)
+    n = len(a.tokens)
+    ticks = n <= 12
+    axis = {
+        "showgrid": False,
+        "zeroline": False,
+        "tickmode": "array",
+        "tickvals": list(range(n)) if ticks else [],
+        "ticktext": [label(t) for t in a.tokens] if ticks else [],
+    }
+    layout = _grid_layout(a.n_heads, rows, cols, [f"head {h} · TV {tv[h]:.3f}" for h in range(a.n_heads)], axis)
+    for i in range(a.n_heads):  # token labels on the outer edges only
+        r, c = divmod(i, cols)
+        sfx = "" if i == 0 else str(i + 1)
+        if c:
+            layout[f"yaxis{sfx}"] = {**layout[f"yaxis{sfx}"], "showticklabels": False}
+        if r != rows - 1 and i + cols < a.n_heads:
+            layout[f"xaxis{sfx}"] = {**layout[f"xaxis{sfx}"], "showticklabels": False}
+    layout["coloraxis"] = {
+        "colorscale": style.DIVERGING,
+        "reversescale": True,  # RdBu runs red to blue: reversed, more attention is red
+        "cmid": 0,
+        "cmin": -top,
+        "cmax": top,
+        "colorbar": {"title": {"text": "B − A"}},
+    }
+    data = [
+        {
+            "type": "heatmap",
+            "z": diffs[h],
+            "coloraxis": "coloraxis",
+            "xaxis": "x" if h == 0 else f"x{h + 1}",
+            "yaxis": "y" if h == 0 else f"y{h + 1}",
+            "hovertemplate": "query %{y} → key %{x}: %{z:+.3f}<extra></extra>",
+        }
+        for h in range(a.n_heads)
+    ]
+    names = f"{style.plain(b.meta.get('model', 'B'))} − {style.plain(a.meta.get('model', 'A'))}"
+    fig = go.Figure(data=data, layout=layout)
+    return _finish(fig, dark, f"layer {layer}, {names}", (340 if ticks else 260) * rows + 80)
+
+
+def difference_summary(a: AttentionTrace, b: AttentionTrace, dark: bool = False) -> go.Figure:
+    """Every layer × head (layers across, heads down, as the model view): the total variation distance between
+    the two models' patterns, so the heads that moved stand out."""
+    tv = maths.total_variation(a.weights, b.weights).astype(np.float32)  # (layer, head)
+    fig = go.Figure(
+        go.Heatmap(
+            z=tv.T,  # (head, layer)
+            colorscale=style.SEQUENTIAL,
+            zmin=0,
+            colorbar=dict(title="TV"),
+            hovertemplate="layer %{x}, head %{y}: TV %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="head", autorange="reversed", dtick=1 if a.n_heads <= 12 else 2)
+    fig.update_xaxes(title="layer", dtick=1 if a.n_layers <= 16 else 2)
+    layer, head = np.unravel_index(int(tv.argmax()), tv.shape)
+    names = f"{style.plain(a.meta.get('model', 'A'))} vs {style.plain(b.meta.get('model', 'B'))}"
+    title = f"{names}: most changed head L{layer} H{head} (TV {tv[layer, head]:.3f})"
+    return style.apply(fig, dark, title=title, height=max(380, 30 * a.n_heads + 200))
 
 
 def _pool(w: np.ndarray, causal: bool, s: int) -> np.ndarray:
@@ -606,3 +683,107 @@ def generation_view(trace: AttentionTrace, layer: int, head: int | None = None, 
     style.apply(fig, dark, title=first_layout["title.text"], height=560)
     fig.update_layout(margin=dict(b=160))
     return fig
+
+
+# ---- the demo's views from Python: toolkit.views.show("attention", view, **preset) -------------------------------
+# One function per view of demos/attention.py, with its URL presets as keywords and its defaults: capture, then
+# draw. "bertviz" returns HTML (a str: IPython.display.HTML shows it), every other view a plotly figure.
+
+DECK = "The animal didn't cross the street because it was too tired"  # the deck's sentence (the demo's default)
+MODEL = "smollm2-135m"
+COMPARE = "smollm2-135m-nf4"  # toolkit.variants: the same model, linear weights in NF4 (built once per process)
+
+
+def _trace(model: str, text: str, qkv: bool = False) -> AttentionTrace:
+    from toolkit.attention.capture import capture
+
+    return capture(model, text, qkv=qkv)
+
+
+def view_overview(text: str = DECK, model: str = MODEL, layer: int = 3, dark: bool = False) -> go.Figure:
+    return layer_heads(_trace(model, text), layer, dark)
+
+
+def view_head(text: str = DECK, model: str = MODEL, layer: int = 3, head: int = 0, dark: bool = False) -> go.Figure:
+    return head_heatmap(_trace(model, text), layer, head, dark)
+
+
+def view_lines(
+    text: str = DECK,
+    model: str = MODEL,
+    layer: int = 3,
+    heads: list[int] | None = None,
+    query: str | int = "it",
+    dark: bool = False,
+) -> go.Figure:
+    """heads: None draws every head; query: a word (its first token) or a position."""
+    trace = _trace(model, text)
+    q = query if isinstance(query, int) else maths.find_token(trace, query)
+    return lines_view(trace, layer, list(range(trace.n_heads)) if heads is None else list(heads), q, dark)
+
+
+def view_step(
+    text: str = DECK, model: str = MODEL, layer: int = 3, head: int = 0, shown: int = 6, dark: bool = False
+) -> go.Figure:
+    return formula(_trace(model, text, qkv=True), layer, head, dark, max_tokens=shown)
+
+
+def view_summary(
+    text: str = DECK, model: str = MODEL, query: str = "it", keys: str = "animal, tired", dark: bool = False
+) -> go.Figure:
+    words = tuple(w.strip() for w in keys.split(",") if w.strip()) if isinstance(keys, str) else tuple(keys)
+    return pair_heads(_trace(model, text), query, words, dark)
+
+
+def view_encoder_decoder(
+    text: str = DECK, model: str = MODEL, layer: int = 3, head: int = 0, dark: bool = False
+) -> go.Figure:
+    """The model beside the embedded model of the other kind, at the same relative depth and head."""
+    from toolkit import models
+
+    trace = _trace(model, text)
+    other = _trace(models.DEFAULT_ENCODER if trace.causal else models.DEFAULT_CAUSAL, text)
+    lay = _clamp(layer, trace.n_layers)
+    other_layer = round(lay * (other.n_layers - 1) / max(trace.n_layers - 1, 1))
+    enc, dec = (other, trace) if trace.causal else (trace, other)
+    layers = (other_layer, lay) if trace.causal else (lay, other_layer)
+    return encoder_vs_decoder(enc, dec, layers, (head, head), dark)
+
+
+def view_generation(
+    text: str = DECK, model: str = MODEL, layer: int = 3, head: int = 0, new_tokens: int = 8, dark: bool = False
+) -> go.Figure:
+    from toolkit.attention.capture import generate
+
+    return generation_view(generate(model, text, new_tokens=new_tokens), layer, head, dark)
+
+
+def view_bertviz(text: str = DECK, model: str = MODEL, layer: int = 3, dark: bool = False) -> str:
+    """bertviz's head view of one layer, offline, as an <iframe> (HTML: not a plotly figure)."""
+    from toolkit.attention import bertviz
+
+    trace = _trace(model, text)
+    return bertviz.iframe(bertviz.head_view(trace, layers=[_clamp(layer, trace.n_layers)]), height=520)
+
+
+def view_compare(
+    text: str = DECK, model: str = MODEL, compare: str = COMPARE, layer: int = 3, dark: bool = False
+) -> go.Figure:
+    """Two models on the same text: every head of one layer as the difference ``compare`` − ``model``."""
+    from toolkit import variants  # noqa: F401  (registers the embedded model's variants)
+    from toolkit.attention.capture import compare as both
+
+    return head_difference(*both(model, compare, text, qkv=False), layer, dark)
+
+
+VIEWS = {  # the demo's hero first
+    "overview": view_overview,
+    "head": view_head,
+    "lines": view_lines,
+    "step": view_step,
+    "summary": view_summary,
+    "encoder-decoder": view_encoder_decoder,
+    "generation": view_generation,
+    "bertviz": view_bertviz,
+    "compare": view_compare,
+}

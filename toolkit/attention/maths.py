@@ -103,3 +103,12 @@ def pair_attention(trace: AttentionTrace, query: str, keys: list[str]) -> dict[s
         order = np.argsort(wk, axis=None)[::-1][:5]
         top[word] = [(int(i // wk.shape[1]), int(i % wk.shape[1]), float(wk.flat[i])) for i in order]
     return {"query": qi, "keys": kis, "weights": w, "top": top}
+
+
+def total_variation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How far two attention patterns over the same tokens are, per layer and head: the total variation distance
+    ½ Σ_k |A[q, k] − B[q, k]| of each query's row (0: the same weights, 1: no key in common), averaged over the
+    queries. a, b: (layer, head, query, key) -> (layer, head). Side-by-side views of two models."""
+    if a.shape != b.shape:
+        raise ValueError(f"the two patterns differ in shape: {a.shape} vs {b.shape}")
+    return 0.5 * np.abs(a.astype(np.float64) - b.astype(np.float64)).sum(-1).mean(-1)  # (L, H, Q, K) -> (L, H)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from toolkit import style
+from toolkit.context.capture import DEFAULT_QUESTION
 from toolkit.context.trace import BudgetTrace, FewShotTrace
 
 KIND_TITLES = {
@@ -54,7 +55,7 @@ def budget(trace: BudgetTrace, dark: bool = False) -> go.Figure:
     dropped = sum(p["tokens"] for p in trace.dropped())
     top = max(trace.window, trace.total + trace.reserve, dropped) * 1.08
     fig.update_xaxes(title="tokens (SmolLM2's tokenizer)", range=[0, top])
-    fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.25), bargap=0.35)
+    fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.32), bargap=0.35)
     verdict = "fits" if trace.fits else "does not fit even without the droppable parts"
     return style.apply(
         fig, dark, title=f"{trace.total} prompt tokens + {trace.reserve} reserved, window {trace.window}: {verdict}"
@@ -93,3 +94,34 @@ def fewshot(trace: FewShotTrace, dark: bool = False) -> go.Figure:
     fig.update_yaxes(title="% of the reviews", range=[0, 105])
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0), uniformtext=dict(minsize=style.MIN_FONT, mode="hide"))
     return style.apply(fig, dark, title=f"Sentiment of {len(trace.texts)} reviews: zero-shot vs few-shot")
+
+
+# ---- the demo's views from Python: toolkit.views.show("context", view, **preset) -------------------------------
+# The budget is computed now on the model's tokenizer; the few-shot accuracy is the recorded measurement
+# (`lecture context --threads 1`).
+
+
+def view_budget(
+    question: str = DEFAULT_QUESTION,
+    window: int = 512,
+    passages: int = 4,
+    history: int = 6,
+    reserve: int = 128,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    """The prompt part by part in the window, and what is dropped to fit ``window - reserve``."""
+    from toolkit.context.capture import budget as measure
+
+    trace = measure(model, question, window=window, passages=passages, history=history, reserve=reserve)
+    return budget(trace, dark)
+
+
+def view_fewshot(dark: bool = False) -> go.Figure:
+    from toolkit import views
+    from toolkit.context.record import ASSET, COMMAND
+
+    return fewshot(views.recorded(FewShotTrace, ASSET, COMMAND), dark)
+
+
+VIEWS = {"budget": view_budget, "fewshot": view_fewshot}  # the demo's hero first

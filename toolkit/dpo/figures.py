@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from toolkit import style
 from toolkit.dpo import maths
+from toolkit.dpo.capture import PAIR
 from toolkit.dpo.trace import DpoTrace
 
 # A legend on the title's line, between the title (left) and the plot's toolbar (right): never over a panel's title,
@@ -132,3 +133,48 @@ def waiting(message: str, dark: bool = False) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return style.apply(fig, dark)
+
+
+# ---- the demo's views from Python: toolkit.views.show("dpo", view, **preset) -----------------------------------
+# "steps" and "log-probs" train (``steps`` DPO steps with LoRA on the pair: a few seconds each).
+
+
+def view_bradley_terry(rw: float = 1.0, rl: float = 0.0, dark: bool = False) -> go.Figure:
+    """P(winner preferred) = σ(r_w − r_l), the margin marked."""
+    return bradley_terry(rw - rl, dark)
+
+
+def _trained(prompt: str, chosen: str, rejected: str, beta: float, steps: int, model: str):
+    from toolkit.dpo.capture import Pair, train
+
+    return train(model, Pair(prompt, chosen, rejected), beta=beta, steps=steps)
+
+
+steps_figure = steps  # the views below take a ``steps`` preset (the demo's name), which hides the function
+
+
+def view_steps(
+    prompt: str = PAIR.prompt,
+    chosen: str = PAIR.chosen,
+    rejected: str = PAIR.rejected,
+    beta: float = 0.1,
+    steps: int = 3,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return steps_figure(_trained(prompt, chosen, rejected, beta, steps, model), dark)
+
+
+def view_log_probs(
+    prompt: str = PAIR.prompt,
+    chosen: str = PAIR.chosen,
+    rejected: str = PAIR.rejected,
+    beta: float = 0.1,
+    steps: int = 3,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return log_probs(_trained(prompt, chosen, rejected, beta, steps, model), dark)
+
+
+VIEWS = {"bradley-terry": view_bradley_terry, "steps": view_steps, "log-probs": view_log_probs}

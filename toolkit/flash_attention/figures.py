@@ -230,3 +230,57 @@ def traffic(d: int, n_mark: int = 4096, sram_kb: float = 100, bytes_per_number: 
         f"{std / 1e6:.0f} M vs {fl / 1e6:.1f} M elements ({std / fl:.1f}× fewer)"
     )
     return style.apply(fig, dark, title=title, height=560)
+
+
+# ---- the demo's views from Python: toolkit.views.show("flash_attention", view, **preset) -----------------------
+# One function per view of demos/flash_attention.py, with its URL presets as keywords and its defaults.
+
+TEXT = "FlashAttention never writes the attention matrix to memory: it computes it tile by tile."  # the demo's
+TRAFFIC_N = 4096  # the sequence length the traffic view reads its ratio at (the benchmark's largest N)
+row_figure = row  # the "row" view takes a ``row`` preset (the demo's name), which hides the function
+
+
+def _tiled(model: str, text: str, layer: int, head: int, block_q: int, block_k: int) -> FlashTrace:
+    from toolkit.flash_attention.capture import capture
+
+    return capture(model, text, layer=layer, head=head, block_q=block_q, block_k=block_k)
+
+
+def view_tiles(
+    text: str = TEXT,
+    layer: int = 3,
+    head: int = 0,
+    block_q: int = 4,
+    block_k: int = 4,
+    step: int = 9,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    """The tiles done after ``step`` of them (past the last: all of them)."""
+    trace = _tiled(model, text, layer, head, block_q, block_k)
+    return tiles(trace, min(step, trace.n_tiles), dark)
+
+
+def view_row(
+    text: str = TEXT,
+    layer: int = 3,
+    head: int = 0,
+    block_q: int = 4,
+    block_k: int = 4,
+    row: int = 12,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    """One query row's running max, sum and output tile by tile (past the last row: the last)."""
+    trace = _tiled(model, text, layer, head, block_q, block_k)
+    return row_figure(trace, min(row, trace.n - 1), dark)
+
+
+def view_traffic(sram_kb: float = 100, model: str = "smollm2-135m", dark: bool = False) -> go.Figure:
+    """The paper's count of slow-memory traffic at the model's head size (no capture: a formula)."""
+    from toolkit import arch, models
+
+    return traffic(arch.of(models.load(model)).head_dim, TRAFFIC_N, sram_kb, dark=dark)
+
+
+VIEWS = {"tiles": view_tiles, "row": view_row, "traffic": view_traffic}  # the demo's hero first

@@ -44,10 +44,15 @@ def task(split: str = "train") -> tuple[Exchange, ...]:
 
 def general_chunks(tokenizer, topics: tuple[str, ...], chunk: int = CHUNK) -> list[list[int]]:
     """Token chunks of ``chunk`` tokens from the topics' text (the last partial chunk of each topic dropped)."""
+    return [list(c) for c in _chunks(tokenizer, tuple(topics), chunk)]
+
+
+@functools.lru_cache(maxsize=8)  # the same tokenizer and topics every run: tokenise once per process
+def _chunks(tokenizer, topics: tuple[str, ...], chunk: int) -> tuple[tuple[int, ...], ...]:
     from pydoc_data.topics import topics as docs
 
     out = []
     for name in topics:
         ids = tokenizer(docs[name], add_special_tokens=False)["input_ids"]
-        out += [ids[i : i + chunk] for i in range(0, len(ids) - chunk + 1, chunk)]
-    return out
+        out += [tuple(ids[i : i + chunk]) for i in range(0, len(ids) - chunk + 1, chunk)]
+    return tuple(out)

@@ -23,7 +23,7 @@ def curves(trace: ForgettingTrace, dark: bool = False, extra: dict | None = None
     rise). One colour per method. ``extra``: a live run {"method", "task_loss", "general_ppl"} drawn dashed."""
     fig = make_subplots(
         rows=1, cols=2, horizontal_spacing=0.1,
-        subplot_titles=("narrow task: held-out loss ↓", "general text: perplexity (forgetting ↑)"),
+        subplot_titles=("narrow task: held-out loss by step ↓", "general text: perplexity by step ↑"),
     )  # fmt: skip
     runs = [(m, trace.task_loss[i], trace.general_ppl[i], "solid") for i, m in enumerate(trace.methods)]
     if extra:
@@ -34,11 +34,11 @@ def curves(trace: ForgettingTrace, dark: bool = False, extra: dict | None = None
         steps = list(range(len(task)))
         fig.add_scatter(x=steps, y=list(task), name=name, line=line, legendgroup=name, row=1, col=1)
         fig.add_scatter(x=steps, y=list(ppl), name=name, line=line, legendgroup=name, showlegend=False, row=1, col=2)
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title="loss (nats per answer token)", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title=None)  # both panels count optimizer steps (the subplot titles say what is measured)
+    fig.update_yaxes(title="loss (nats)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title="perplexity", row=1, col=2)
     fig.update_annotations(font_size=style.FONT_SIZE)
-    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(legend=dict(orientation="h", y=-0.12))
     return style.apply(fig, dark)
 
 
@@ -66,3 +66,26 @@ def answers(trace: ForgettingTrace, dark: bool = False, methods: list[str] | Non
         f"<tr>{head}</tr>{''.join(rows)}</table>"
     )
     return f'<div data-lecture-view="answers" style="color:{ink};padding:2px 6px">{table}</div>'
+
+
+# ---- the demo's views from Python: toolkit.views.show("forgetting", view) -------------------------------------
+# The recorded runs (`lecture forgetting --threads 1`): the curves, and the answers before and after (HTML, a str).
+
+
+def recorded() -> ForgettingTrace:
+    """The committed runs (assets/forgetting/lecture.npz), read once per file version."""
+    from toolkit import views
+    from toolkit.forgetting.record import ASSET, COMMAND
+
+    return views.recorded(ForgettingTrace, ASSET, COMMAND)
+
+
+def view_curves(dark: bool = False) -> go.Figure:
+    return curves(recorded(), dark)
+
+
+def view_answers(dark: bool = False) -> str:
+    return answers(recorded(), dark)
+
+
+VIEWS = {"curves": view_curves, "answers": view_answers}  # the demo's hero first

@@ -135,6 +135,20 @@ def group_table(group: GrpoGroup, dark: bool = False) -> str:
 
 def token_heat(comp: GrpoCompletion, eps_low: float = 0.2, eps_high: float = 0.2, dark: bool = False) -> go.Figure:
     """Per-token ratio ρ (diverging around 1, ring where clipped) and k3 KL (sequential) on one completion."""
+    if not comp.token_ids:  # a run recorded from TRL's logs: text, rewards and advantages, no per-token record
+        fig = go.Figure()
+        fig.add_annotation(
+            text=f"No per-token record in this trace (Â = {comp.advantage:+.2f}):<br>{html.escape(comp.text[:80])}",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font=dict(size=style.FONT_SIZE + 2),
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return style.apply(fig, dark, title="token by token", height=430)
     toks = [t.replace("\n", "⏎") or "∅" for t in comp.tokens]
     x = [f"{i}:{t}" for i, t in enumerate(toks)]
     ratio, kl = np.array(comp.ratio), np.array(comp.kl)  # (token,)
@@ -256,3 +270,54 @@ def surrogate(eps_low: float, eps_high: float, dark: bool = False) -> go.Figure:
     fig.update_yaxes(title="objective", col=1)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return style.apply(fig, dark, title=f"clipped surrogate, ε_low = {eps_low:g}, ε_high = {eps_high:g}", height=440)
+
+
+# ---- the demo's views from Python: toolkit.views.show("grpo", view, **preset) ----------------------------------
+# The replay views read a recorded run: ``trace`` is a GrpoTrace file (default: the committed run, assets/grpo/),
+# e.g. one recorded from TRL with toolkit.grpo.trl. "group" returns HTML (a str), the others plotly figures.
+
+REWARDS = "1, 0, 0, 1, 0.5, 0, 0, 0; 1, 1, 1, 1, 1, 1, 1, 1"  # the advantage calculator's example
+
+
+def _step(trace, step: int | None):
+    from toolkit.grpo import replay
+
+    run = replay.load(trace)
+    return run, run.steps[-1 if step is None else step]
+
+
+def view_group(step: int | None = None, trace: str | None = None, dark: bool = False) -> str:
+    """The step's first group, its completions by advantage (HTML). ``step`` None: the last step."""
+    return group_table(_step(trace, step)[1].groups[0], dark)
+
+
+def view_curves(step: int | None = None, trace: str | None = None, dark: bool = False) -> go.Figure:
+    run, _ = _step(trace, step)
+    return curves(run.metrics, dark, at=len(run.steps) - 1 if step is None else step)
+
+
+def view_tokens(step: int | None = None, completion: int = 0, trace: str | None = None, dark: bool = False):
+    run, s = _step(trace, step)
+    return token_heat(s.groups[0].completions[completion], *run.epsilon, dark)
+
+
+def view_advantages(rewards: str = REWARDS, dark: bool = False) -> go.Figure:
+    """Typed rewards ('1, 0, 0.5; 1 1 1': groups split by ';') under each advantage scaling."""
+    from toolkit.grpo import maths
+
+    groups = maths.parse_groups(rewards) if isinstance(rewards, str) else rewards
+    adv = {maths.SCALING_LABELS[k]: a.flat() for k, a in maths.by_scaling(groups).items()}
+    return advantage_bars([v for g in groups for v in g], adv, dark)
+
+
+def view_surrogate(eps_low: float = 0.2, eps_high: float = 0.2, dark: bool = False) -> go.Figure:
+    return surrogate(eps_low, eps_high, dark)
+
+
+VIEWS = {  # the demo's hero first
+    "group": view_group,
+    "curves": view_curves,
+    "tokens": view_tokens,
+    "advantages": view_advantages,
+    "surrogate": view_surrogate,
+}

@@ -116,3 +116,43 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean of x over the tokens where mask is 1 (TRL's global_masked_mean on one process)."""
     mask = mask.to(x.dtype)
     return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+
+
+SCALING_LABELS = {"group": "÷ group std (GRPO)", "batch": "÷ batch std", "none": "no std (Dr. GRPO)"}
+MAX_REWARDS = 64  # the advantage calculator's limit: typed groups, not a run
+
+
+def parse_groups(text: str) -> list[list[float]]:
+    """'1, 0, 0.5; 1 1 1' -> [[1, 0, 0.5], [1, 1, 1]]: groups split by ';' or new lines, values by ',' or spaces.
+    ValueError (a sentence for a person) for junk, fewer than two rewards a group, or groups of unequal size."""
+    import math
+    import re
+
+    groups = []
+    for part in re.split(r"[;\n]", str(text)):
+        if not part.strip():
+            continue
+        values = []
+        for item in re.split(r"[,\s]+", part.strip()):
+            try:
+                v = float(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a number. Type rewards like 1, 0, 0.5, 1.") from None
+            if not math.isfinite(v):
+                raise ValueError(f"Rewards must be finite numbers, got {item!r}.")
+            values.append(v)
+        groups.append(values)
+    if not groups:
+        raise ValueError("Type at least two rewards, e.g. 1, 0, 0, 1.")
+    if sum(map(len, groups)) > MAX_REWARDS:
+        raise ValueError(f"At most {MAX_REWARDS} rewards, please.")
+    if any(len(g) < 2 for g in groups):
+        raise ValueError("Each group needs at least G = 2 rewards: one answer has nothing to be compared with.")
+    if len({len(g) for g in groups}) > 1:
+        raise ValueError("Every group must have the same size G (separate groups with ';').")
+    return groups
+
+
+def by_scaling(groups) -> dict[str, Advantages]:
+    """The advantages of (group, G) rewards under every scaling option, in SCALINGS' order."""
+    return {s: group_advantages(groups, s) for s in SCALINGS}

@@ -50,8 +50,7 @@ class Control:
     ``halted()`` is checked before every generated token, every optimiser update and every step, so a stop takes
     effect within one forward pass, not at the end of a 30-second step. ``reason`` says why it stopped."""
 
-    def __init__(self, stop: threading.Event | None = None, idle_s: float | None = None,
-                 max_s: float | None = None):
+    def __init__(self, stop: threading.Event | None = None, idle_s: float | None = None, max_s: float | None = None):
         self.stop = stop if stop is not None else threading.Event()
         self.idle_s, self.max_s = idle_s, max_s
         self.started = self.last_read = time.monotonic()
@@ -164,8 +163,10 @@ def sample_group(model, prompt_ids, g, max_new, temperature, top_p, eos: list[in
         if control is not None and control.halted():
             return None
         if not bool(torch.isfinite(logits).all()):
-            raise Diverged("the policy's next-token probabilities are not finite (NaN or inf): the run diverged. "
-                           "Lower the learning rate or raise β (the KL weight).")
+            raise Diverged(
+                "the policy's next-token probabilities are not finite (NaN or inf): the run diverged. "
+                "Lower the learning rate or raise β (the KL weight)."
+            )
         nxt = torch.where(done, torch.full((g,), pad), _sample(logits, temperature, top_p, gen))  # (G,)
         tokens.append(nxt)
         masks.append(~done)
@@ -212,9 +213,7 @@ def run(config: GrpoConfig | None = None, stop: threading.Event | None = None, *
         yield from _run(cfg, Control(stop))
 
 
-def stream(
-    cfg: GrpoConfig, control: Control | threading.Event, poll_s: float = 1.0
-) -> Iterator[GrpoStep | None]:
+def stream(cfg: GrpoConfig, control: Control | threading.Event, poll_s: float = 1.0) -> Iterator[GrpoStep | None]:
     """Train in a background thread; yield each GrpoStep, and None every ``poll_s`` seconds in between.
 
     For live demos: the consumer is never blocked for long, so a web server can close it at once (page left,
@@ -261,11 +260,15 @@ def _check_finite(step: int, update: int, loss: torch.Tensor, kl: float, max_kl:
     """End a run that has gone wrong with a sentence the room can read (not NaN rewards or a KL of 7e28)."""
     where = f"step {step}, update {update}"
     if not bool(torch.isfinite(loss)) or not np.isfinite(kl):
-        raise Diverged(f"the run diverged at {where}: the loss is {float(loss):g}, the KL {kl:g}. "
-                       "Lower the learning rate or raise β (the KL weight).")
+        raise Diverged(
+            f"the run diverged at {where}: the loss is {float(loss):g}, the KL {kl:g}. "
+            "Lower the learning rate or raise β (the KL weight)."
+        )
     if kl > max_kl:
-        raise Diverged(f"the run diverged at {where}: the KL to the reference is {kl:.3g} (the limit is {max_kl:g}): "
-                       "the policy has moved far from the model it started as. Lower the learning rate or raise β.")
+        raise Diverged(
+            f"the run diverged at {where}: the KL to the reference is {kl:.3g} (the limit is {max_kl:g}): "
+            "the policy has moved far from the model it started as. Lower the learning rate or raise β."
+        )
 
 
 def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:

@@ -83,3 +83,33 @@ def memory(t: KvCacheTrace, dark: bool = False) -> go.Figure:
     )
     style.apply(fig, dark, title=title, height=460)
     return fig.update_layout(legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom"), margin=dict(t=100))
+
+
+# ---- the demo's views from Python: toolkit.views.show("kv_cache", view, **preset) ------------------------------
+# Generates with and without the cache on this machine: the timings are measured, not replayed.
+
+PROMPT = (
+    "The Roman Empire was the post-Republican state of ancient Rome. It ruled the Mediterranean and much of "
+    "Europe, Western Asia and North Africa. The Romans conquered most of this during the Republic, and it was "
+    "ruled by emperors following Octavian's assumption of effective sole rule in 27 BC. The western empire "
+    "collapsed in 476 AD, but the eastern empire lasted until the fall of Constantinople in 1453. In its long "
+    "history, the most important thing about the empire was"
+)
+
+
+def _run(prompt: str, steps: int | None, model: str):
+    from toolkit.kv_cache.capture import KvCacheConfig, capture
+
+    return capture(model, prompt, KvCacheConfig() if steps is None else KvCacheConfig(steps=steps))
+
+
+def view_times(prompt: str = PROMPT, steps: int | None = None, model: str = "smollm2-135m", dark: bool = False):
+    """Time per generated token with and without the cache (``steps`` None: the slide's preset)."""
+    return times(_run(prompt, steps, model), dark)
+
+
+def view_memory(prompt: str = PROMPT, steps: int | None = None, model: str = "smollm2-135m", dark: bool = False):
+    return memory(_run(prompt, steps, model), dark)
+
+
+VIEWS = {"times": view_times, "memory": view_memory}  # the demo's hero first

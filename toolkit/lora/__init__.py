@@ -6,7 +6,8 @@
 
 maths: LoRA's parameter count and blockwise int8/int4/NF4 quantisation (pure torch); capture: LoraConfig,
 QuantConfig, twin (the shared model's weights in new modules), count/counts/expected_count, finetune,
-quant_trace; trace: LoraTrace, QuantTrace; figures: one plotly figure per view.
+tuned (the fine-tuned model itself, for side-by-side views), quant_trace; trace: LoraTrace, QuantTrace;
+figures: one plotly figure per view.
 """
 
 from toolkit.lora import figures
@@ -25,6 +26,7 @@ from toolkit.lora.capture import (
     finetune,
     peft_config,
     quant_trace,
+    tuned,
     twin,
 )
 from toolkit.lora.maths import NF4, SCHEMES, lora_parameters, quantize
@@ -37,6 +39,7 @@ __all__ = [
     "counts",
     "expected_count",
     "twin",
+    "tuned",
     "peft_config",
     "quant_trace",
     "LoraConfig",

@@ -144,26 +144,14 @@ def finetune(
     **options: Any,
 ) -> LoraTrace:
     """A few AdamW steps of LoRA on ``exchanges``, then the spectrum of the learnt delta of one layer."""
-    from peft import get_peft_model
-
     loaded = models.resolve(model)
     cfg = LoraConfig.make(config, **options)
     n_layers = arch.of(loaded).layers
     if cfg.layer >= n_layers:
         raise ValueError(f"layer must be between 0 and {n_layers - 1} for {loaded.name}, got {cfg.layer}")
-    torch.manual_seed(cfg.seed)
-    peft_model = get_peft_model(twin(loaded.model), peft_config(cfg))
     ids, mask, labels = batch(loaded, list(exchanges))  # (n, T) each
-    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.lr)
-    losses, t0 = [], time.perf_counter()
-    peft_model.train()
-    for _ in range(cfg.steps):
-        loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    peft_model.eval()
+    t0 = time.perf_counter()
+    peft_model, losses = _train(loaded, ids, mask, labels, cfg)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         final = float(peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss)
@@ -194,6 +182,45 @@ def finetune(
 
 
 capture = finetune  # the concept's main trace under the name every concept uses
+
+
+def _train(loaded: models.Loaded, ids, mask, labels, cfg: LoraConfig):
+    """peft's LoRA on a twin of the shared model, ``cfg.steps`` AdamW steps -> (peft model in eval mode, losses)."""
+    from peft import get_peft_model
+
+    torch.manual_seed(cfg.seed)
+    peft_model = get_peft_model(twin(loaded.model), peft_config(cfg))
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.lr)
+    losses = []
+    peft_model.train()
+    for _ in range(cfg.steps):
+        loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return peft_model.eval(), losses
+
+
+def tuned(
+    model: models.Loaded | str,
+    exchanges: tuple[Exchange, ...] | list = EXAMPLE,
+    config: LoraConfig | None = None,
+    **options: Any,
+) -> torch.nn.Module:
+    """The model after ``finetune``'s steps, the adapter merged in: a new model for side-by-side views.
+
+    Shares every untouched tensor with the shared model (twin); the merged weights are new tensors (peft's safe
+    merge), so the shared model is unchanged."""
+    loaded = models.resolve(model)
+    cfg = LoraConfig.make(config, **options)
+    ids, mask, labels = batch(loaded, list(exchanges))  # (n, T) each
+    peft_model, _ = _train(loaded, ids, mask, labels, cfg)
+    with torch.no_grad():
+        merged = peft_model.merge_and_unload(safe_merge=True)
+    for p in merged.parameters():
+        p.requires_grad_(False)
+    return merged.eval()
 
 
 def _module_in_layer(model: torch.nn.Module, layer: int, target: str) -> str:

@@ -106,3 +106,61 @@ def errors(q: QuantTrace, dark: bool = False) -> go.Figure:
         f"relative error {100 * q.rel_error:.1f}%",
         height=440,
     )
+
+
+# ---- the demo's views from Python: toolkit.views.show("lora", view, **preset) ----------------------------------
+# "loss" and "spectrum" train (``steps`` real AdamW steps on the bundled example: a few seconds each).
+
+TARGETS = "q_proj,v_proj"
+
+
+def view_parameters(targets: str = TARGETS, r: int = 8, model: str = "smollm2-135m", dark: bool = False):
+    """Trainable parameters at each rank (peft's count), rank ``r`` highlighted."""
+    from toolkit.lora.capture import RANKS, LoraConfig, counts
+
+    cfg = LoraConfig(targets=targets, r=r)
+    return parameters(counts(model, cfg, ranks=tuple(sorted(set(RANKS) | {cfg.r}))), dark, r=cfg.r)
+
+
+def view_quant(
+    module: str = "model.layers.0.self_attn.q_proj",
+    scheme: str = "nf4",
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    from toolkit.lora.capture import quant_trace
+
+    return errors(quant_trace(model, module, scheme=scheme), dark)
+
+
+def _tuned(r: int, alpha: float, targets: str, steps: int, layer: int, model: str):
+    from toolkit.lora.capture import EXAMPLE, finetune
+
+    return finetune(model, EXAMPLE, r=r, alpha=alpha, targets=targets, steps=steps, layer=layer)
+
+
+def view_loss(
+    r: int = 8,
+    alpha: float = 16.0,
+    targets: str = TARGETS,
+    steps: int = 3,
+    layer: int = 0,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return losses(_tuned(r, alpha, targets, steps, layer, model), dark)
+
+
+def view_spectrum(
+    r: int = 8,
+    alpha: float = 16.0,
+    targets: str = TARGETS,
+    steps: int = 3,
+    layer: int = 0,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return spectra(_tuned(r, alpha, targets, steps, layer, model), dark)
+
+
+VIEWS = {"parameters": view_parameters, "quant": view_quant, "loss": view_loss, "spectrum": view_spectrum}

@@ -92,3 +92,22 @@ def card(c: ModelCard, dark: bool = False) -> go.Figure:
     fig.update_xaxes(title="parameters (millions)", range=[0, max(millions) * 1.3], row=1, col=2)
     title = f"{style.plain(c.name)} ({style.plain(c.architecture)}, {c.kind}): {c.total_params / 1e6:.1f} M parameters"
     return style.apply(fig, dark, title=title, height=440)
+
+
+# ---- the demo's views from Python: toolkit.views.show("model_card", view, **preset) -------------------------------
+
+
+def view_card(model: str = "smollm2-135m", dark: bool = False) -> go.Figure:
+    """The demo's hero: facts and where the parameters live (any embedded name, Hugging Face id or folder)."""
+    from toolkit.model_card.capture import card as capture
+
+    return card(capture(model), dark)
+
+
+def view_parameters(model: str = "smollm2-135m", dark: bool = False) -> go.Figure:
+    from toolkit.model_card.capture import card as capture
+
+    return parameters(capture(model), dark)
+
+
+VIEWS = {"card": view_card, "parameters": view_parameters}  # the demo's hero first

@@ -191,6 +191,20 @@ def shared_vs_routed(trace: MoeTrace, dark: bool = False) -> go.Figure:
     """Mean output norm of the shared expert and of the routed experts, per layer."""
     layers = list(range(trace.n_layers))
     fig = go.Figure()
+    if trace.routed_norm is None:  # a transformers model: its trace holds the router's decisions, not the outputs
+        fig.add_annotation(
+            text=f"{style.plain(trace.meta.get('model', 'This model'))}: expert outputs are not recorded<br>"
+            "(transformers MoE models: the router's decisions only)",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font=dict(size=style.FONT_SIZE + 2),
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return style.apply(fig, dark, "Shared vs routed contribution to the layer output", height=400)
     fig.add_bar(x=layers, y=trace.routed_norm.mean(1), name="routed experts (gated sum)")
     if trace.shared_norm is not None:
         fig.add_bar(x=layers, y=trace.shared_norm.mean(1), name="shared expert (every token)")
@@ -262,3 +276,81 @@ def replay(replays: dict[str, dict], step: int, layer: int = 0, dark: bool = Fal
     fig.update_xaxes(title="step", row=1, col=2)
     fig.update_xaxes(title="expert", dtick=1, row=1, col=3)
     return style.apply(fig, dark, "The router learning: balance loss on, off, or the aux-loss-free bias", height=460)
+
+
+# ---- the demo's views from Python: toolkit.views.show("moe", view, **preset) -----------------------------------
+# ``run``: a committed run ("balanced", "no_balance", "aux_free") or any transformers MoE model (an embedded name,
+# a local folder, a Hugging Face id): models.load(folder) then toolkit.moe.capture's transformers path. "tokens"
+# returns HTML (a str), every other view a plotly figure. ``k``: None routes with the model's own top-k.
+
+TEXT = (
+    "def mean(xs):\n    return sum(xs) / len(xs)\n\n"
+    "The mean of 3, 5 and 10 is 6. A router sends every token to two of eight experts."
+)
+
+
+def _routed(text: str, run: str, k: int | None):
+    from toolkit.moe.capture import capture
+
+    return capture(run, text, top_k=k)
+
+
+def view_tokens(text: str = TEXT, run: str = "balanced", layer: int = 0, k: int | None = None, dark: bool = False):
+    """Each token coloured by its top-1 expert (HTML)."""
+    return token_experts(_routed(text, run, k), layer, dark)
+
+
+def view_router(text: str = TEXT, run: str = "balanced", layer: int = 0, k: int | None = None, dark: bool = False):
+    return router_heatmap(_routed(text, run, k), layer, dark)
+
+
+def view_load(text: str = TEXT, run: str = "balanced", layer: int = 0, k: int | None = None, dark: bool = False):
+    return expert_load(_routed(text, run, k), layer, dark)
+
+
+def view_layers(text: str = TEXT, run: str = "balanced", k: int | None = None, dark: bool = False):
+    return load_heatmap(_routed(text, run, k), dark)
+
+
+def view_coactivation(
+    text: str = TEXT, run: str = "balanced", layer: int = 0, k: int | None = None, dark: bool = False
+) -> go.Figure:
+    """Layer → the next one (the last layer with itself)."""
+    trace = _routed(text, run, k)
+    return coactivation(trace, layer, min(layer + 1, trace.probs.shape[0] - 1), dark)
+
+
+def view_shared(text: str = TEXT, run: str = "balanced", k: int | None = None, dark: bool = False):
+    return shared_vs_routed(_routed(text, run, k), dark)
+
+
+def view_replay(step: int | None = None, layer: int = 0, dark: bool = False) -> go.Figure:
+    """Every committed run's training at ``step`` (None: the last)."""
+    from toolkit.moe import runs
+
+    reps = {name: runs.replay(name) for name in runs.RUNS}
+    last = int(next(iter(reps.values()))["config"]["steps"])
+    return replay(reps, last if step is None else step, layer, dark)
+
+
+def view_parameters(dark: bool = False) -> go.Figure:
+    """Total vs active parameters of the committed model and of Mixtral 8x7B (counted from its config)."""
+    from toolkit.moe import params, runs
+
+    counts = [
+        params.count_ours(runs.model("balanced").cfg),
+        params.count_hf(params.mixtral_8x7b_config(), "Mixtral 8x7B"),
+    ]
+    return parameters(counts, dark)
+
+
+VIEWS = {  # the demo's hero first
+    "tokens": view_tokens,
+    "router": view_router,
+    "load": view_load,
+    "layers": view_layers,
+    "coactivation": view_coactivation,
+    "shared": view_shared,
+    "replay": view_replay,
+    "parameters": view_parameters,
+}

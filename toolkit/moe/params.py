@@ -82,3 +82,114 @@ def mixtral_8x7b_config():
         rope_theta=1e6,
         tie_word_embeddings=False,
     )
+
+
+# ---- real MoE checkpoints: what loading one through models.load(folder) costs in memory -----------------------
+# The published config.json values of each family's flagship (hidden sizes, layers, experts), built on the meta
+# device: parameters counted from the module tree, memory = parameters x 4 bytes (the toolkit loads fp32).
+
+
+def _qwen2_moe():  # Qwen/Qwen1.5-MoE-A2.7B
+    from transformers import Qwen2MoeConfig
+
+    return Qwen2MoeConfig(
+        vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        num_experts=60,
+        num_experts_per_tok=4,
+        moe_intermediate_size=1408,
+        shared_expert_intermediate_size=5632,
+        tie_word_embeddings=False,
+    )
+
+
+def _qwen3_moe():  # Qwen/Qwen3-30B-A3B
+    from transformers import Qwen3MoeConfig
+
+    return Qwen3MoeConfig(
+        vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=6144,
+        num_hidden_layers=48,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=128,
+        num_experts=128,
+        num_experts_per_tok=8,
+        moe_intermediate_size=768,
+        tie_word_embeddings=False,
+    )
+
+
+def _olmoe():  # allenai/OLMoE-1B-7B-0924
+    from transformers import OlmoeConfig
+
+    return OlmoeConfig(
+        vocab_size=50304,
+        hidden_size=2048,
+        intermediate_size=1024,
+        num_hidden_layers=16,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        num_experts=64,
+        num_experts_per_tok=8,
+        tie_word_embeddings=False,
+    )
+
+
+def _deepseek_v3():  # deepseek-ai/DeepSeek-V3 (without its multi-token-prediction layer, which transformers skips)
+    from transformers import DeepseekV3Config
+
+    return DeepseekV3Config(
+        vocab_size=129280,
+        hidden_size=7168,
+        intermediate_size=18432,
+        moe_intermediate_size=2048,
+        num_hidden_layers=61,
+        num_attention_heads=128,
+        num_key_value_heads=128,
+        n_shared_experts=1,
+        n_routed_experts=256,
+        num_experts_per_tok=8,
+        first_k_dense_replace=3,
+        n_group=8,
+        topk_group=4,
+        q_lora_rank=1536,
+        kv_lora_rank=512,
+        qk_rope_head_dim=64,
+        qk_nope_head_dim=128,
+        v_head_dim=128,
+        tie_word_embeddings=False,
+    )
+
+
+CHECKPOINTS = {  # name -> its published config
+    "Mixtral 8x7B": mixtral_8x7b_config,
+    "Qwen1.5-MoE-A2.7B": _qwen2_moe,
+    "Qwen3-30B-A3B": _qwen3_moe,
+    "OLMoE-1B-7B": _olmoe,
+    "DeepSeek-V3": _deepseek_v3,
+}
+BYTES_FP32 = 4
+
+
+def memory_table(names: list[str] | None = None) -> list[dict]:
+    """Rows {name, model_type, total, active, gib_fp32}: each checkpoint counted on the meta device."""
+    rows = []
+    for name in names or list(CHECKPOINTS):
+        config = CHECKPOINTS[name]()
+        c = count_hf(config, name)
+        rows.append(
+            {
+                "name": name,
+                "model_type": config.model_type,
+                "total": c.total,
+                "active": c.active,
+                "gib_fp32": c.total * BYTES_FP32 / 2**30,
+            }
+        )
+    return rows

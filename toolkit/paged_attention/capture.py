@@ -17,13 +17,17 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from toolkit import arch, models, text
-from toolkit.config import Config, param
+from toolkit.config import Config, ConfigError, check_budget, param
 from toolkit.paged_attention import maths
 from toolkit.paged_attention.cache import BlockPool, PagedCache
 from toolkit.paged_attention.trace import PagedRunTrace, PagingTrace
 from toolkit.trace import make_meta
 
 MAX_FRAMES = 120  # frames a simulation keeps for the block-map views
+SIM_TOKENS = 200_000  # prompt + output tokens one simulation may serve (the ShareGPT preset: ~145,000, ~10 s)
+SIM_SPAN = 100_000  # steps over which the requests may arrive
+MAP_BLOCKS = 16_384  # blocks the block map draws per frame
+MAP_TABLE = 50_000  # block-table cells per frame (running requests x blocks of the longest request)
 DEFAULT_SYSTEM = (
     "You are a patient teacher for a class of curious students. Answer every question in two short sentences and "
     "give one concrete, everyday example."
@@ -78,13 +82,29 @@ def simulate(model: models.Loaded | str, config: SimConfig | None = None, **opti
     capacity = int(cfg.memory_mib * 2**20 // per_token)
     if capacity < cfg.max_len:
         need = cfg.max_len * per_token / 2**20
-        raise ValueError(
+        raise ConfigError(
             f"{cfg.memory_mib:g} MiB holds {capacity} tokens: not one request of {cfg.max_len} ({need:.1f} MiB)"
         )
+    blocks, depth = capacity // cfg.block_size, maths.blocks_for(cfg.max_len, cfg.block_size)
+    check_budget(blocks, MAP_BLOCKS, "blocks in the block map", "Use larger blocks or less KV memory.")
+    check_budget(
+        min(cfg.requests, blocks) * depth,
+        MAP_TABLE,
+        "block-table cells",
+        "Use larger blocks, fewer requests or a shorter longest request.",
+    )
     reqs = maths.workload(cfg.requests, cfg.mean_prompt, cfg.mean_output, cfg.max_len, cfg.rate, cfg.seed)
-    runs = [maths.simulate(reqs, capacity, cfg.block_size, cfg.max_len, p) for p in maths.POLICIES]
+    tokens, span = sum(r.total for r in reqs), max(r.arrival for r in reqs)
+    check_budget(tokens, SIM_TOKENS, "prompt and output tokens", "Use fewer requests or shorter prompts and outputs.")
+    check_budget(span, SIM_SPAN, "steps of arrivals", "Use fewer requests or a higher arrival rate.")
+    limit = span + 4 * tokens + 1000  # preemption recomputes a request: a generous bound on the steps
+
+    def run(policy: str, every: int = 0) -> maths.Simulation:
+        return maths.simulate(reqs, capacity, cfg.block_size, cfg.max_len, policy, frame_every=every, max_steps=limit)
+
+    runs = [run(p) for p in maths.POLICIES]
     every = max(1, math.ceil(max(len(r.used) for r in runs) / MAX_FRAMES))
-    runs = [maths.simulate(reqs, capacity, cfg.block_size, cfg.max_len, p, frame_every=every) for p in maths.POLICIES]
+    runs = [run(p, every) for p in maths.POLICIES]
     steps = max(len(r.used) for r in runs)
 
     def series(name: str) -> np.ndarray:  # (policy, step), zero after a policy is done

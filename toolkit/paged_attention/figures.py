@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from toolkit import style
+from toolkit.paged_attention.capture import DEFAULT_SYSTEM, DEFAULT_USERS
 from toolkit.paged_attention.maths import POLICIES
 from toolkit.paged_attention.trace import PagedRunTrace, PagingTrace
 
@@ -240,3 +241,55 @@ def sharing(run: PagedRunTrace, dark: bool = False) -> go.Figure:
     style.apply(fig, dark, title=title, height=560)
     fig.update_layout(margin=dict(l=20, t=120))
     return fig
+
+
+# ---- the demo's views from Python: toolkit.views.show("paged_attention", view, **preset) -----------------------
+# One function per view of demos/paged_attention.py, with its URL presets as keywords and its defaults: the
+# scheduler simulation of a preset workload (the model gives the bytes per token), or SmolLM2 decoding on a
+# paged cache with a shared system prompt.
+
+
+def _simulation(model: str, workload: str) -> PagingTrace:
+    from toolkit.paged_attention.capture import PRESETS, simulate
+
+    if workload not in PRESETS:
+        raise ValueError(f"unknown workload {workload!r}; choose one of {', '.join(PRESETS)}")
+    return simulate(model, PRESETS[workload])
+
+
+def _at(trace: PagingTrace, step: int) -> int:
+    return min(max(step, 0), int(trace.frame_steps[-1]))  # past the last frame: the last
+
+
+def view_map(workload: str = "lecture", step: int = 200, model: str = "smollm2-135m", dark: bool = False):
+    sim = _simulation(model, workload)
+    return memory_map(sim, _at(sim, step), dark)
+
+
+def view_tables(workload: str = "lecture", step: int = 200, model: str = "smollm2-135m", dark: bool = False):
+    sim = _simulation(model, workload)
+    return tables(sim, _at(sim, step), dark)
+
+
+def view_waste(workload: str = "lecture", step: int = 200, model: str = "smollm2-135m", dark: bool = False):
+    sim = _simulation(model, workload)
+    return waste(sim, _at(sim, step), dark)
+
+
+def view_sharing(
+    system: str = DEFAULT_SYSTEM,
+    user_a: str = DEFAULT_USERS[0],
+    user_b: str = DEFAULT_USERS[1],
+    block_size: int = 16,
+    new_tokens: int = 8,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    """Two requests sharing a system prompt, decoded greedily on SmolLM2's paged cache."""
+    from toolkit.paged_attention.capture import generate
+
+    run = generate(model, (user_a, user_b), system=system, block_size=block_size, new_tokens=new_tokens)
+    return sharing(run, dark)
+
+
+VIEWS = {"map": view_map, "tables": view_tables, "waste": view_waste, "sharing": view_sharing}  # the hero first

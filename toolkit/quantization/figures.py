@@ -3,6 +3,9 @@ table) and "Outliers: why W8A8 is hard" (channel ranges before and after SmoothQ
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -10,6 +13,8 @@ from plotly.subplots import make_subplots
 from toolkit import style
 from toolkit.quantization.maths import SCHEMES
 from toolkit.quantization.trace import ActivationTrace, QuantizationTrace
+
+_ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 MB = 1e6
 FAMILY_COLOUR = {"fp32": 7, "bf16": 6, "fp16": 6, "int8": 4, "int4": 0, "int4zp": 1, "nf4": 2, "q4_1": 5, "gptq": 3}
@@ -23,10 +28,32 @@ def _short(name: str) -> str:
     return name.replace("int4zp-", "zp-").replace("int4-", "int4 ").replace("gptq-", "GPTQ ")
 
 
+def _labels(t: QuantizationTrace, selected: str | None) -> dict[str, str]:
+    """Point labels a room can read: the 8- to 32-bit schemes and any scheme as good as fp32 (one label where two
+    share a point), and the selected scheme; the crowded 4-bit points are told apart by colour (legend) and hover."""
+    out, seen = {}, {}
+    base = t.ppl[t.row("fp32")] if "fp32" in t.schemes else None
+    for i, n in enumerate(t.schemes):
+        key = (round(float(t.linear_bytes[i]) / MB), round(float(t.ppl[i]), 1))
+        lossless = base is not None and abs(t.ppl[i] - base) <= 0.01 * base  # on the fp32 line: out of the crowd
+        wide = SCHEMES[n].bits >= 8 or lossless
+        if wide and key in seen:
+            out[seen[key]] += f" = {_short(n)}"
+            out[n] = ""
+            continue
+        out[n] = _short(n) if wide or n == selected else ""
+        if wide:
+            seen[key] = n
+    if selected in out and not out[selected]:
+        out[selected] = _short(selected)
+    return out
+
+
 def tradeoff(t: QuantizationTrace, dark: bool = False, selected: str | None = None) -> go.Figure:
     """Perplexity of the held-out text against the megabytes of the linear weights, one marker per scheme."""
     fig = go.Figure()
     base = t.ppl[t.row("fp32")] if "fp32" in t.schemes else None
+    labels = _labels(t, selected)
     for family in dict.fromkeys(SCHEMES[s].family for s in t.schemes):
         rows = [i for i, s in enumerate(t.schemes) if SCHEMES[s].family == family]
         names = [t.schemes[i] for i in rows]
@@ -35,7 +62,7 @@ def tradeoff(t: QuantizationTrace, dark: bool = False, selected: str | None = No
                 x=[t.linear_bytes[i] / MB for i in rows],
                 y=[t.ppl[i] for i in rows],
                 mode="markers+text" if len(rows) < 3 else "lines+markers+text",
-                text=[_short(n) for n in names],
+                text=[labels[n] for n in names],
                 textposition=["top center" if k % 2 == 0 else "bottom center" for k in range(len(rows))],
                 textfont=dict(size=style.FONT_SIZE - 1),
                 marker=dict(
@@ -44,6 +71,7 @@ def tradeoff(t: QuantizationTrace, dark: bool = False, selected: str | None = No
                     line=dict(width=[3 if n == selected else 0 for n in names], color="black" if not dark else "white"),
                 ),
                 line=dict(color=_colour(names[0], dark), width=2),
+                cliponaxis=False,
                 name=family,
                 customdata=[[SCHEMES[n].label, SCHEMES[n].bits] for n in names],
                 hovertemplate="%{customdata[0]}: %{x:.0f} MB, %{customdata[1]:.2f} bits/weight, "
@@ -53,7 +81,7 @@ def tradeoff(t: QuantizationTrace, dark: bool = False, selected: str | None = No
     if base is not None:
         fig.add_hline(y=base, line_dash="dash", line_color="gray")
     fig.update_xaxes(title="linear weights (MB, log scale)", type="log")
-    fig.update_yaxes(title="perplexity, held-out text (lower is better)")
+    fig.update_yaxes(title="perplexity (lower is better)")
     fig.update_layout(legend=dict(orientation="h", y=-0.22, font=dict(size=style.MIN_FONT)), showlegend=True)
     title = f"{t.meta.get('model', '')}: every linear layer quantised, {t.eval_tokens:,} held-out tokens"
     return style.apply(fig, dark, title=style.plain(title), height=520)
@@ -173,9 +201,9 @@ def outliers(a: ActivationTrace, site: str, layer: int, dark: bool = False) -> g
             r,
             1,
         )
-        fig.update_yaxes(type="log", row=r, col=1)
+        fig.update_yaxes(type="log", dtick=1, row=r, col=1)  # decades only: minor labels are unreadable
     fig.update_xaxes(title="input channel", row=2, col=1)
-    fig.update_layout(barmode="overlay", bargap=0, legend=dict(orientation="h", y=1.08, x=0, yanchor="bottom"))
+    fig.update_layout(barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.2, x=0, yanchor="top"))
     title = (
         f"Layer {layer} {site} input: W8A8 error {100 * a.error[s, layer]:.1f}% → "
         f"{100 * a.error_smooth[s, layer]:.1f}% after smoothing"
@@ -211,3 +239,73 @@ def w8a8_by_layer(a: ActivationTrace, dark: bool = False) -> go.Figure:
     fig.update_xaxes(title="layer")
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return style.apply(fig, dark, title=f"W8A8 error by layer, SmoothQuant α = {a.alpha:g}", height=520)
+
+
+# ---- the demo's views from Python (demos/quantization.py: same names, presets and defaults) ---------------
+QUANT_COMMAND = "lecture quantization"
+
+
+def _schemes():
+    from toolkit import views
+
+    return views.recorded(QuantizationTrace, _ASSETS / "quantization" / "schemes.npz", QUANT_COMMAND)
+
+
+def _recorded_scheme(scheme: str) -> tuple[Any, str]:
+    trace = _schemes()
+    if scheme not in trace.schemes:
+        raise ValueError(
+            f"scheme {scheme!r} is not recorded ({', '.join(trace.schemes)}); run it with "
+            "toolkit.quantization.capture(model, schemes=(scheme,)) and draw that trace"
+        )
+    return trace, scheme
+
+
+def quant_tradeoff(scheme: str = "nf4", dark: bool = False):
+    """Perplexity against the linear weights' memory, every recorded scheme (``scheme`` marked)."""
+    trace, scheme = _recorded_scheme(scheme)
+    return tradeoff(trace, dark, selected=scheme)
+
+
+def quant_table(dark: bool = False):
+    return table(_schemes(), dark)
+
+
+def quant_layers(scheme: str = "nf4", dark: bool = False):
+    return layer_errors(*_recorded_scheme(scheme), dark)
+
+
+def quant_histogram(scheme: str = "nf4", dark: bool = False):
+    return histogram(*_recorded_scheme(scheme), dark)
+
+
+def quant_outliers(
+    layer: int = 3,
+    site: str = "attention",
+    prompt: str = "",
+    alpha: float | None = None,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+):
+    """The input channels of one layer's linear (site: attention or mlp), largest first: recorded on the
+    held-out text, or captured now on ``prompt`` / with another SmoothQuant ``alpha``."""
+    from toolkit import views
+    from toolkit.quantization import ActivationConfig, activations, corpus
+
+    acts = views.recorded(ActivationTrace, _ASSETS / "quantization" / "activations.npz", QUANT_COMMAND)
+    if prompt.strip() or (alpha is not None and alpha != acts.alpha):
+        cfg = ActivationConfig(alpha=acts.alpha if alpha is None else alpha)
+        acts = activations(model, prompt if prompt.strip() else corpus.held_out(), cfg)
+    n_layers = acts.x_absmax.shape[1]
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer {layer} does not exist: choose 0 to {n_layers - 1}")
+    return outliers(acts, site, layer, dark)
+
+
+VIEWS = {  # the notebook API (toolkit.views) and `lecture export`: the demo's views, its hero first
+    "tradeoff": quant_tradeoff,
+    "table": quant_table,
+    "layers": quant_layers,
+    "histogram": quant_histogram,
+    "outliers": quant_outliers,
+}

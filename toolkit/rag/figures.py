@@ -137,3 +137,64 @@ def rerank(t: RagTrace, dark: bool = False) -> go.Figure:
     what = "not reranked: nothing moves" if t.rerank == "none" else f"by {t.rerank}: {n_moved} of {c} moved"
     title = f"Reranking {c} candidates {what}; the top {k} go into the prompt"
     return style.apply(fig, dark, title=title, height=560)
+
+
+# ---- the demo's views from Python: toolkit.views.show("rag", view, **preset) -----------------------------------
+# One function per view of demos/rag.py, with its URL presets as keywords and its defaults: retrieve, rerank, put
+# the passages into the prompt, answer with and without them; then one view. "answers" is HTML (a str).
+# corpus "stdlib" is Python's docs once `lecture index` has embedded them, else the committed 3,000-passage sample.
+
+QUESTION = "How can I wrap a long paragraph of text to a fixed width?"  # the deck's question (the demo's default)
+rerank_figure = rerank  # the views take a ``rerank`` preset (the demo's name), which hides the function
+
+
+def _answered(question: str, k: int, rerank: str, wrong: bool, corpus: str, max_new_tokens: int, model: str):
+    from toolkit.rag.capture import capture
+    from toolkit.vector_search import corpus as corpora
+
+    if corpus == "stdlib" and corpora.state("stdlib") != "ready":
+        corpus = "sample"
+    return capture(model, question, k=k, rerank=rerank, wrong=wrong, corpus=corpus, max_new_tokens=max_new_tokens)
+
+
+def view_answers(
+    question: str = QUESTION,
+    k: int = 3,
+    rerank: str = "none",
+    wrong: bool = False,
+    corpus: str = "stdlib",
+    max_new_tokens: int = 40,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> str:
+    """The answer with the passages beside the answer without them, and the passages (HTML)."""
+    return answers(_answered(question, k, rerank, wrong, corpus, max_new_tokens, model), dark)
+
+
+def view_budget(
+    question: str = QUESTION,
+    k: int = 3,
+    rerank: str = "none",
+    wrong: bool = False,
+    corpus: str = "stdlib",
+    max_new_tokens: int = 40,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return budget(_answered(question, k, rerank, wrong, corpus, max_new_tokens, model), dark)
+
+
+def view_rerank(
+    question: str = QUESTION,
+    k: int = 3,
+    rerank: str = "none",
+    wrong: bool = False,
+    corpus: str = "stdlib",
+    max_new_tokens: int = 40,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> go.Figure:
+    return rerank_figure(_answered(question, k, rerank, wrong, corpus, max_new_tokens, model), dark)
+
+
+VIEWS = {"answers": view_answers, "budget": view_budget, "rerank": view_rerank}  # the demo's hero first

@@ -191,3 +191,81 @@ def _label(n: dict) -> str:
     text = n["text"].replace("\n", " ")
     short = text if len(text) <= 24 else text[:22] + "…"
     return f"{style.plain(short)} ({n['score']:+g})"
+
+
+# ---- the demo's views from Python: toolkit.views.show("reasoning", view, **preset) -----------------------------
+# The recorded measurement and tree search (`lecture reasoning --threads 1`). "problem" and "supervision" are HTML
+# (a str). problem / chain None: as in the demo, the first recorded chain whose outcome and process rewards
+# disagree.
+
+
+def recorded() -> ReasoningTrace:
+    from toolkit import views
+    from toolkit.reasoning.record import COMMAND, MEASUREMENT
+
+    return views.recorded(ReasoningTrace, MEASUREMENT, COMMAND)
+
+
+def chains(trace: ReasoningTrace, index: int) -> list[tuple[str, str, str]]:
+    """(label, chain, final) of every chain of thought recorded for one problem: greedy first, then the samples."""
+    out = []
+    for method in ("cot", "self_consistency"):
+        if method in trace.methods:
+            for s, (c, f) in enumerate(zip(trace.completions[method][index], trace.finals[method][index])):
+                out.append(("greedy chain" if method == "cot" else f"sample {s + 1}", c, f))
+    return out
+
+
+def disagreement(trace: ReasoningTrace) -> tuple[int, int]:
+    """The first (problem, chain) whose outcome and process rewards disagree (a right answer through a wrong step,
+    or a wrong answer after only right steps); else (0, 0)."""
+    for i, p in enumerate(trace.problems):
+        for k, (_, chain, final) in enumerate(chains(trace, i)):
+            read = first_number(final)
+            outcome = read is not None and float(read) == float(p["answer"])
+            score = process_score(check_steps(chain))
+            if score is not None and ((outcome and score < 1) or (not outcome and score == 1)):
+                return i, k
+    return 0, 0
+
+
+def view_accuracy(dark: bool = False) -> go.Figure:
+    return accuracy(recorded(), dark)
+
+
+def view_problem(problem: int | None = None, dark: bool = False) -> str:
+    trace = recorded()
+    i = disagreement(trace)[0] if problem is None else problem
+    if not 0 <= i < trace.n:
+        raise ValueError(f"problem {i} does not exist: choose 0 to {trace.n - 1}")
+    return outputs(trace, i, dark)
+
+
+def view_supervision(problem: int | None = None, chain: int | None = None, dark: bool = False) -> str:
+    trace = recorded()
+    default = disagreement(trace)
+    i = default[0] if problem is None else problem
+    k = (default[1] if problem is None else 0) if chain is None else chain
+    if not 0 <= i < trace.n:
+        raise ValueError(f"problem {i} does not exist: choose 0 to {trace.n - 1}")
+    options = chains(trace, i)
+    if not 0 <= k < len(options):
+        raise ValueError(f"chain {k} does not exist: problem {i} has chains 0 to {len(options) - 1}")
+    _, text, final = options[k]
+    p = trace.problems[i]
+    return supervision(p["question"], float(p["answer"]), text, final, dark)
+
+
+def view_tree(dark: bool = False) -> go.Figure:
+    from toolkit import views
+    from toolkit.reasoning.record import COMMAND, TREE
+
+    return tree(views.recorded(TreeTrace, TREE, COMMAND), dark)
+
+
+VIEWS = {  # the demo's hero first
+    "accuracy": view_accuracy,
+    "problem": view_problem,
+    "supervision": view_supervision,
+    "tree": view_tree,
+}

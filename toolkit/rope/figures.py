@@ -400,3 +400,128 @@ def extension(theta: float, head_dim: int, context: int, factor: float, dark: bo
     return style.apply(
         fig, dark, title=f"Context extension ×{factor:g}: which pairs each scaling slows down", height=540
     )
+
+
+# ---- the demo's views from Python: toolkit.views.show("rope", view, **preset) ----------------------------------
+# The maths views draw fixed random q and k (seed 0, as the demo); the real-model views rotate a token's query.
+
+TEXT = "The cat sat on the mat because the cat was tired after chasing the mouse all day."
+GRID = 32  # positions in the relative-position grids
+
+
+def _example(theta: float, d: int, scaling: str, factor: float, context: int):
+    """(frequencies, q, k): the demo's maths tab, with its fixed random vectors."""
+    f = maths.scaled_frequencies(theta, d, scaling, 1.0 if scaling == "default" else factor, context)
+    rng = np.random.default_rng(0)
+    return f, rng.standard_normal(d), rng.standard_normal(d)
+
+
+def _pairs(pair: int, d: int) -> tuple[int, int]:
+    return (0, pair) if pair else (0, d // 2 - 1)
+
+
+def view_rotation(
+    theta: float = 10000.0,
+    d: int = 64,
+    pos: int = 10,
+    pair: int = 8,
+    scaling: str = "default",
+    factor: float = 4.0,
+    context: int = 8192,
+    dark: bool = False,
+) -> go.Figure:
+    f, q, _ = _example(theta, d, scaling, factor, context)
+    return rotation(q, f.inv_freq, pos, _pairs(pair, d), None, dark)
+
+
+def view_angles(
+    theta: float = 10000.0,
+    d: int = 64,
+    pos: int = 10,
+    scaling: str = "default",
+    factor: float = 4.0,
+    context: int = 8192,
+    dark: bool = False,
+) -> go.Figure:
+    f, _, _ = _example(theta, d, scaling, factor, context)
+    return angles(f.inv_freq, min(max(pos + 1, 256), 2048), f.context, dark)
+
+
+def view_relative(
+    theta: float = 10000.0,
+    d: int = 64,
+    scaling: str = "default",
+    factor: float = 4.0,
+    context: int = 8192,
+    dark: bool = False,
+) -> go.Figure:
+    f, q, k = _example(theta, d, scaling, factor, context)
+    return relative(q, k, f.inv_freq, GRID, dark=dark)
+
+
+def view_decay(theta: float = 10000.0, d: int = 64, dark: bool = False) -> go.Figure:
+    return decay(theta, d, 256, dark)
+
+
+def view_extension(
+    theta: float = 10000.0, d: int = 64, factor: float = 4.0, context: int = 8192, dark: bool = False
+) -> go.Figure:
+    return extension(theta, d, context, factor, dark)
+
+
+def view_sinusoidal(theta: float = 10000.0, d: int = 64, pos: int = 10, dark: bool = False) -> go.Figure:
+    return sinusoidal(min(max(64, pos + 8), 2048), d, theta, dark, pos)
+
+
+def _real(model: str, text: str):
+    from toolkit.rope.capture import RopeConfig, capture
+
+    return capture(model, text, max_tokens=RopeConfig.spec("max_tokens").hi)
+
+
+def view_model_rotation(
+    model: str = "smollm2-135m",
+    text: str = TEXT,
+    token: int = 1,
+    layer: int = 0,
+    head: int = 0,
+    pos: int = 10,
+    pair: int = 8,
+    dark: bool = False,
+) -> go.Figure:
+    trace = _real(model, text)
+    q = trace.query(layer, head, token)
+    return rotation(q, trace.inv_freq, pos, _pairs(pair, len(q)), trace.tokens[token], dark)
+
+
+def view_norms(model: str = "smollm2-135m", text: str = TEXT, layer: int = 0, head: int = 0, dark: bool = False):
+    return pair_norms(_real(model, text), layer, head, dark)
+
+
+def view_model_relative(
+    model: str = "smollm2-135m", text: str = TEXT, token: int = 1, layer: int = 0, head: int = 0, dark: bool = False
+) -> go.Figure:
+    trace = _real(model, text)
+    q, k = trace.query(layer, head, token), trace.key(layer, head, max(token - 1, 0))
+    return relative(q, k, trace.inv_freq, GRID, dark=dark)
+
+
+def view_embedding(model: str = "smollm2-135m", text: str = TEXT, token: int = 1, dark: bool = False) -> go.Figure:
+    trace = _real(model, text)
+    if trace.embed is None:
+        raise ValueError(f"{model} gives no input embedding to add a position encoding to")
+    return embedding_plus_pe(trace.embed[token], token, trace.tokens[token], dark=dark)
+
+
+VIEWS = {  # the demo's hero first
+    "rotation": view_rotation,
+    "angles": view_angles,
+    "relative": view_relative,
+    "decay": view_decay,
+    "extension": view_extension,
+    "sinusoidal": view_sinusoidal,
+    "model-rotation": view_model_rotation,
+    "norms": view_norms,
+    "model-relative": view_model_relative,
+    "embedding": view_embedding,
+}

@@ -15,8 +15,8 @@ import torch
 
 from toolkit import models, text
 from toolkit.config import Config, param
-from toolkit.sampling.maths import STAGES, filtered, stages
-from toolkit.sampling.trace import DecodeTrace, NextTokenTrace
+from toolkit.sampling.maths import STAGES, filtered, kl, stages
+from toolkit.sampling.trace import DecodeTrace, NextTokenCompareTrace, NextTokenTrace
 from toolkit.trace import make_meta
 
 MAX_STEPS = 40  # tokens one continuation may generate: a 40-row step view still reads on a slide
@@ -202,3 +202,41 @@ def decode_rows(
         ).check()
         for r, seed in zip(rec, seeds)
     ]
+
+
+def compare(
+    model: models.Loaded | str,
+    other: models.Loaded | str,
+    prompt: str,
+    config: SamplingConfig | None = None,
+    **options: Any,
+) -> NextTokenCompareTrace:
+    """The next-token distribution of two models on the same prompt (two models, a model before and after a LoRA
+    fine-tune, unquantised vs quantised): both at T = 1, their KL divergences both ways over the whole vocabulary
+    and the ``shown`` tokens either model finds most likely. The two must share a tokenizer (the same ids)."""
+    a, b = models.resolve(model), models.resolve(other)
+    cfg = SamplingConfig.make(config, **options)
+    ids_a, enc = _encode(a, prompt, cfg)
+    ids_b, _ = _encode(b, prompt, cfg)
+    if not torch.equal(ids_a, ids_b):
+        raise ValueError(f"{a.name} and {b.name} split the prompt differently: compare models that share a tokenizer")
+    with torch.no_grad():
+        za = a.model(ids_a).logits[0, -1].float()  # (vocab,)
+        zb = b.model(ids_b).logits[0, -1].float()
+    if za.shape != zb.shape:
+        raise ValueError(f"{a.name} and {b.name} have different vocabularies ({za.shape[0]} vs {zb.shape[0]})")
+    la, lb = za.log_softmax(-1), zb.log_softmax(-1)
+    pa, pb = la.exp(), lb.exp()
+    show = torch.topk(torch.maximum(pa, pb), min(cfg.shown, pa.shape[-1])).indices  # (shown,)
+    tok = a.tokenizer
+    return NextTokenCompareTrace(
+        prompt=prompt,
+        models=[a.name, b.name],
+        ids=show.numpy(),
+        tokens=text.display(tok, show.tolist()),
+        probs=torch.stack([pa[show], pb[show]]).numpy().astype(np.float32),
+        kl=[float(kl(la, lb)), float(kl(lb, la))],
+        total_variation=float(0.5 * (pa - pb).abs().sum()),
+        top=text.display(tok, [int(pa.argmax()), int(pb.argmax())]),
+        meta=make_meta(f"{a.name} vs {b.name}", n_tokens_in_text=enc.n_total, truncated=enc.truncated),
+    ).check()

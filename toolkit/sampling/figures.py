@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from toolkit import style
-from toolkit.sampling.trace import DecodeTrace, NextTokenTrace
+from toolkit.sampling.trace import DecodeTrace, NextTokenCompareTrace, NextTokenTrace
 
 
 def _shown(piece: str) -> str:
@@ -124,3 +124,110 @@ def greedy_vs_sampled(greedy: DecodeTrace, sampled: DecodeTrace, dark: bool = Fa
     for a in fig.layout.annotations:  # subplot titles: plotly makes them 16 px
         a.font = dict(size=style.FONT_SIZE + 2)
     return style.apply(fig, dark, title=None, height=120 + 48 * max(len(greedy.tokens), len(sampled.tokens)))
+
+
+def shift(t: NextTokenCompareTrace, dark: bool = False) -> go.Figure:
+    """Two models' next-token distributions side by side (bars), the change p_B − p_A under them, KL in the title."""
+    pal = style.palette(dark)
+    labels = [style.plain(_shown(s)) for s in t.tokens]
+    a, b = (style.plain(m) for m in t.models)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.06)
+    fig.add_trace(go.Bar(x=labels, y=t.probs[0], name=a, marker_color=pal[1]), 1, 1)
+    fig.add_trace(go.Bar(x=labels, y=t.probs[1], name=b, marker_color=pal[0]), 1, 1)
+    delta = (t.probs[1] - t.probs[0]).astype(np.float32)
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=delta,
+            name=f"{b} − {a}",
+            marker_color=[pal[5] if d > 0 else pal[4] for d in delta],
+            hovertemplate="%{x}: %{y:+.3f}<extra></extra>",
+            showlegend=False,
+        ),
+        2,
+        1,
+    )
+    fig.update_layout(barmode="group", legend=dict(orientation="v", y=0.98, x=0.99, xanchor="right", yanchor="top"))
+    fig.update_yaxes(title="p (T = 1)", row=1, col=1)
+    fig.update_yaxes(title="change", zeroline=True, row=2, col=1)
+    fig.update_xaxes(tickangle=-45, row=2, col=1)
+    kl_ab, kl_ba = t.kl
+    title = f"Next-token shift: KL({a} ‖ {b}) = {kl_ab:.3f} nats, KL back {kl_ba:.3f}"
+    return style.apply(fig, dark, title=title, height=560)
+
+
+# ---- the demo's views from Python: toolkit.views.show("sampling", view, **preset) ------------------------------
+
+PROMPT = "Once upon a time, in a small village,"
+MODEL = "smollm2-135m"
+COMPARE = "smollm2-135m-nf4"  # toolkit.variants: the same model, linear weights in NF4 (built once per process)
+
+
+def _knobs(temperature: float, top_k: int, top_p: float, min_p: float, **more):
+    """The demo's defaults (5 tokens shown per step, 5 decode steps) with these knobs."""
+    from toolkit.sampling.capture import SamplingConfig
+
+    return SamplingConfig(
+        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, step_shown=5, **{"steps": 5, **more}
+    )
+
+
+def view_distribution(
+    prompt: str = PROMPT,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 0.9,
+    min_p: float = 0.0,
+    model: str = MODEL,
+    dark: bool = False,
+) -> go.Figure:
+    from toolkit.sampling.capture import next_token
+
+    return distribution(next_token(model, prompt, _knobs(temperature, top_k, top_p, min_p)), dark)
+
+
+def view_survivors(
+    prompt: str = PROMPT,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 0.9,
+    min_p: float = 0.0,
+    model: str = MODEL,
+    dark: bool = False,
+) -> go.Figure:
+    from toolkit.sampling.capture import next_token
+
+    return survivors(next_token(model, prompt, _knobs(temperature, top_k, top_p, min_p)), dark)
+
+
+def view_generate(
+    prompt: str = PROMPT,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 0.9,
+    min_p: float = 0.0,
+    steps: int = 5,
+    seed: int = 0,
+    model: str = MODEL,
+    dark: bool = False,
+) -> go.Figure:
+    from toolkit.sampling.capture import greedy_and_sampled
+
+    cfg = _knobs(temperature, top_k, top_p, min_p, steps=steps, seed=seed)
+    return greedy_vs_sampled(*greedy_and_sampled(model, prompt, cfg), dark)
+
+
+def view_compare(prompt: str = PROMPT, model: str = MODEL, compare: str = COMPARE, dark: bool = False) -> go.Figure:
+    """Two models on the same prompt: their next-token distributions and the KL between them."""
+    from toolkit import variants  # noqa: F401  (registers the embedded model's variants)
+    from toolkit.sampling.capture import compare as both
+
+    return shift(both(model, compare, prompt), dark)
+
+
+VIEWS = {  # the demo's hero first
+    "distribution": view_distribution,
+    "survivors": view_survivors,
+    "generate": view_generate,
+    "compare": view_compare,
+}

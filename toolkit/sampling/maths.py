@@ -70,3 +70,10 @@ def stages(logits: torch.Tensor, knobs: Knobs) -> list[torch.Tensor]:
 
 def filtered(logits: torch.Tensor, knobs: Knobs) -> torch.Tensor:
     return stages(logits, knobs)[-1]
+
+
+def kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """KL(P || Q) = Σ_i p_i (log p_i − log q_i) in nats, over the last axis, from log-probabilities (..., vocab).
+    Terms with p_i = 0 count 0. The next-token shift between two models on the same prompt (compare mode)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(-1)

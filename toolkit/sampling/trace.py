@@ -61,3 +61,32 @@ class DecodeTrace(Trace):
         self._require(self.mode in ("greedy", "sample"), f"unknown mode {self.mode!r}")
         self._require(bool(np.all(self.chosen_prob > 0)), "a chosen token must have probability > 0")
         return self
+
+
+@register
+@dataclass(frozen=True)
+class NextTokenCompareTrace(Trace):
+    """Two models' next-token distributions on the same prompt (compare mode), at T = 1 with no filter.
+
+    models: (A, B) names; ids/tokens: the shown tokens (the most likely of either model, by their larger
+    probability); probs: (2, shown) each model's probability of them; kl: (KL(A‖B), KL(B‖A)) in nats over the whole
+    vocabulary; total_variation: ½ Σ |p_A − p_B| over the whole vocabulary; top: each model's most likely token."""
+
+    kind: ClassVar[str] = "next_token_compare"
+    prompt: str
+    models: list[str]
+    ids: np.ndarray
+    tokens: list[str]
+    probs: np.ndarray
+    kl: list[float]
+    total_variation: float
+    top: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> NextTokenCompareTrace:
+        self._require(len(self.models) == 2 and len(self.top) == 2, "two models")
+        self._require(self.probs.shape == (2, len(self.tokens)) == (2, len(self.ids)), "probs must be (2, shown)")
+        self._require(bool(np.all(self.probs.sum(-1) <= 1 + 1e-4)), "shown probabilities exceed 1")
+        self._require(all(k >= -1e-6 for k in self.kl), "a KL divergence is never negative")
+        self._require(-1e-6 <= self.total_variation <= 1 + 1e-6, "total variation lies in [0, 1]")
+        return self

@@ -154,3 +154,31 @@ def cross_entropy_curve(dark: bool = False) -> go.Figure:
     fig.update_xaxes(title="probability the model gives the right next token")
     fig.update_yaxes(title="loss = -log p", range=[0, 5.5])
     return style.apply(fig, dark, "Cross-entropy of one token")
+
+
+# ---- the demo's views from Python: toolkit.views.show("sft", view, **preset) -----------------------------------
+
+USER = "What is the capital of France?"
+ANSWER = "The capital of France is Paris."
+
+
+def _run(user: str, answer: str, system: str, model: str):
+    from toolkit.sft.capture import Exchange, capture
+
+    return capture(model, Exchange(user, answer, system or None))
+
+
+def view_labels(
+    user: str = USER, answer: str = ANSWER, system: str = "", model: str = "smollm2-135m", dark: bool = False
+) -> go.Figure:
+    """The chat template's tokens, the labels row (−100 on the prompt) and each answer token's loss."""
+    return labels_view(_run(user, answer, system, model), dark)
+
+
+def view_loss(
+    user: str = USER, answer: str = ANSWER, system: str = "", model: str = "smollm2-135m", dark: bool = False
+) -> go.Figure:
+    return answer_loss(_run(user, answer, system, model), dark)
+
+
+VIEWS = {"labels": view_labels, "loss": view_loss}  # the demo's hero first

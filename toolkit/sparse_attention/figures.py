@@ -210,3 +210,49 @@ def loss(trace: SparseCurveTrace, window: int, live: SparseTrace | None = None, 
     style.apply(fig, dark, title=f"Next-token loss along the text, window {w}", height=560)
     fig.update_layout(margin=dict(t=130))
     return fig
+
+
+# ---- the demo's views from Python: toolkit.views.show("sparse_attention", view, **preset) ----------------------
+# One function per view of demos/sparse_attention.py, with its URL presets as keywords and its defaults. The
+# curves, the sink and the loss views replay the recorded window sweep (`lecture sparse-curves`).
+
+MASK_WINDOW = 8  # the masks view draws the recorded text's first tokens: a window above 24 is drawn as 8
+
+
+def recorded() -> SparseCurveTrace:
+    """The committed window sweep (assets/sparse_attention/curves.npz), read once per file version."""
+    from toolkit import views
+    from toolkit.sparse_attention import ASSET
+
+    return views.recorded(SparseCurveTrace, ASSET, "lecture sparse-curves")
+
+
+def view_curves(dark: bool = False) -> go.Figure:
+    return curves(recorded(), None, dark)
+
+
+def view_masks(
+    window: int = 64,
+    sinks: int = 4,
+    dilation: int = 2,
+    random: int = 2,
+    seed: int = 0,
+    dark: bool = False,
+) -> go.Figure:
+    """Every pattern's mask on the recorded text's first tokens, each with the share of pairs it keeps."""
+    from toolkit.sparse_attention.capture import SparseConfig
+
+    cfg = SparseConfig(window=window, sinks=sinks, dilation=dilation, random=random, seed=seed)
+    shown = cfg.window if cfg.window <= 24 else MASK_WINDOW
+    return masks(shown, cfg.dilation, cfg.sinks, cfg.random, cfg.seed, len(recorded().ids), dark=dark)
+
+
+def view_sink(window: int = 64, dark: bool = False) -> go.Figure:
+    return sink(recorded(), window, dark)
+
+
+def view_loss(window: int = 64, dark: bool = False) -> go.Figure:
+    return loss(recorded(), window, None, dark=dark)
+
+
+VIEWS = {"curves": view_curves, "masks": view_masks, "sink": view_sink, "loss": view_loss}  # the demo's hero first

@@ -62,7 +62,7 @@ def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
     ids = torch.tensor([prompt])
     with torch.no_grad():
         while True:
-            logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1]
+            logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
             tok = int(logits.argmax())
             run.new.append(tok)
             run.steps.append(Step([], 0, tok))
@@ -78,7 +78,7 @@ class ModelDraft:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.cache = DynamicCache(config=model.config)
+        self.cache = recording(DynamicCache(config=model.config))
         self.seen = 0  # tokens of the sequence in the cache
 
     def propose(self, ids: list[int], k: int, temperature: float | None, gen: torch.Generator) -> tuple[list, list]:
@@ -86,8 +86,8 @@ class ModelDraft:
         feed = ids[self.seen :]
         with torch.no_grad():
             for _ in range(k):
-                logits = self.model(input_ids=torch.tensor([feed]), past_key_values=self.cache, use_cache=True)
-                logits = logits.logits[0, -1].float()
+                out = self.model(input_ids=torch.tensor([feed]), cache=self.cache, use_cache=True, logits_to_keep=1)
+                logits = out.logits[0, -1].float()
                 self.seen += len(feed)
                 if temperature is None:
                     tok = int(logits.argmax())
@@ -136,7 +136,8 @@ def speculative(
     cache = DynamicCache(config=model.config)
     with torch.no_grad():
         if len(prompt) > 1:
-            model(input_ids=torch.tensor([prompt[:-1]]), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([prompt[:-1]]), cache=cache, use_cache=True, logits_to_keep=1)
+    recording(cache)  # after the prefill, as transformers' assisted generation does
     ids = list(prompt)
     while True:
         t1 = time.perf_counter()
@@ -144,8 +145,8 @@ def speculative(
         drafted, q = draft.propose(ids, min(k, room), temperature, gen) if room > 0 else ([], [])
         t2 = time.perf_counter()
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([[ids[-1], *drafted]]), past_key_values=cache, use_cache=True)
-            logits = logits.logits[0].float()  # (1 + d, vocab)
+            out = model(input_ids=torch.tensor([[ids[-1], *drafted]]), cache=cache, use_cache=True)
+            logits = out.logits[0].float()  # (1 + d, vocab)
         if temperature is None:
             n = accept_greedy(drafted, logits.argmax(-1).tolist())
             token, rejected = int(logits[n].argmax()), (drafted[n] if n < len(drafted) else None)
@@ -164,6 +165,14 @@ def speculative(
             break
     run.seconds = time.perf_counter() - t0
     return run
+
+
+def recording(cache: DynamicCache) -> DynamicCache:
+    """Sliding-window layers drop states past their window; to roll back rejected drafts they must keep them until
+    ``crop`` (transformers' ``activate_past_recording``)."""
+    if hasattr(cache, "activate_past_recording"):
+        cache.activate_past_recording()
+    return cache
 
 
 def cut(cache: DynamicCache, keep: int) -> None:

@@ -270,11 +270,91 @@ def distillation(t: DistillationTrace, dark: bool = False) -> go.Figure:
         2,
     )
     fig.update_xaxes(title="step", row=1, col=1)
-    fig.update_yaxes(title="loss", type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2, showticklabels=False)
+    ticks = [v for v in (0.5, 1, 2, 5, 10, 20, 50, 100) if t.losses.min() / 2 <= v <= t.losses.max() * 2]
+    fig.update_yaxes(title="loss", type="log", tickvals=ticks, row=1, col=1)  # major ticks only: readable
+    shown = [v for v in before + after if v > 0]
+    top = np.log10(max(shown) * 3)  # headroom for the labels above the bars
+    fig.update_yaxes(type="log", range=[np.log10(min(shown) / 2), top], row=1, col=2, showticklabels=False)
+    fig.update_traces(cliponaxis=False, selector=dict(type="bar"))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.25, x=0))
     title = (
         f"Distilling the first {t.layers} layers: {len(t.losses)} steps, {t.trainable / 1e6:.2f} M trainable, "
         f"{t.seconds / 60:.0f} min"
     )
     return style.apply(fig, dark, title=title, height=540)
+
+
+# ---- the demo's views from Python (demos/speculative.py: same names, presets and defaults) ---------------
+SPEC_COMMAND = "lecture distill, then lecture speculative"
+SOFT_TEXT = "The capital of France is Paris"
+
+
+def _spec_recorded(name: str):
+    from toolkit import speculative, views
+
+    return views.recorded(speculative.Trace, speculative.assets_dir() / name, SPEC_COMMAND)
+
+
+def _spec_run(prompt: str | None, draft: str, k: int, max_new: int, model: str):
+    """The recorded run of the demo's preset when it exists (it opens instantly), else a run now."""
+    from toolkit import speculative
+
+    prompt = speculative.DEFAULT_PROMPT if prompt is None else prompt
+    cfg = speculative.SpeculativeConfig(draft=draft, k=k, max_new_tokens=max_new)
+    recorded = speculative.assets_dir() / f"run-{draft}.npz"
+    if prompt == speculative.DEFAULT_PROMPT and cfg == speculative.SpeculativeConfig(draft=draft):
+        if recorded.is_file():
+            return _spec_recorded(recorded.name)
+    return speculative.capture(model, prompt, cfg)
+
+
+def spec_text(
+    prompt: str | None = None,
+    draft: str = "lookup",
+    k: int = 4,
+    max_new: int = 64,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+) -> str:
+    """The generated text, each token marked by who wrote it: the draft (accepted) or the target (HTML).
+    prompt None: the demo's (a spelling correction, which prompt lookup drafts well)."""
+    return text_html(_spec_run(prompt, draft, k, max_new, model), dark)
+
+
+def spec_passes(
+    prompt: str | None = None,
+    draft: str = "lookup",
+    k: int = 4,
+    max_new: int = 64,
+    model: str = "smollm2-135m",
+    dark: bool = False,
+):
+    return passes(_spec_run(prompt, draft, k, max_new, model), dark)
+
+
+def spec_k(dark: bool = False):
+    """Acceptance and speed-up against k, recorded on the bundled prompts (`lecture speculative`)."""
+    return acceptance(_spec_recorded("sweep.npz"), dark)
+
+
+def spec_soft_targets(
+    soft_text: str = SOFT_TEXT, soft_t: float = 2.0, layers: int = 4, model: str = "smollm2-135m", dark: bool = False
+):
+    """The teacher's and the student's (the first ``layers`` blocks) soft targets at temperature ``soft_t``."""
+    from toolkit import speculative
+
+    return soft_targets(speculative.targets(model, soft_text, temperature=soft_t, layers=layers), dark)
+
+
+def spec_distillation(dark: bool = False):
+    """The recorded distillation run (`lecture distill`): loss, and acceptance before and after."""
+    return distillation(_spec_recorded("distillation.npz"), dark)
+
+
+VIEWS = {  # the notebook API (toolkit.views) and `lecture export`: the demo's views, its hero first
+    "text": spec_text,
+    "passes": spec_passes,
+    "k": spec_k,
+    "soft-targets": spec_soft_targets,
+    "distillation": spec_distillation,
+}

@@ -94,6 +94,39 @@ def similarity(e: EmbeddingTrace, dark: bool = False) -> go.Figure:
     return style.apply(fig, dark, title=f"Cosine similarity, {e.meta.get('model', '')} {what}", height=520)
 
 
+def similarity_difference(a: EmbeddingTrace, b: EmbeddingTrace, dark: bool = False) -> go.Figure:
+    """Two models side by side on the same words: cos_B − cos_A for every pair (red: B puts them closer), the pair
+    that moved most in the title. Two models with their own embedding sizes compare fine: cosine has no units."""
+    if list(a.words) != list(b.words):
+        raise ValueError("the two embeddings are of different words: compare the same word list")
+    n = len(a.words)
+    words = [style.plain(w) for w in a.words]
+    diff = (b.similarity.astype(np.float32) - a.similarity.astype(np.float32)).astype(np.float32)  # (word, word)
+    top = float(np.abs(diff).max())
+    i, j = np.unravel_index(int(np.abs(diff).argmax()), diff.shape)
+    fig = go.Figure(
+        go.Heatmap(
+            z=diff,
+            x=words,
+            y=words,
+            colorscale=style.DIVERGING,
+            reversescale=True,  # red: B finds the pair more similar
+            zmid=0,
+            zmin=-max(top, 1e-6),
+            zmax=max(top, 1e-6),
+            texttemplate="%{z:+.2f}" if n <= CELL_TEXT_MAX else None,
+            textfont=dict(size=20 if n <= 8 else style.MIN_FONT),
+            hovertemplate="%{y} · %{x}: Δcos %{z:+.3f}<extra></extra>",
+            colorbar=dict(title="Δ cos"),
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-45 if n > 6 else 0)
+    names = f"{style.plain(b.meta.get('model', 'B'))} − {style.plain(a.meta.get('model', 'A'))}"
+    moved = f"most moved: {words[i]}–{words[j]} ({diff[i, j]:+.2f})" if top > 0 else "identical"
+    return style.apply(fig, dark, title=f"Cosine similarity, {names}: {moved}", height=520)
+
+
 POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "top left")
 
 
@@ -185,3 +218,80 @@ def neighbours(a: AnalogyTrace, dark: bool = False) -> go.Figure:
     fig.update_layout(uniformtext=dict(minsize=style.MIN_FONT, mode="show"))
     title = f"{style.plain(a.a)} − {style.plain(a.b)} + {style.plain(a.c)}: nearest rows of the vocabulary"
     return style.apply(fig, dark, title=title, height=520)
+
+
+# ---- the demo's views from Python: toolkit.views.show("tokens", view, **preset) --------------------------------
+
+TEXT = "unhappiness, unhappiness don't 😊 tokenization"  # the leading space is part of a byte-level BPE piece
+WORDS = "cat, dog, horse, car, truck, train, apple, banana, orange"  # one SmolLM2 token each
+EMBEDDINGS = {  # the demo's "embeddings" choices: (model, source)
+    "SmolLM2 input embeddings": ("smollm2-135m", "input"),
+    "MiniLM input embeddings": ("minilm-l6", "input"),
+    "MiniLM sentence embeddings": ("minilm-l6", "sentence"),
+}
+SOURCE = "SmolLM2 input embeddings"
+ANALOGY = ("king", "man", "woman", "queen")
+
+
+def words_list(words: str | list[str]) -> list[str]:
+    """'cat, dog' or ['cat', 'dog'] -> ['cat', 'dog']."""
+    if isinstance(words, str):
+        return [w.strip() for w in words.replace("\n", ",").split(",") if w.strip()]
+    return list(words)
+
+
+def _embedding(words, source: str, dims: int = 2) -> EmbeddingTrace:
+    from toolkit.tokens.capture import embed
+
+    model, kind = EMBEDDINGS[source]
+    return embed(model, words_list(words), source=kind, dims=dims)
+
+
+def view_pieces(
+    text: str = TEXT, model: str = "smollm2-135m", compare: str = "minilm-l6", dark: bool = False
+) -> go.Figure:
+    """Two tokenizers on the same text (the demo's pair by default)."""
+    from toolkit.tokens.capture import compare as tokenize_both
+
+    return pieces(tokenize_both([model, compare], text), dark)
+
+
+def view_embedding(words: str = WORDS, source: str = SOURCE, dims: int = 2, dark: bool = False) -> go.Figure:
+    return projection(_embedding(words, source, dims), dark, dims)
+
+
+def view_similarity(words: str = WORDS, source: str = SOURCE, dark: bool = False) -> go.Figure:
+    return similarity(_embedding(words, source), dark)
+
+
+def view_analogy(
+    a: str = ANALOGY[0],
+    b: str = ANALOGY[1],
+    c: str = ANALOGY[2],
+    expected: str = ANALOGY[3],
+    source: str = SOURCE,
+    dark: bool = False,
+) -> go.Figure:
+    from toolkit.tokens.capture import analogy
+
+    return neighbours(analogy(EMBEDDINGS[source][0], a, b, c, expected=expected), dark)
+
+
+def view_compare(
+    words: str = WORDS, model: str = "smollm2-135m", compare: str = "minilm-l6", dark: bool = False
+) -> go.Figure:
+    """Two models' input embeddings of the same words: the change in every pair's cosine similarity."""
+    from toolkit import variants  # noqa: F401  (registers the embedded model's variants)
+    from toolkit.tokens.capture import embed
+
+    ws = words_list(words)
+    return similarity_difference(embed(model, ws), embed(compare, ws), dark)
+
+
+VIEWS = {  # the demo's hero first
+    "pieces": view_pieces,
+    "embedding": view_embedding,
+    "similarity": view_similarity,
+    "analogy": view_analogy,
+    "compare": view_compare,
+}

@@ -489,3 +489,87 @@ def flow(t: QueryTrace, dark: bool = False) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     title = f"Query → vector → ids → passages: “{style.plain(_short(t.query, 34))}”"
     return style.apply(fig, dark, title=title, height=460)
+
+
+# ---- the demo's views from Python: toolkit.views.show("vector_search", view, **preset) -------------------------
+# One function per view of demos/vector_search.py, with its URL presets as keywords and its defaults: one query
+# through every index of the corpus (MiniLM vectors), then one view. "results" is HTML (a str), the rest plotly.
+# corpus "stdlib" is Python's docs once `lecture index` has embedded them, else the committed 3,000-passage sample.
+
+QUERY = "convert a Python object to a JSON string"  # the deck's query (the demo's default)
+
+
+def _searched(query: str, corpus: str, k: int, nprobe: int, ef: int):
+    from toolkit import models
+    from toolkit.vector_search import corpus as corpora
+    from toolkit.vector_search.capture import VectorConfig, capture, indexes
+
+    if corpus == "stdlib" and corpora.state("stdlib") != "ready":
+        corpus = "sample"
+    cfg = VectorConfig(corpus=corpus, k=k, nprobe=nprobe, ef_search=ef)
+    idx = indexes(cfg)
+    return idx, capture(models.load(idx.corpus.model), query, cfg)
+
+
+def view_results(
+    query: str = QUERY, corpus: str = "stdlib", k: int = 10, nprobe: int = 4, ef: int = 16, dark: bool = False
+) -> str:
+    """Each index's hits beside exact k-NN's (HTML)."""
+    return results(_searched(query, corpus, k, nprobe, ef)[1], dark)
+
+
+def view_ivf(
+    query: str = QUERY, corpus: str = "stdlib", k: int = 10, nprobe: int = 4, ef: int = 16, dark: bool = False
+) -> go.Figure:
+    from toolkit.vector_search.capture import view_map
+
+    idx, trace = _searched(query, corpus, k, nprobe, ef)
+    return ivf_map(trace, view_map(idx, trace, "ivf"), dark)
+
+
+def view_hnsw(
+    query: str = QUERY,
+    corpus: str = "stdlib",
+    k: int = 10,
+    nprobe: int = 4,
+    ef: int = 16,
+    hop: int = 0,
+    dark: bool = False,
+) -> go.Figure:
+    """The HNSW search's path, layer by layer (``hop`` 0: every hop)."""
+    from toolkit.vector_search.capture import view_map
+
+    idx, trace = _searched(query, corpus, k, nprobe, ef)
+    return hnsw(trace, view_map(idx, trace, "hnsw"), dark, hop=hop or None)
+
+
+def view_pq(
+    query: str = QUERY, corpus: str = "stdlib", k: int = 10, nprobe: int = 4, ef: int = 16, dark: bool = False
+) -> go.Figure:
+    return pq(_searched(query, corpus, k, nprobe, ef)[1], dark)
+
+
+def view_tradeoff(dark: bool = False) -> go.Figure:
+    """Recall against latency of every index beside FAISS and hnswlib (the sweep `lecture vector-sweep` records)."""
+    from pathlib import Path
+
+    from toolkit import views
+
+    path = Path(__file__).resolve().parents[2] / "assets" / "vector_search" / "tradeoff.npz"
+    return tradeoff(views.recorded(TradeoffTrace, path, "lecture vector-sweep"), dark)
+
+
+def view_flow(
+    query: str = QUERY, corpus: str = "stdlib", k: int = 10, nprobe: int = 4, ef: int = 16, dark: bool = False
+) -> go.Figure:
+    return flow(_searched(query, corpus, k, nprobe, ef)[1], dark)
+
+
+VIEWS = {  # the demo's hero first
+    "results": view_results,
+    "ivf": view_ivf,
+    "hnsw": view_hnsw,
+    "pq": view_pq,
+    "tradeoff": view_tradeoff,
+    "flow": view_flow,
+}
