@@ -1,6 +1,6 @@
 """Each deck demo's default request (its page load), server-side, at default sizes, beside a bare anchor.
 
-Demos: tokens, sampling, sft_loss, lora, kv_cache, dpo; forgetting, reasoning, agent (served from their recorded
+Demos: tokens, sampling, sft, lora, kv_cache, dpo; forgetting, reasoning, agent (served from their recorded
 runs) and context (its budget computed now). The anchor is the bare library call the demo is built on (a
 tokenizer call, a forward pass, generate(), a peft count, loading the recorded trace), so the ratio shows what
 the demo adds.
@@ -99,7 +99,7 @@ def main() -> None:
             lambda: (smol.tokenizer(d_tokens.DEFAULT_TEXT), mini.tokenizer(d_tokens.DEFAULT_TEXT)),
         ),
         "sampling": (lambda: d_sampling.on_load(req), lambda: fwd(d_sampling.DEFAULT_PROMPT)),
-        "sft_loss": (lambda: d_sft.on_load(req), sft_anchor),
+        "sft": (lambda: d_sft.on_load(req), sft_anchor),
         "lora": (lambda: d_lora.on_load(req), lambda: lora.count(smol, r=8, targets=d_lora.DEFAULT_TARGETS)),
         "dpo": (lambda: d_dpo.on_load(req), lambda: fwd(" ".join(d_dpo.dpo.PAIR))),
         "forgetting": (

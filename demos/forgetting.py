@@ -30,10 +30,14 @@ def recorded() -> fg.ForgettingTrace:
 
 
 def summary(trace: fg.ForgettingTrace) -> str:
-    """One line: the general perplexity before and after each recorded run (the drawer has the command)."""
+    """One short line (the figure has the numbers; the drawer has the command)."""
     before = trace.summary(trace.methods[0])["ppl_before"]
-    after = " · ".join(f"**{fg.METHOD_TITLES[m]}** {trace.summary(m)['ppl_after']:.1f}" for m in trace.methods)
-    return f"{trace.steps} recorded steps · general perplexity {before:.1f} → {after}"
+    worst = max(trace.methods, key=lambda m: trace.summary(m)["ppl_rise_pct"])
+    rise = trace.summary(worst)["ppl_rise_pct"]
+    return (
+        f"{trace.steps} recorded steps · general perplexity {before:.1f} at the start · "
+        f"most forgetting: **{fg.METHOD_TITLES[worst]}** ({rise:+.0f} %)"
+    )
 
 
 @ui.safe

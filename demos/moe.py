@@ -8,7 +8,7 @@ import threading
 import gradio as gr
 
 from demos import stage, ui
-from toolkit import moe
+from toolkit import arch, models, moe
 from toolkit.moe import PRESETS, MoeConfig, runs
 from toolkit.moe import figures as views
 
@@ -39,8 +39,40 @@ def _layer(value, n_layers: int) -> int:
     return layer
 
 
+def checkpoints() -> list[str]:
+    """Transformers MoE models this server holds (`lecture serve --model FOLDER`: Mixtral, Qwen-MoE, OLMoE,
+    DeepSeek-V3 folders), offered beside the committed runs."""
+    found = []
+    for name in models.loaded_names():
+        try:
+            if arch.experts(models.load(name).model.config):
+                found.append(name)
+        except Exception:  # a model that cannot be had now is simply not offered
+            continue
+    return found
+
+
+def run_choices() -> list[str]:
+    return [*runs.RUNS, *checkpoints()]
+
+
 def _run(value) -> str:
-    return ui.as_choice((value or "balanced").strip(), "run", runs.RUNS)
+    return ui.as_choice((value or "balanced").strip(), "run", run_choices())
+
+
+def _route_checkpoint(text: str, name: str, layer) -> tuple:
+    """A transformers MoE checkpoint: its own router and top-k (no k to change), the same views."""
+    loaded = ui.model(name)
+    trace = moe.capture(loaded, text)
+    layer = _layer(layer, trace.probs.shape[0])
+    n_experts = trace.probs.shape[2]
+    note = f" (the text was cut to its first {len(trace.tokens)} tokens)" if trace.truncated else ""
+    loss = ", ".join(f"{x:.2f}" for x in trace.balance_loss[:8]) + (" ..." if len(trace.balance_loss) > 8 else "")
+    summary = (
+        f"**{ui.escape(name)}**: {len(trace.tokens)} tokens{note} · {n_experts} experts, top-{trace.top_k} "
+        f"(the model's own) · {trace.score} router · balance loss per layer {loss} (balanced = {trace.top_k})"
+    )
+    return trace, layer, summary
 
 
 def _view(value) -> str:
@@ -52,6 +84,9 @@ def route(text: str, run: str, layer, top_k, request: gr.Request | None = None):
     """Route the text through the trained MoE model: summary + six views (tokens HTML first: the hero)."""
     text = ui.as_text(text)
     run = _run(run)
+    if run not in runs.RUNS:  # a transformers checkpoint the server was started with
+        trace, layer, summary = _route_checkpoint(text, run, layer)
+        return _views(trace, layer, summary, ui.is_dark(request))
     trained = runs.model(run).cfg
     layer = _layer(layer, trained.n_layers)
     k = ui.config(MoeConfig, trained, top_k=top_k).top_k  # 1 <= k <= n_experts: MoeConfig's range and checks
@@ -65,7 +100,11 @@ def route(text: str, run: str, layer, top_k, request: gr.Request | None = None):
         f"{trained.shared_experts} shared · {trained.score} router · balance loss per layer {loss} "
         f"(balanced = {k})"
     )
-    nxt = min(layer + 1, trained.n_layers - 1)
+    return _views(trace, layer, summary, dark)
+
+
+def _views(trace, layer: int, summary: str, dark: bool) -> tuple:
+    nxt = min(layer + 1, trace.probs.shape[0] - 1)
     return (
         summary,
         views.token_experts(trace, layer, dark),
@@ -82,6 +121,7 @@ def replay(step, layer, run: str = "balanced", request: gr.Request | None = None
     """Training replay at a step: load and balance loss over training for every run, the probe text's routing."""
     reps = {name: runs.replay(name) for name in runs.RUNS}
     run = _run(run)
+    run = run if run in runs.RUNS else "balanced"  # a checkpoint has no training replay: show the committed one
     cfg = MoeConfig.from_dict(reps[run]["config"])
     layer = _layer(layer, cfg.n_layers)
     step = ui.as_int(step, "step", 0, cfg.steps)
@@ -155,7 +195,7 @@ def on_load(request: gr.Request):
     table of the replay, the parameter counts, then one update (value and visibility) per hero and tab."""
     q = ui.query(request)
     text = ui.preset(q, "text", DEFAULT_TEXT)
-    run = ui.preset(q, "run", "balanced", str, list(runs.RUNS))
+    run = ui.preset(q, "run", "balanced", str, run_choices())
     layer = ui.preset(q, "layer", 0, int)
     k = ui.preset(q, "k", MoeConfig.default("top_k"), int)
     step = ui.preset(q, "step", STEPS, int)
@@ -174,7 +214,7 @@ def on_load(request: gr.Request):
             update["value"] = value
     return (
         text,
-        run,
+        gr.update(choices=run_choices(), value=run),
         layer,
         k,
         gr.update(value=step, visible=view == "replay"),
@@ -197,7 +237,7 @@ with gr.Blocks(title="Mixture of experts") as demo:
             scale=3,
         )
         view_in = gr.Dropdown(VIEWS, value="tokens", label="view", scale=2, min_width=260)
-        run_in = gr.Dropdown(list(runs.RUNS), value="balanced", label="trained run", scale=1, min_width=170)
+        run_in = gr.Dropdown(run_choices(), value="balanced", label="trained run", scale=1, min_width=170)
         layer_in = gr.Slider(0, PRESETS["lecture"].n_layers - 1, value=0, step=1, label="layer", scale=1)
         k_in = gr.Slider(
             1, PRESETS["lecture"].n_experts, value=MoeConfig.default("top_k"), step=1, label="top-k", scale=1

@@ -96,6 +96,25 @@ def test_moe_checkpoint_folder_in_the_moe_views(moe_folders, family):
         assert isinstance(shown, str if name == "tokens" else go.Figure), name
 
 
+
+def test_moe_checkpoint_folder_in_the_moe_demo(moe_folders):
+    """A checkpoint the server holds (`lecture serve --model FOLDER`) is offered by the demo beside the committed
+    runs and routes with its own top-k; a folder the server does not hold is refused with the choices."""
+    from demos import moe as demo
+    from demos import ui
+
+    folder = moe_folders["mixtral"]
+    models.load(folder)  # what `--model FOLDER` does at start-up
+    assert folder in demo.run_choices() and set(demo.run_choices()[:3]) == {"balanced", "no_balance", "aux_free"}
+    summary, tokens_html, *figures = demo.route(TEXT, folder, 1, 2)
+    assert "4 experts, top-2 (the model's own)" in summary and "<span" in tokens_html
+    assert len(figures) == 5 and all(isinstance(f, (go.Figure, dict)) for f in figures)
+    with pytest.raises(ui.UserError, match="layers 0 to 1"):
+        demo.route(TEXT, folder, 5, 2)
+    with pytest.raises(ui.UserError, match="choose one of balanced"):
+        demo.route(TEXT, "/no/such/folder", 0, 2)
+    assert demo.replay(10, 0, folder)  # no training replay of its own: the committed one, no error
+
 def test_memory_of_real_checkpoints():
     """Counted on the meta device from each family's published config: the totals their model cards state."""
     rows = {r["name"]: r for r in params.memory_table()}
