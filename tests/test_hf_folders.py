@@ -96,7 +96,6 @@ def test_moe_checkpoint_folder_in_the_moe_views(moe_folders, family):
         assert isinstance(shown, str if name == "tokens" else go.Figure), name
 
 
-
 def test_moe_checkpoint_folder_in_the_moe_demo(moe_folders):
     """A checkpoint the server holds (`lecture serve --model FOLDER`) is offered by the demo beside the committed
     runs and routes with its own top-k; a folder the server does not hold is refused with the choices."""
@@ -114,6 +113,7 @@ def test_moe_checkpoint_folder_in_the_moe_demo(moe_folders):
     with pytest.raises(ui.UserError, match="choose one of balanced"):
         demo.route(TEXT, "/no/such/folder", 0, 2)
     assert demo.replay(10, 0, folder)  # no training replay of its own: the committed one, no error
+
 
 def test_memory_of_real_checkpoints():
     """Counted on the meta device from each family's published config: the totals their model cards state."""
