@@ -34,12 +34,8 @@ def recorded() -> ag.AgentTrace:
 
 @functools.cache
 def first_tool_success() -> int:
-    """The first recorded question the agent got right with a tool call (the default episode), else 0."""
-    trace = recorded()
-    for i, ep in enumerate(trace.episodes["tools"]):
-        if ep["correct"] and ep["calls"] and not ep["parse_failures"]:
-            return i
-    return 0
+    """The default episode: the first recorded question the agent got right with a tool call."""
+    return views.first_tool_success(recorded())
 
 
 def _note(trace: ag.AgentTrace) -> str:
@@ -51,7 +47,7 @@ def _note(trace: ag.AgentTrace) -> str:
     return " · ".join(parts) + f" · {calls} tool calls, {failed} unparsed · `{COMMAND}`"
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # recorded episodes: never behind model work
 def show(view, question, condition, request: gr.Request | None = None):
     """(status, hero plot update, hero html update) of the recorded episodes."""
     view = ui.as_choice(view, "view", VIEW_NAMES)
@@ -97,7 +93,7 @@ def ask(question, condition, request: gr.Request | None = None):
     return note, gr.update(visible=False), gr.update(value=html, visible=True)
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # a JSON parse and the calculator's tree walk
 def try_call(raw):
     """Parse a tool call as the agent does and run it: code in an argument is refused, never executed."""
     raw = ui.as_text(raw, "tool call", 2000)

@@ -42,7 +42,7 @@ def compare_choices() -> list[str]:
 
 
 @cache.bytes_cached()  # students often send the same preset; a 512-token trace (~400 MB) is served, not kept
-def _capture(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
+def cached_capture(name: str, prompt: str, cfg: att.AttentionConfig) -> att.AttentionTrace:
     """One forward pass per (model, text, limit); Q, K, V only when the step-by-step view asks for them."""
     return att.capture(ui.model(name), prompt, cfg)
 
@@ -105,7 +105,7 @@ def _compared(name: str, other: str, prompt: str, cfg: att.AttentionConfig):
     if other == name:
         raise ui.UserError(f"Compare {name} with another model or a variant of it, e.g. {plots.COMPARE}.")
     try:
-        return att.check_comparable(_capture(name, prompt, cfg), _capture(other, prompt, cfg))
+        return att.check_comparable(cached_capture(name, prompt, cfg), cached_capture(other, prompt, cfg))
     except ValueError as err:
         raise ui.UserError(str(err)) from None
 
@@ -144,7 +144,7 @@ def show(
         cfg = cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens"))
         trace, other = _compared(name, compare, prompt, cfg)
     else:
-        trace = _capture(name, prompt, cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens")))
+        trace = cached_capture(name, prompt, cfg.replace(new_tokens=att.AttentionConfig.default("new_tokens")))
     if trace.truncated:
         kept = trace.n_prompt if trace.n_prompt is not None else len(trace.tokens)
         notes.append(
@@ -255,7 +255,7 @@ CLICK_JS = """
 
 def _encoder_decoder(name, prompt, cfg, lay, hd, trace, dark):
     other = models.default("encoder") if trace.causal else models.default("causal")
-    other_trace = _capture(other, prompt, cfg.replace(qkv=False))
+    other_trace = cached_capture(other, prompt, cfg.replace(qkv=False))
     # the other model gets the same relative depth and the same head (clamped)
     other_layer = round(lay * (other_trace.n_layers - 1) / max(trace.n_layers - 1, 1))
     enc, dec = (other_trace, trace) if trace.causal else (trace, other_trace)

@@ -40,7 +40,7 @@ def _fewshot_note(t: cx.FewShotTrace) -> str:
     return " · ".join(parts) + f" · recorded by `{COMMAND}`"
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # the tokenizer only (no forward pass) or the recorded accuracy
 def show(view, question, window, passages, history, reserve, request: gr.Request | None = None):
     """(status, hero plot) of the budget (computed now, on the real tokenizer) or the recorded few-shot accuracy."""
     view = ui.as_choice(view, "view", VIEW_NAMES)

@@ -40,7 +40,7 @@ def summary(trace: fg.ForgettingTrace) -> str:
     )
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # recorded runs
 def show(view, request: gr.Request | None = None):
     """(status, hero plot update, hero html update) of the recorded runs."""
     view = ui.as_choice(view, "view", VIEW_NAMES)
@@ -95,7 +95,7 @@ def live(method, steps, request: gr.Request | None = None):
         train.__exit__(None, None, None)
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # sets a flag
 def stop_live():
     for ev in _live_stop:
         ev.set()

@@ -11,7 +11,6 @@ import gradio as gr
 from demos import stage, ui
 from toolkit import reasoning as rs
 from toolkit.reasoning import figures as views
-from toolkit.reasoning.maths import check_steps, first_number, process_score
 from toolkit.reasoning.record import COMMAND, MEASUREMENT, TREE
 from toolkit.trace import TraceError
 
@@ -43,30 +42,13 @@ def _load(cls, path):
         raise ui.UserError(f"The recorded measurement cannot be read ({err}). Re-record it: `{COMMAND}`.") from None
 
 
-def chains(trace: rs.ReasoningTrace, index: int) -> list[tuple[str, str, str]]:
-    """(label, chain, final) of every chain of thought recorded for one problem: greedy first, then the samples."""
-    out = []
-    for method in ("cot", "self_consistency"):
-        if method in trace.methods:
-            for s, (c, f) in enumerate(zip(trace.completions[method][index], trace.finals[method][index])):
-                label = "greedy chain" if method == "cot" else f"sample {s + 1}"
-                out.append((label, c, f))
-    return out
+chains = views.chains  # (label, chain, final) of every recorded chain of one problem
 
 
 @functools.cache
 def disagreement() -> tuple[int, int]:
-    """The first recorded (problem, chain) whose outcome and process rewards disagree: a right answer reached
-    through a wrong step, or a wrong answer after only right steps; else (0, 0)."""
-    trace = measurement()
-    for i, p in enumerate(trace.problems):
-        for k, (_, chain, final) in enumerate(chains(trace, i)):
-            read = first_number(final)
-            outcome = read is not None and float(read) == float(p["answer"])
-            score = process_score(check_steps(chain))
-            if score is not None and ((outcome and score < 1) or (not outcome and score == 1)):
-                return i, k
-    return 0, 0
+    """The default (problem, chain): the first whose outcome and process rewards disagree."""
+    return views.disagreement(measurement())
 
 
 def _accuracy_note(trace: rs.ReasoningTrace) -> str:
@@ -77,7 +59,7 @@ def _accuracy_note(trace: rs.ReasoningTrace) -> str:
     return " · ".join(parts) + f" · recorded by `{COMMAND}`"
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # recorded measurement and tree
 def show(view, problem, chain, request: gr.Request | None = None):
     """(status, hero plot update, hero html update) of one view of the recorded measurement and tree."""
     view = ui.as_choice(view, "view", VIEW_NAMES)

@@ -59,7 +59,7 @@ def _factor(value) -> float:
 
 
 @ui.safe(lane="cheap")
-def _pair_range(head_dim):
+def pair_range(head_dim):
     try:
         d = _head_dim(head_dim)
     except gr.Error:
@@ -280,7 +280,7 @@ with gr.Blocks(title="RoPE rotations") as demo:
         widget.release(show_ui, inputs, outputs, api_name=False)
     for widget in (view, scaling):
         widget.input(show_ui, inputs, outputs, api_name=False)
-    head_dim.change(_pair_range, head_dim, pair, api_name=False)  # pair i goes up to d/2 - 1, no further
+    head_dim.change(pair_range, head_dim, pair, api_name=False)  # pair i goes up to d/2 - 1, no further
     for widget in (theta, head_dim, pair, context, text, token, layer, head):
         widget.submit(show_ui, inputs, outputs, api_name=False)
     for slider in (real_pos, real_pair):  # the real model's trace is cached: moving a slider is cheap

@@ -194,9 +194,11 @@ def test_every_demo_slide_leads_with_its_picture(deck_url, live_server, shots):
                 if share < MIN_HERO_SHARE:
                     failures.append(f"slide {d.slide} {d.snapshot} {theme}: hero covers {share:.0%} of the frame")
         requests = list(browser.requests)
-    print("\nslide  demo                      screen     theme  hero share  smallest text (px on screen)")
+    table = ["slide  demo                      screen     theme  hero share  smallest text (px on screen)"]
     for slide, shot, screen, theme, share, font in rows:
-        print(f"{slide:>5}  {shot:<25} {screen:<10} {theme:<6} {share:>9.0%}  {font:>6.1f}")
+        table.append(f"{slide:>5}  {shot:<25} {screen:<10} {theme:<6} {share:>9.0%}  {font:>6.1f}")
+    print("\n" + "\n".join(table))
+    (shots.parent / "stage-measurements.txt").write_text("\n".join(table) + "\n")  # kept beside the screenshots
     assert not failures, "\n".join(failures)
     assert any(u.startswith(f"{server}/demo/") for u in requests), "the demo server was never asked"
     assert_all_local(requests)

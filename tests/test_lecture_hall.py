@@ -140,8 +140,8 @@ def test_byte_cache_never_holds_more_than_its_budget():
 def test_attention_traces_are_cached_by_bytes(smol):
     from demos import attention
 
-    cached = attention._capture if hasattr(attention, "_capture") else None
-    assert cached is not None and isinstance(cached.cache, cache.ByteCache)
+    cached = attention.cached_capture
+    assert isinstance(cached.cache, cache.ByteCache)
     for i in range(6):
         attention.show(f"sentence number {i} " * 30, "smollm2-135m", 0, 0, "it", "head", max_tokens=256)
         assert cached.cache.bytes <= cached.cache.max_bytes
@@ -309,4 +309,4 @@ def test_rope_at_the_smallest_head_dimension_and_a_pair_past_d_half():
         rope.explore(10000, 4, 0, 2, "default", 4, 8192)
     with pytest.raises(ValueError, match="dynamic NTK scaling needs head_dim >= 4"):
         rope_maths.scaled_frequencies(10000, 2, "dynamic", 4.0, 8192)
-    assert rope._pair_range(16)["maximum"] == 7  # the page's pair box follows d
+    assert rope.pair_range(16)["maximum"] == 7  # the page's pair box follows d

@@ -444,7 +444,8 @@ def test_demo_url_presets():
         query_params={"run": "no_balance", "layer": "2", "k": "1", "step": "50", "__theme": "dark", "text": "x = 1"}
     )
     out = demo_mod.on_load(req)
-    assert out[:4] == ("x = 1", "no_balance", 2, 1) and out[5] == "tokens"  # no ?view=: the tokens
+    assert (out[0], out[1]["value"], out[2], out[3]) == ("x = 1", "no_balance", 2, 1) and out[5] == "tokens"
+    assert out[1]["choices"][:3] == ["balanced", "no_balance", "aux_free"]  # then any MoE checkpoint served
     assert out[4]["value"] == 50 and out[4]["visible"] is False  # the step slider moves only the replay
     n_views = len(demo_mod.VIEW_NAMES)
     summary, probe, heroes = out[6], out[7], out[10 : 10 + n_views]
