@@ -59,7 +59,7 @@ def show(view, question, condition, request: gr.Request | None = None):
     return _view(view, i, condition, ui.is_dark(request))
 
 
-@functools.lru_cache(maxsize=64)
+@ui.memo(maxsize=64)
 def _view(view: str, i: int, condition: str, dark: bool):
     trace = recorded()
     hide = gr.update(visible=False)

@@ -47,7 +47,7 @@ def show(view, request: gr.Request | None = None):
     return _views(view, ui.is_dark(request))
 
 
-@functools.lru_cache(maxsize=8)
+@ui.memo(maxsize=8)
 def _views(view: str, dark: bool):
     trace = recorded()
     if view == "answers":

@@ -71,7 +71,7 @@ def show(view, problem, chain, request: gr.Request | None = None):
     return _view(view, i, k, ui.is_dark(request))
 
 
-@functools.lru_cache(maxsize=64)  # recorded data: one answer per (view, problem, chain, theme)
+@ui.memo(maxsize=64)  # recorded data: one answer per (view, problem, chain, theme)
 def _view(view: str, i: int, k: int, dark: bool):
     trace = measurement()
     hide = gr.update(visible=False)

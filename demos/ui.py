@@ -177,6 +177,32 @@ def message(handler: str, err: Exception) -> UserError:
     return UserError(f"Something went wrong: {type(err).__name__}: {str(err)[:300]}")
 
 
+def memo(maxsize: int = 64) -> Callable:
+    """``functools.lru_cache`` for functions that return Gradio updates: every call gets its own copies of the
+    update dicts. Gradio pops an update's "value" while sending it, so a cached dict handed out twice would reach
+    the second student empty."""
+
+    def wrap(fn: Callable) -> Callable:
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _copies(cached(*args, **kwargs))
+
+        call.cache_clear = cached.cache_clear
+        return call
+
+    return wrap
+
+
+def _copies(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_copies(v) for v in value)
+    if isinstance(value, list):
+        return [_copies(v) for v in value]
+    return dict(value) if isinstance(value, dict) else value
+
+
 def query(request: gr.Request | None) -> dict[str, str]:
     """The page's URL query parameters (empty when called outside a browser session)."""
     if request is None:

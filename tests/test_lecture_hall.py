@@ -310,3 +310,12 @@ def test_rope_at_the_smallest_head_dimension_and_a_pair_past_d_half():
     with pytest.raises(ValueError, match="dynamic NTK scaling needs head_dim >= 4"):
         rope_maths.scaled_frequencies(10000, 2, "dynamic", 4.0, 8192)
     assert rope.pair_range(16)["maximum"] == 7  # the page's pair box follows d
+
+
+def test_a_cached_answer_reaches_the_second_student_whole(live_server):
+    """Gradio pops an update's value while sending it; a replay cached as updates (ui.memo copies them) must reach
+    the second and third student with its figure, not an empty hero."""
+    client = live_server.client("agent")
+    for _ in range(3):
+        status, plot, html = client.predict("accuracy", 0, "tools", api_name="/show")
+        assert "with tools" in status and plot["visible"] and plot.get("value"), plot
