@@ -49,14 +49,14 @@ def main() -> None:
 
     import torch
     from bertviz import head_view, model_view
-    from toolkit.plots import attention as plots
 
     from demos import attention as demo
     from toolkit import attention as att
     from toolkit import models
+    from toolkit.attention import figures as plots
 
     loaded = models.load("smollm2-135m")
-    trace = att.capture(loaded.model, loaded.tokenizer, PROMPT, max_tokens=args.tokens, with_qkv=False)
+    trace = att.capture(loaded, PROMPT, max_tokens=args.tokens, qkv=False)
     n = len(trace.tokens)
     assert n == args.tokens, f"prompt gives {n} tokens, wanted {args.tokens}"
     tensors = tuple(torch.from_numpy(w)[None] for w in trace.weights)  # per layer (1, head, query, key)
@@ -76,7 +76,7 @@ def main() -> None:
     bv_s, bv_bytes = timed(bertviz, min(3, args.repeat))
 
     def request():  # the demo's default view, forward pass included (capture cache cleared each time)
-        demo._capture.cache_clear()
+        demo.cached_capture.cache.clear()
         _, main_fig, second, _ = demo.show(PROMPT, "smollm2-135m", layer, 0, "it", "overview", max_tokens=args.tokens)
         return len(main_fig.to_json()) + len(second.to_json())
 

@@ -15,9 +15,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from toolkit.plots import rope as plots  # noqa: E402
 
 from toolkit import models, rope  # noqa: E402
+from toolkit.rope import figures as plots  # noqa: E402
 
 N_TOKENS = 128
 TARGET = 0.5  # (capture + figure) / forward - 1

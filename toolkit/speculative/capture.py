@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from toolkit import arch, models, text
-from toolkit.config import Config, param
+from toolkit.config import Config, ConfigError, param
 from toolkit.speculative import decode, drafts
 from toolkit.speculative.maths import distillation_loss, hard_loss, soft_targets
 from toolkit.speculative.trace import SpeculativeTrace, TargetsTrace
@@ -69,7 +69,7 @@ def prompt_ids(loaded: models.Loaded, prompt: str, chat: bool = True, max_tokens
         ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
         ids = list(ids)
         if len(ids) > max_tokens:
-            raise ValueError(f"the prompt is {len(ids)} tokens long; the limit is {max_tokens}")
+            raise ConfigError(f"The prompt is {len(ids)} tokens long; the limit is {max_tokens}. Shorten it.")
         return ids
     return text.encode(tok, prompt, max_tokens).ids
 
