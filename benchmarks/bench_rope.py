@@ -16,8 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from toolkit import models, rope  # noqa: E402
+from toolkit import models  # noqa: E402
 from toolkit.rope import figures as plots  # noqa: E402
+from toolkit.rope.capture import capture_ids  # noqa: E402
 
 N_TOKENS = 128
 TARGET = 0.5  # (capture + figure) / forward - 1
@@ -44,9 +45,9 @@ def main() -> None:
             loaded.model(input_ids=ids, use_cache=False)
 
     def capture_and_view():
-        trace, _ = rope.run_with_trace(loaded, ids)
+        trace, _ = capture_ids(loaded, ids)
         t = time.perf_counter()
-        plots.rotation(rope.query_at(trace, layer, head, token), trace.inv_freq, position, (0, 16), trace.tokens[token])
+        plots.rotation(trace.q_pre[layer, head, token], trace.inv_freq, position, (0, 16), trace.tokens[token])
         return time.perf_counter() - t
 
     forward()
