@@ -7,7 +7,7 @@ warm-up step, both mean completion lengths (shorter answers are faster, so compa
 ours/TRL per step and per generated token (target <= 0.6 for both), and with --rise our reward over 20 steps.
 Last line: one JSON object.
 
-  python benchmarks/bench_grpo.py [--steps 6] [--threads 2] [--rise]
+  python benchmarks/bench_grpo.py [--steps 11] [--threads 2] [--rise]
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def side_by_side(cfg) -> dict[str, list[float]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=6, help="steps per trainer (the first is a warm-up)")
+    p.add_argument("--steps", type=int, default=11, help="steps per trainer (the first is a warm-up)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     p.add_argument("--rise", action="store_true", help="also run our lecture preset for 20 steps and print rewards")
     a = p.parse_args()

@@ -715,3 +715,70 @@ def test_stop_only_stops_your_own_run(smol):
     for _ in run:  # Alice's stream ends once her run has stopped
         pass
     assert _wait_idle(trainer)
+
+
+def test_sampler_draws_the_given_distribution():
+    """The inverse-CDF draw matches its probabilities (a chi-square bound) and never picks a zero-probability
+    token; nucleus sampling keeps only the top set."""
+    from toolkit.grpo import trainer
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.15, 0.05, 0.0])
+    logits = torch.log(probs.clamp_min(1e-30)).expand(20000, -1)  # (N, 6) the same row N times
+    got = torch.bincount(trainer._sample(logits, 1.0, 1.0, gen), minlength=6).float()
+    assert got[1] == 0 and got[5] == 0
+    want = probs * 20000
+    keep = want > 0
+    chi2 = float(((got[keep] - want[keep]) ** 2 / want[keep]).sum())
+    assert chi2 < 16.3  # the 0.999 quantile of chi-square with 3 degrees of freedom
+    nucleus = torch.bincount(trainer._sample(logits, 1.0, 0.75, gen), minlength=6)
+    assert set(nucleus.nonzero().flatten().tolist()) == {0, 2}  # 0.5 + 0.3 is the smallest set with mass >= 0.75
+
+
+def test_group_sampling_masks_and_shared_prompt_pass(smol):
+    """Finished rows leave the batch, yet every row comes back padded after its first stop token; the prompt pass
+    shared by sampling and the first update gives the same log-probs and gradients as a fresh one, and sampling
+    leaves it as it was."""
+    from toolkit.grpo import trainer
+
+    cfg = preset("tiny")
+    model, tok = trainer.make_policy(cfg)
+    prompt = trainer.encode_prompt(tok, "Which number is larger, 12 or 40? Answer with just the number.")
+    eos = trainer.stop_ids(model, tok)
+    head = trainer.prefill(model, prompt)
+    cached = [layer.keys.shape for layer in head[1].layers]
+    seen = []  # the logits each draw saw: (live rows, V) per step
+
+    def spy(logits, *args):
+        seen.append(logits.clone())
+        return draw(logits, *args)
+
+    draw, trainer._sample = trainer._sample, spy
+    try:
+        gen = torch.Generator().manual_seed(2)
+        ids, mask = trainer.sample_group(model, prompt, 8, 12, 0.7, 1.0, eos, 0, gen, head=head)
+    finally:
+        trainer._sample = draw
+    assert [layer.keys.shape for layer in head[1].layers] == cached  # (1, kv heads, P, d): untouched
+    lengths = mask.sum(1)
+    assert len(set(lengths.tolist())) > 1  # some rows stopped early: the batch shrank on the way
+    for row, m, n in zip(ids, mask, lengths.tolist()):
+        assert m[:n].all() and n >= 1  # the mask is ones up to the row's end
+        assert (row[n:] == 0).all()  # padded after the row ends
+        assert n == ids.shape[1] or int(row[n - 1]) in eos  # a row ends at its first stop token or at the cap
+        assert not any(int(t) in eos for t in row[: n - 1])
+    with torch.no_grad():  # each live row drew from its own context: compare with one plain forward per row
+        full = model(input_ids=torch.cat([prompt.expand(8, -1), ids], 1)).logits  # (G, P + C, V)
+    p = prompt.shape[1]
+    for t, logits in enumerate(seen):
+        live = mask[:, t].nonzero().flatten()  # rows still writing at step t, in order
+        assert torch.allclose(logits, full[live, p - 1 + t], atol=1e-3)
+    fresh, _ = trainer.group_logprobs(model, prompt, ids, mask, 1.0)
+    shared, _ = trainer.group_logprobs(model, prompt, ids, mask, 1.0, head=head)
+    assert torch.allclose(fresh * mask, shared * mask, atol=1e-5)
+    grads = []
+    for logp in (fresh, shared):
+        model.zero_grad(set_to_none=True)
+        (logp * mask).sum().backward(retain_graph=True)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
