@@ -199,6 +199,7 @@ def show(
     return "\n\n".join(notes), main, second, frame
 
 
+@ui.answers
 def show_ui(*args, request: gr.Request | None = None):
     """``show`` for the page: the main view fills the hero; outputs a view does not use are hidden."""
     notice, main, second, frame = show(*args, request=request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-TRACE_CACHE_BYTES = 192 * 2**20  # per cached function; the server's whole cache budget is written in the README
+TRACE_CACHE_BYTES = 64 * 2**20  # per cached function; the server's whole cache budget is written in the README
 
 
 def nbytes(value: Any) -> int:
@@ -48,8 +49,9 @@ class ByteCache:
             self._items.move_to_end(key)
             return self._items[key][0]
 
-    def put(self, key: Any, value: Any) -> None:
-        size = nbytes(value)
+    def put(self, key: Any, value: Any, size: int | None = None) -> None:
+        """Keep ``value``; ``size`` in bytes when the caller knows it better than ``nbytes`` does."""
+        size = nbytes(value) if size is None else size
         if size > self.max_bytes:
             return  # one answer larger than the whole budget: serve it, do not keep it
         with self._lock:
@@ -90,3 +92,38 @@ def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES) -> Callable:
         return cached
 
     return wrap
+
+
+ANSWER_BYTES = 64 * 2**20  # every model-lane demo's kept answers together (figures and text, see answers())
+PICKLE_TO_MEMORY = 5  # a plotly figure in memory is about 5x its pickle (the attention overview: 89 KB -> 457 KB)
+_answers = ByteCache(ANSWER_BYTES)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a handler input (text, numbers, choices, lists of them); None when it is not one (a
+    session's State holding a dict, a figure): such a request is computed, never looked up."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = tuple(_frozen(v) for v in value)
+        return None if any(i is None and v is not None for i, v in zip(items, value)) else ("seq", items)
+    return None
+
+
+def answer_key(fn: Callable, args: tuple, kwargs: dict, theme: bool) -> Any:
+    """(handler, its inputs, the page's theme), or None when an input cannot be a key."""
+    frozen = _frozen(list(args) + sorted(kwargs.items()))
+    return None if frozen is None else (fn.__module__, fn.__qualname__, frozen, theme)
+
+
+def answer_size(value: Any) -> int | None:
+    """Bytes an answer holds in memory (its pickle times PICKLE_TO_MEMORY); None when it cannot be pickled."""
+    try:
+        return PICKLE_TO_MEMORY * len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return None
+
+
+def answers() -> ByteCache:
+    """The shared cache of model-lane answers (demos.ui.answers fills it)."""
+    return _answers

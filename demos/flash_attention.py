@@ -79,6 +79,7 @@ def _status(trace: fa.FlashTrace, cfg: FlashConfig, name: str) -> str:
     return "\n\n".join(notes)
 
 
+@ui.answers
 def show_ui(*args, request: gr.Request | None = None):
     status, fig, slider = show(*args, request=request)
     return status, stage.fill(fig), slider

@@ -25,6 +25,7 @@ def _capture(prompt: str, steps) -> kv_cache.KvCacheTrace:
     return kv_cache.capture(ui.model(), prompt, cfg)
 
 
+@ui.answers
 @ui.safe
 def run(prompt: str, steps, request: gr.Request | None = None):
     t = _capture(prompt, steps)
@@ -63,6 +64,7 @@ def _status(t: kv_cache.KvCacheTrace) -> str:
     )
 
 
+@ui.answers
 @ui.safe
 def run_ui(view, prompt, steps, request: gr.Request | None = None):
     """The page: generate both ways, then (status, hero, second plot, its tab, the run's figures for view changes)."""

@@ -99,6 +99,7 @@ def run_status(run: pa.PagedRunTrace) -> str:
     )
 
 
+@ui.answers
 def show_ui(*args, request: gr.Request | None = None):
     status, fig, slider = show(*args, request=request)
     return status, stage.fill(fig), slider

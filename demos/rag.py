@@ -86,6 +86,7 @@ def ask(
     return status, answers, hero_fig, views.budget(trace, dark), views.rerank(trace, dark)
 
 
+@ui.answers
 def ask_ui(*args, request: gr.Request | None = None):
     status, html_out, fig, budget, rerank = ask(*args, request=request)
     return (

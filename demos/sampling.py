@@ -16,6 +16,7 @@ KNOBS = ("temperature", "top_k", "top_p", "min_p")
 PRESETS = KNOBS + ("steps", "seed")
 
 
+@ui.answers
 @ui.safe
 def distribution(prompt: str, temperature, top_k, top_p, min_p, request: gr.Request | None = None):
     prompt = ui.as_text(prompt, "prompt", max_chars=4000)
@@ -49,6 +50,7 @@ def _continuation(prompt: str, temperature, top_k, top_p, min_p, steps, seed):
     return text, greedy, sampled
 
 
+@ui.answers
 @ui.safe
 def continue_(prompt: str, temperature, top_k, top_p, min_p, steps, seed, request: gr.Request | None = None):
     text, greedy, sampled = _continuation(prompt, temperature, top_k, top_p, min_p, steps, seed)
@@ -105,6 +107,7 @@ def _status(t: sampling.NextTokenTrace) -> str:
     )
 
 
+@ui.answers
 @ui.safe
 def show_ui(
     view,

@@ -39,6 +39,7 @@ def _templated(t: sft.SftTrace) -> str:
     return f"<pre style='white-space: pre-wrap; font-size: 18px'>{html.escape(t.text)}</pre>"
 
 
+@ui.answers
 @ui.safe
 def show(user: str, answer: str, system: str = "", request: gr.Request | None = None):
     t = _capture(user, answer, system)
@@ -51,6 +52,7 @@ VIEWS = [("labels", "labels"), ("loss per answer token", "loss")]
 VIEW_NAMES = [v for _, v in VIEWS]
 
 
+@ui.answers
 @ui.safe
 def show_ui(view, user, answer, system="", request: gr.Request | None = None):
     """The page: (status, hero, the other view, the templated text)."""

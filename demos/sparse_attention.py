@@ -105,6 +105,7 @@ def show_ui(*args, request: gr.Request | None = None):
     return status, stage.fill(fig)
 
 
+@ui.answers
 def run_ui(*args, request: gr.Request | None = None):
     status, fig, live = run_live(*args, request=request)
     return status, stage.fill(fig), live

@@ -117,6 +117,7 @@ def show(
     return notice, main, html, second
 
 
+@ui.answers
 def show_ui(*args, request: gr.Request | None = None):
     notice, main, html, second = show(*args, request=request)
     return (

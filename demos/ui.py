@@ -21,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import stage
+from demos import cache, stage
 from toolkit import models, registry
 from toolkit.config import BudgetError, Config, ConfigError
 from toolkit.models import ModelUnavailable
@@ -193,6 +193,30 @@ def memo(maxsize: int = 64) -> Callable:
         return call
 
     return wrap
+
+
+def answers(fn: Callable) -> Callable:
+    """Keep a model-lane handler's answers, keyed by its inputs and the page's theme, in one shared byte-bounded
+    cache: a repeated question (a class opening the same slide) is answered from memory at once, without waiting
+    for the model lane. Only for handlers whose answer depends on their inputs alone (timings included: a kept
+    answer shows the run that measured them); failures are not kept. Place it above the handler's other wrappers."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+        inputs = [a for a in args if not isinstance(a, gr.Request)]  # Gradio may pass the request by position
+        key = cache.answer_key(fn, inputs, {k: v for k, v in kwargs.items() if k != "request"}, is_dark(request))
+        if key is not None:
+            try:
+                return _copies(cache.answers().get(key))
+            except KeyError:
+                pass
+        out = fn(*args, **kwargs)
+        if key is not None and (size := cache.answer_size(out)) is not None:
+            cache.answers().put(key, out, size)
+        return _copies(out)
+
+    return call
 
 
 def _copies(value: Any) -> Any:

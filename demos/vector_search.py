@@ -126,6 +126,7 @@ def search(
     return _status(trace, notes), fig, table if fig is None else "", table, memory
 
 
+@ui.answers
 def search_ui(*args, request: gr.Request | None = None):
     """``search`` for the page: the hero is the figure or the results table, whichever the view draws."""
     status, fig, hero_html, table, memory = search(*args, request=request)

@@ -48,6 +48,54 @@ def test_cheap_handlers_never_wait_behind_model_work():
             t.join(timeout=30)
 
 
+def test_a_repeated_question_is_answered_without_waiting_for_the_model_lane():
+    """ui.answers: the second identical request (a class opening the same slide) is served from memory while every
+    model slot is held; another theme, other inputs, a session's state and a failed request are not looked up."""
+    release, started = threading.Event(), threading.Barrier(ui.WORKERS + 1)
+    calls = []
+
+    @ui.answers
+    @ui.safe
+    def forward(text, layer, request=None):
+        calls.append((text, layer))
+        if text == "bad":
+            raise ui.UserError("bad text")
+        return {"value": f"{text}/{layer}", "visible": True}, [layer]
+
+    @ui.safe
+    def slow_forward():
+        started.wait(timeout=10)
+        release.wait(timeout=30)
+
+    first = forward("The animal", 3)
+    first[0].pop("value")  # Gradio pops an update's value while sending it: the kept answer must not change
+    threads = [threading.Thread(target=slow_forward) for _ in range(ui.WORKERS)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait(timeout=10)  # every model slot is now held
+        assert forward("The animal", 3) == ({"value": "The animal/3", "visible": True}, [3])
+        assert len(calls) == 1  # from memory: no slot taken
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+
+    class Dark:
+        query_params = {"__theme": "dark"}
+
+    forward("The animal", 3, request=Dark())  # another theme: its own answer
+    forward("The animal", 4)
+    forward({"a": 1}, 3)  # a session's State (a dict): computed every time
+    forward({"a": 1}, 3)
+    for _ in range(2):
+        with pytest.raises(ui.UserError):
+            forward("bad", 1)
+    assert calls == [("The animal", 3), ("The animal", 3), ("The animal", 4), ({"a": 1}, 3), ({"a": 1}, 3)] + [
+        ("bad", 1)
+    ] * 2
+
+
 def test_training_runs_one_at_a_time_and_a_second_is_told_at_once():
     inside, release = threading.Event(), threading.Event()
 
