@@ -26,7 +26,7 @@ def _capture(prompt: str, steps) -> kv_cache.KvCacheTrace:
 
 
 @ui.answers
-@ui.safe
+@ui.safe(lane="heavy")
 def run(prompt: str, steps, request: gr.Request | None = None):
     t = _capture(prompt, steps)
     d = t.dims
@@ -65,7 +65,7 @@ def _status(t: kv_cache.KvCacheTrace) -> str:
 
 
 @ui.answers
-@ui.safe
+@ui.safe(lane="heavy")
 def run_ui(view, prompt, steps, request: gr.Request | None = None):
     """The page: generate both ways, then (status, hero, second plot, its tab, the run's figures for view changes)."""
     view = ui.as_choice(view, "view", VIEW_NAMES)

@@ -127,7 +127,7 @@ def _outputs(notice, main, second):
     )
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # recorded results (and live runs, so no ui.answers); a new capture takes a model slot
 def show(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | None = None):
     """Returns (notice, main figure, second figure, second tab). Recorded results; the outlier view captures the
     activations of ``prompt`` (empty: the recorded held-out text) when a text or another α is asked for."""
@@ -136,8 +136,14 @@ def show(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | 
         cfg = ui.config(qz.ActivationConfig, alpha=alpha)
         if (prompt or "").strip() or cfg.alpha != acts.alpha:
             text = ui.as_text(prompt, "text for the activations") if (prompt or "").strip() else corpus.held_out()
-            acts = _activations(text, cfg.alpha)
+            acts = _captured(text, cfg.alpha)
     return _outputs(*_render(view, scheme, layer, site, acts, request))
+
+
+@ui.safe
+def _captured(text: str, alpha: float):
+    """The activations of a new text or α: a forward pass, in the model lane."""
+    return _activations(text, alpha)
 
 
 @ui.safe(lane="train")  # tens of seconds: one live run at a time, the model lane stays free

@@ -41,7 +41,7 @@ def _answer(model_name: str, question: str, cfg: rag.RagConfig) -> rag.RagTrace:
     return rag.capture(ui.model(model_name), question, cfg)
 
 
-@ui.safe
+@ui.safe(lane="heavy")
 def ask(
     question,
     k,

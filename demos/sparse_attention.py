@@ -37,6 +37,18 @@ def cached_live(cfg: SparseConfig) -> sa.SparseTrace:
     return sa.capture(ui.model(), None, cfg)
 
 
+def _used(cfg: SparseConfig) -> SparseConfig:
+    """Only the knobs the pattern reads (a dilation changes nothing on a sliding window): one live run serves the
+    rest, from the cache."""
+    default = SparseConfig.default
+    local = cfg.pattern == "global+local"
+    return cfg.replace(
+        dilation=cfg.dilation if cfg.pattern == "dilated" else default("dilation"),
+        random=cfg.random if local else default("random"),
+        seed=cfg.seed if local and cfg.random else default("seed"),
+    )
+
+
 def _config(pattern, window, sinks, dilation, random, seed, n: int) -> SparseConfig:
     return ui.config(
         SparseConfig,
@@ -90,12 +102,12 @@ def _status(rec: sa.SparseCurveTrace, cfg: SparseConfig, live: sa.SparseTrace | 
     return text
 
 
-@ui.safe
+@ui.safe(lane="heavy")
 def run_live(view, pattern, window, sinks, dilation=2, random=2, seed=0, request: gr.Request | None = None):
     """One forward pass of the recorded text under the chosen mask; returns (status, figure, the live trace)."""
     rec = curves()
     cfg = _config(pattern, window, sinks, dilation, random, seed, len(rec.ids))
-    live = cached_live(cfg)
+    live = cached_live(_used(cfg))
     status, fig = show(view, pattern, window, sinks, dilation, random, seed, live, request=request)
     return status, fig, live
 

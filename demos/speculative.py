@@ -60,7 +60,7 @@ def _status(trace) -> str:
     )
 
 
-@ui.safe
+@ui.safe(lane="heavy")
 def show(
     prompt,
     draft,

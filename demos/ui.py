@@ -16,6 +16,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,15 +82,19 @@ class UserError(gr.Error):
         super().__init__(html.escape(str(message), quote=False), *args, **kwargs)
 
 
-# Three lanes, so that nothing cheap ever waits behind model work:
+# Four lanes, so that nothing cheap ever waits behind model work, and quick forwards never behind slow ones:
 #   "cheap": pure maths, replays, facts (no slot: answered at once, whatever else runs);
 #   "model": forward passes, WORKERS at once across every demo of the process (2 cores); a request that waits longer
 #            than BUSY_AFTER_S gets a clear "busy" message. Each request's work is bounded by its concept's budget;
+#   "heavy": model work of seconds (generating with and without a cache, RAG, speculative decoding, a whole-text
+#            pass): a model slot too, but at most WORKERS - 1 of them at once, so one slot is always left to the
+#            quick forwards of the other demos;
 #   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
-LANES = ("cheap", "model", "train")
+LANES = ("cheap", "model", "heavy", "train")
 _slots = threading.BoundedSemaphore(WORKERS)
+_heavy = threading.BoundedSemaphore(max(1, WORKERS - 1))
 _train = threading.Lock()
 _held = threading.local()
 BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
@@ -111,8 +116,8 @@ def training() -> Iterator[None]:
 def safe(fn: Callable | None = None, *, lane: str = "model") -> Callable:
     """Wrap a handler (plain or generator): its lane's slot (see LANES); user errors pass through as messages; a
     bad config value or an over-budget request becomes its sentence; anything else becomes a short message, logged.
-    ``@ui.safe`` is the model lane; ``@ui.safe(lane="cheap")`` or ``lane="train"`` pick another. A generator (a
-    live run) takes no slot here: it holds ``ui.training()`` itself while it trains."""
+    ``@ui.safe`` is the model lane; ``@ui.safe(lane="cheap")``, ``lane="heavy"`` or ``lane="train"`` pick another.
+    A generator (a live run) takes no slot here: it holds ``ui.training()`` itself while it trains."""
     if fn is None:
         return functools.partial(safe, lane=lane)
     if lane not in LANES:
@@ -148,7 +153,7 @@ class _lane:
 
     def __init__(self, lane: str):
         self.lane = lane
-        self.taken: Any = None
+        self.taken: list[Any] = []  # what was acquired, released in reverse
 
     def __enter__(self) -> None:
         if self.lane == "cheap" or getattr(_held, "slot", False):
@@ -156,17 +161,21 @@ class _lane:
         if self.lane == "train":
             if not _train.acquire(blocking=False):
                 raise UserError(TRAIN_BUSY)
-            self.taken = _train
-        elif not _slots.acquire(timeout=BUSY_AFTER_S):
-            raise UserError(BUSY_MESSAGE)
+            self.taken.append(_train)
         else:
-            self.taken = _slots
+            deadline = time.monotonic() + BUSY_AFTER_S
+            for gate in (_heavy, _slots) if self.lane == "heavy" else (_slots,):
+                if not gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    self.__exit__()
+                    raise UserError(BUSY_MESSAGE)
+                self.taken.append(gate)
         _held.slot = True
 
     def __exit__(self, *exc: Any) -> None:
-        if self.taken is not None:
+        if self.taken:
             _held.slot = False
-            self.taken.release()
+        while self.taken:
+            self.taken.pop().release()
 
 
 def message(handler: str, err: Exception) -> UserError:

@@ -48,6 +48,38 @@ def test_cheap_handlers_never_wait_behind_model_work():
             t.join(timeout=30)
 
 
+def test_slow_model_work_leaves_a_slot_to_quick_forwards(monkeypatch):
+    """The heavy lane (generation with and without a cache, RAG...) holds at most WORKERS - 1 model slots: while
+    heavy requests run, a quick forward of another demo still gets a slot, and the next heavy request waits."""
+    release, started = threading.Event(), threading.Barrier(ui.WORKERS)  # WORKERS - 1 heavy runs + this test
+    monkeypatch.setattr(ui, "BUSY_AFTER_S", 0.5)
+
+    @ui.safe(lane="heavy")
+    def generate_both_ways(wait=True):
+        if wait:
+            started.wait(timeout=10)
+            release.wait(timeout=30)
+        return "slow"
+
+    @ui.safe
+    def forward():
+        return "quick"
+
+    threads = [threading.Thread(target=generate_both_ways) for _ in range(ui.WORKERS - 1)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait(timeout=10)  # the heavy share of the model lane is now held
+        assert forward() == "quick"  # a slot is left for quick work
+        with pytest.raises(ui.UserError, match="busy"):
+            generate_both_ways(wait=False)  # another heavy request waits, and past BUSY_AFTER_S is told
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert generate_both_ways(wait=False) == "slow"  # every gate was given back
+
+
 def test_a_repeated_question_is_answered_without_waiting_for_the_model_lane():
     """ui.answers: the second identical request (a class opening the same slide) is served from memory while every
     model slot is held; another theme, other inputs, a session's state and a failed request are not looked up."""
@@ -91,9 +123,10 @@ def test_a_repeated_question_is_answered_without_waiting_for_the_model_lane():
     for _ in range(2):
         with pytest.raises(ui.UserError):
             forward("bad", 1)
-    assert calls == [("The animal", 3), ("The animal", 3), ("The animal", 4), ({"a": 1}, 3), ({"a": 1}, 3)] + [
-        ("bad", 1)
-    ] * 2
+    assert (
+        calls
+        == [("The animal", 3), ("The animal", 3), ("The animal", 4), ({"a": 1}, 3), ({"a": 1}, 3)] + [("bad", 1)] * 2
+    )
 
 
 def test_training_runs_one_at_a_time_and_a_second_is_told_at_once():

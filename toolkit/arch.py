@@ -8,6 +8,7 @@ encoders (MiniLM: ``query/key/value``).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,12 @@ def of(model: Any) -> Arch:
         rope_theta=float(rope["rope_theta"]) if rope else None,
         sliding_window=getattr(cfg, "sliding_window", None) if getattr(cfg, "use_sliding_window", True) else None,
     )
+
+
+def last_logits_only(model: Any) -> dict:
+    """Forward keywords for the last position's logits only, as ``generate`` asks (SmolLM2's vocabulary projection is
+    a fifth of its forward pass); {} for a model that takes no such argument (an encoder)."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
 
 def is_causal(model: Any) -> bool:

@@ -8,7 +8,6 @@ only this thread's forward passes (the model is shared by every request). Q and 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +37,6 @@ class AttentionConfig(Config):
     )
 
 
-def _no_logits(model: torch.nn.Module) -> dict:
-    """The capture reads attention, not logits: a causal LM computes the last position's logits only (SmolLM2's
-    vocabulary projection is a fifth of its forward pass). Encoders take no such argument."""
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-
-
 def _per_head(arrays: dict[str, np.ndarray], group: int) -> dict[str, np.ndarray]:
     """q (layer, head, pos, d) as is; k and v repeated from their key/value head to every query head."""
     return {"q": arrays["q"], "k": qkv.repeat_kv(arrays["k"], group), "v": qkv.repeat_kv(arrays["v"], group)}
@@ -58,7 +51,7 @@ def capture(
     enc = text.encode(loaded.tokenizer, prompt, cfg.max_tokens)
     ids = torch.tensor([enc.ids])
     with torch.no_grad(), qkv.QkvTap(loaded.model, qkv=cfg.qkv) as tap:
-        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), **_no_logits(loaded.model))
+        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), **arch.last_logits_only(loaded.model))
     arrays = tap.arrays()
     a = tap.arch
     return AttentionTrace(

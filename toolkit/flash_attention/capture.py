@@ -7,14 +7,13 @@ head's q, k, v go through ``maths.tiled`` and its output is held against the mod
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from toolkit import models, qkv, text
+from toolkit import arch, models, qkv, text
 from toolkit.config import Config, param
 from toolkit.flash_attention.maths import ORDERS, tiled
 from toolkit.flash_attention.trace import FlashTrace
@@ -37,11 +36,6 @@ class FlashConfig(Config):
     max_tokens: int = param(64, "tokens run; a longer text is cut (the trace says so)", lo=2, hi=MAX_TOKENS)
 
 
-def _no_logits(model: torch.nn.Module) -> dict:
-    """The capture reads attention only: a causal LM computes the last position's logits, not all of them."""
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-
-
 def capture(model: models.Loaded | str, prompt: str, config: FlashConfig | None = None, **options: Any) -> FlashTrace:
     """Tile one head of ``prompt``'s attention; layer and head beyond the model's are clamped to its last."""
     loaded = models.resolve(model)
@@ -49,7 +43,7 @@ def capture(model: models.Loaded | str, prompt: str, config: FlashConfig | None 
     enc = text.encode(loaded.tokenizer, prompt, cfg.max_tokens)
     ids = torch.tensor([enc.ids])  # (1, T)
     with torch.no_grad(), qkv.QkvTap(loaded.model) as tap:
-        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), **_no_logits(loaded.model))
+        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), **arch.last_logits_only(loaded.model))
     a = tap.arch
     layer, head = min(cfg.layer, a.layers - 1), min(cfg.head, a.heads - 1)
     arrays = tap.arrays()

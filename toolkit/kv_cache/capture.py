@@ -61,17 +61,17 @@ def measured_bytes(cache: Any) -> int:
 
 def _step_times(loaded: models.Loaded, ids: torch.Tensor, steps: int, cached: bool):
     """Greedy generation, one token at a time: new ids, wall seconds and CPU seconds per token, cache bytes."""
-    model = loaded.model
+    model, last = loaded.model, arch.last_logits_only(loaded.model)  # as generate() asks: no logits for the prompt
     seq, past, out_ids, seconds, cpu, memory = ids, None, [], [], [], []
     with torch.no_grad():
         for _ in range(steps):
             t0, c0 = time.perf_counter(), time.process_time()
             if cached:
                 feed = seq if past is None else seq[:, -1:]  # (1, T) first, then (1, 1)
-                out = model(feed, past_key_values=past, use_cache=True)
+                out = model(feed, past_key_values=past, use_cache=True, **last)
                 past = out.past_key_values
             else:
-                out = model(seq, use_cache=False)  # (1, T): recompute every key and value
+                out = model(seq, use_cache=False, **last)  # (1, T): recompute every key and value
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
             seconds.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)  # this process's CPU time: robust to other processes' load
