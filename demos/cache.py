@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -95,7 +94,6 @@ def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES) -> Callable:
 
 
 ANSWER_BYTES = 64 * 2**20  # every model-lane demo's kept answers together (figures and text, see answers())
-PICKLE_TO_MEMORY = 5  # a plotly figure in memory is about 5x its pickle (the attention overview: 89 KB -> 457 KB)
 _answers = ByteCache(ANSWER_BYTES)
 
 
@@ -116,12 +114,32 @@ def answer_key(fn: Callable, args: tuple, kwargs: dict, theme: bool) -> Any:
     return None if frozen is None else (fn.__module__, fn.__qualname__, frozen, theme)
 
 
-def answer_size(value: Any) -> int | None:
-    """Bytes an answer holds in memory (its pickle times PICKLE_TO_MEMORY); None when it cannot be pickled."""
-    try:
-        return PICKLE_TO_MEMORY * len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:
-        return None
+def answer_size(value: Any, limit: int = ANSWER_BYTES) -> int | None:
+    """About the bytes an answer holds in memory: its arrays, texts and numbers, a plotly figure through its data and
+    layout. The walk stops once ``limit`` is passed (None: too large to keep), so a huge answer costs nothing more
+    (pickling it would have held a second copy)."""
+    total, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, np.ndarray):
+            total += int(v.nbytes) + 112
+        elif isinstance(v, (str, bytes)):
+            total += len(v) + 49
+        elif isinstance(v, dict):
+            total += 64 + 40 * len(v)
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            total += 56 + 8 * len(v)
+            stack.extend(v)
+        elif hasattr(v, "_data") and hasattr(v, "_layout"):  # a plotly figure: its traces' and layout's properties
+            stack.extend([v._data, v._layout])
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):  # a trace
+            total += nbytes(v)
+        else:
+            total += 32  # a number, None, a flag
+        if total > limit:
+            return None
+    return total
 
 
 def answers() -> ByteCache:

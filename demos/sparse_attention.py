@@ -32,7 +32,8 @@ def curves() -> sa.SparseCurveTrace:
         raise ui.UserError(f"{err}. Record it with `lecture sparse-curves` (a few minutes).") from None
 
 
-@cache.bytes_cached()
+@cache.bytes_cached()  # looked up before the lane: a kept run costs no slot
+@ui.safe(lane="heavy")
 def cached_live(cfg: SparseConfig) -> sa.SparseTrace:
     return sa.capture(ui.model(), None, cfg)
 
@@ -102,7 +103,7 @@ def _status(rec: sa.SparseCurveTrace, cfg: SparseConfig, live: sa.SparseTrace | 
     return text
 
 
-@ui.safe(lane="heavy")
+@ui.safe(lane="cheap")  # the live pass itself takes the heavy lane (cached_live)
 def run_live(view, pattern, window, sinks, dilation=2, random=2, seed=0, request: gr.Request | None = None):
     """One forward pass of the recorded text under the chosen mask; returns (status, figure, the live trace)."""
     rec = curves()

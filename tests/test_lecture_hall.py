@@ -218,6 +218,15 @@ def test_byte_cache_never_holds_more_than_its_budget():
         store.get("huge")
 
 
+def test_kept_answers_are_sized_without_copying_and_huge_ones_are_not_kept():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(z=np.zeros((256, 256))))  # 512 KiB of float64
+    size = cache.answer_size(({"value": fig, "visible": True}, "12 tokens"))
+    assert 512 * 1024 < size < 600 * 1024
+    assert cache.answer_size(np.zeros(cache.ANSWER_BYTES // 8 + 1)) is None  # larger than the whole budget
+
+
 def test_attention_traces_are_cached_by_bytes(smol):
     from demos import attention
 
