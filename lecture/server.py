@@ -116,14 +116,20 @@ def build_app(
 
 def tune_for_serving() -> None:
     """Many students, few cores: each of ui.WORKERS concurrent requests gets its share of the cores (2 forwards
-    with 2 threads each on 2 cores only fight), and glibc keeps few malloc arenas so memory stays flat."""
+    with 2 threads each on 2 cores only fight), and glibc keeps few malloc arenas and gives large blocks back, so
+    memory stays flat."""
     import ctypes
 
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // ui.WORKERS))
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX = 2
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX = 2
+        # A fixed mmap threshold (M_MMAP_THRESHOLD, -3): every block over 128 KiB (a training step's activations,
+        # a figure's arrays) is mapped and given back to the system when freed. Left dynamic, glibc raises it to
+        # 32 MiB after the first large free and keeps the freed memory: +3 GB after a few DPO trainings.
+        libc.mallopt(-3, 128 * 1024)
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
         pass
 
