@@ -782,3 +782,30 @@ def test_group_sampling_masks_and_shared_prompt_pass(smol):
         (logp * mask).sum().backward(retain_graph=True)
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
     assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_reference_reuses_the_shared_opening_of_the_last_prompt(smol):
+    """The reference's prompt pass runs only what follows the part shared with the last prompt (the chat template's
+    system turn), with the same logits and cache as a fresh pass."""
+    from toolkit.grpo import trainer
+
+    model, tok = trainer.make_policy(preset("tiny"))
+    ref = trainer.Reference()
+    ran, runs = [], []  # tokens each forward ran; (prompt tokens, tokens the reference pass ran)
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, args, out: ran.append(args[0].shape[1]))
+    with torch.no_grad(), model.disable_adapter():
+        for q in ("Which number is larger, 12 or 40?", "Which number is larger, 73 or 9?"):
+            prompt = trainer.encode_prompt(tok, q)
+            ran.clear()
+            logits, cache = ref.prefill(model, prompt)
+            runs.append((prompt.shape[1], sum(ran)))
+            want_logits, want_cache = trainer.prefill(model, prompt)
+            assert torch.allclose(logits, want_logits, atol=1e-4)
+            for got, want in zip(cache.layers, want_cache.layers):
+                assert got.keys.shape == want.keys.shape  # (1, kv heads, P, d)
+                assert torch.allclose(got.keys, want.keys, atol=1e-4)
+                assert torch.allclose(got.values, want.values, atol=1e-4)
+    hook.remove()
+    (p0, r0), (p1, r1) = runs
+    assert r0 == p0  # the first prompt runs whole
+    assert r1 < p1 - 20  # the second only after the shared system turn and wording

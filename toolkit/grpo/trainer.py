@@ -140,15 +140,55 @@ def prefill(model, prompt_ids: torch.Tensor):
     return out.logits[:, -1], out.past_key_values
 
 
+class Reference:
+    """Prompt passes of the reference policy (the adapter switched off: frozen weights), keeping the last prompt's
+    cache so that the next prompt's shared opening (the chat template's system turn, the task's wording) is not run
+    again: only the tokens after the common prefix are."""
+
+    MIN_SHARED = 8  # tokens in common before reusing is worth a cache copy
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.cache = None
+
+    def prefill(self, model, prompt_ids: torch.Tensor):
+        """Like ``prefill``, under the reference (call it inside ``disable_adapter``)."""
+        ids = prompt_ids[0].tolist()
+        shared = 0
+        for a, b in zip(self.ids, ids[:-1]):  # the last prompt token always runs: its logits are needed
+            if a != b:
+                break
+            shared += 1
+        plain = self.cache is not None and all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        twin = _copy(self.cache) if plain and shared >= self.MIN_SHARED else None  # (a window's cache won't crop)
+        if twin is not None:
+            twin.crop(shared - len(self.ids))  # keep the first `shared` positions (crop takes minus the rest)
+            out = model(input_ids=prompt_ids[:, shared:], past_key_values=twin, use_cache=True, logits_to_keep=1)
+            head = out.logits[:, -1], out.past_key_values
+        else:
+            head = prefill(model, prompt_ids)
+        self.ids, self.cache = ids, head[1]
+        return head
+
+
+def _copy(cache):
+    """A copy of a DynamicCache that later updates leave alone (its layers reassign their tensors, never write
+    into them); None for other caches."""
+    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
+        return None
+    twin = copy.copy(cache)
+    twin.layers = [copy.copy(layer) for layer in cache.layers]
+    return twin
+
+
 def _expand(head, g: int):
     """A prompt's (logits (1, V), cache) -> (logits (G, V), a copy of the cache repeated G times), the original left
     as it was, so one prompt pass serves sampling and the first update. A DynamicCache's layers reassign their
     tensors on update and never write into them, so copying the layers is enough; other caches give None."""
     logits, cache = head
-    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
+    twin = _copy(cache)
+    if twin is None:
         return None
-    twin = copy.copy(cache)
-    twin.layers = [copy.copy(layer) for layer in cache.layers]
     twin.batch_repeat_interleave(g)
     return logits.expand(g, -1), twin
 
@@ -320,6 +360,7 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     n, g = cfg.prompts_per_step, cfg.num_generations
+    reference = Reference()
     for step in range(cfg.steps):
         if control.halted():
             return
@@ -348,7 +389,8 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
 
         with torch.no_grad(), model.disable_adapter():
             ref = [
-                group_logprobs(model, p, i, m, cfg.temperature, entropy=False)[0] for p, (i, m) in zip(prompts, groups)
+                group_logprobs(model, p, i, m, cfg.temperature, reference.prefill(model, p), entropy=False)[0]
+                for p, (i, m) in zip(prompts, groups)
             ]
             ref = _pad_cat(ref, c)  # (B, C)
         updates = []
