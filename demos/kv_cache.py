@@ -75,7 +75,7 @@ def run_ui(view, prompt, steps, request: gr.Request | None = None):
     return (*show_view(view, shown), shown)
 
 
-@ui.safe
+@ui.safe(lane="cheap")  # swaps figures the run already made: no model work
 def show_view(view, shown):
     """A view change: the hero and the tab swap figures of the last run (no new generation)."""
     if view not in VIEW_NAMES or not shown:
