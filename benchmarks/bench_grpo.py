@@ -166,7 +166,8 @@ def main() -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    steps: dict[str, list[float]] = {k: [] for k in ("ours", "trl", "ours_cpu", "trl_cpu", "ours_len", "trl_len")}
+    pooled = ("ours", "trl", "ours_cpu", "trl_cpu", "ours_length", "trl_length")
+    steps: dict[str, list[float]] = {k: [] for k in pooled}
     per_seed = []
     for seed in a.seeds:
         cfg = preset("lecture", steps=a.steps, num_iterations=1, beta=0.04, seed=seed)
@@ -176,10 +177,8 @@ def main() -> int:
             flush=True,
         )
         r = side_by_side(cfg)
-        for k, src in (("ours", "ours"), ("trl", "trl"), ("ours_cpu", "ours_cpu"), ("trl_cpu", "trl_cpu")):
-            steps[k] += r[src][1:]  # each run's first step is its warm-up
-        steps["ours_len"] += r["ours_length"][1:]
-        steps["trl_len"] += r["trl_length"][1:]
+        for k in pooled:
+            steps[k] += r[k][1:]  # each run's first step is its warm-up
         m_ours, m_trl = statistics.median(r["ours"][1:]), statistics.median(r["trl"][1:])
         l_ours, l_trl = statistics.mean(r["ours_length"][1:]), statistics.mean(r["trl_length"][1:])
         per_seed.append({"seed": seed, "ours_s": round(m_ours, 3), "trl_s": round(m_trl, 3),
@@ -189,22 +188,22 @@ def main() -> int:
               f"(length {l_trl:.1f}): {m_ours / m_trl:.3f}", flush=True)  # fmt: skip
     m_ours, m_trl = statistics.median(steps["ours"]), statistics.median(steps["trl"])
     cpu_ours, cpu_trl = statistics.median(steps["ours_cpu"]), statistics.median(steps["trl_cpu"])
-    l_ours, l_trl = statistics.mean(steps["ours_len"]), statistics.mean(steps["trl_len"])
+    l_ours, l_trl = statistics.mean(steps["ours_length"]), statistics.mean(steps["trl_length"])
     ratio, cpu_ratio = m_ours / m_trl, cpu_ours / cpu_trl
     # Completion lengths follow each run's own draws (on one seed either trainer may write longer answers), and
     # a step's time grows with them. Per step, shorter answers flatter; per token, they penalise (the prompt and
     # the update are paid whatever the length). So compare at one length: each trainer's fitted time at the
     # mean length of all measured steps.
-    length = statistics.mean(steps["ours_len"] + steps["trl_len"])
+    length = statistics.mean(steps["ours_length"] + steps["trl_length"])
     eq_ours, eq_trl = (
-        at_length(steps["ours"], steps["ours_len"], length),
-        at_length(steps["trl"], steps["trl_len"], length),
+        at_length(steps["ours"], steps["ours_length"], length),
+        at_length(steps["trl"], steps["trl_length"], length),
     )
     eq_ratio = eq_ours / eq_trl
     g = preset("lecture").num_generations
     tok_ours, tok_trl = (
-        sum(steps["ours"]) / (g * sum(steps["ours_len"])),
-        sum(steps["trl"]) / (g * sum(steps["trl_len"])),
+        sum(steps["ours"]) / (g * sum(steps["ours_length"])),
+        sum(steps["trl"]) / (g * sum(steps["trl_length"])),
     )
     tok_ratio = tok_ours / tok_trl
     print(f"ours: {m_ours:.2f} s/step wall, {cpu_ours:.2f} s CPU (mean length {l_ours:.1f} tokens)")

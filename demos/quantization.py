@@ -57,7 +57,8 @@ def _live(scheme: str) -> qz.QuantizationTrace:
     return qz.capture(ui.model(), config=cfg)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=8)  # looked up before the lane: a kept capture costs no slot
+@ui.safe  # a forward pass: the model lane
 def _activations(prompt: str, alpha: float) -> qz.ActivationTrace:
     return qz.activations(ui.model(), prompt, qz.ActivationConfig(alpha=alpha))
 
@@ -127,7 +128,7 @@ def _outputs(notice, main, second):
     )
 
 
-@ui.safe(lane="cheap")  # recorded results (and live runs, so no ui.answers); a new capture takes a model slot
+@ui.safe(lane="cheap")  # recorded results and live runs (so no ui.answers); new captures: _activations
 def show(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | None = None):
     """Returns (notice, main figure, second figure, second tab). Recorded results; the outlier view captures the
     activations of ``prompt`` (empty: the recorded held-out text) when a text or another α is asked for."""
@@ -136,14 +137,8 @@ def show(view, scheme, layer, site, prompt="", alpha=0.5, request: gr.Request | 
         cfg = ui.config(qz.ActivationConfig, alpha=alpha)
         if (prompt or "").strip() or cfg.alpha != acts.alpha:
             text = ui.as_text(prompt, "text for the activations") if (prompt or "").strip() else corpus.held_out()
-            acts = _captured(text, cfg.alpha)
+            acts = _activations(text, cfg.alpha)
     return _outputs(*_render(view, scheme, layer, site, acts, request))
-
-
-@ui.safe
-def _captured(text: str, alpha: float):
-    """The activations of a new text or α: a forward pass, in the model lane."""
-    return _activations(text, alpha)
 
 
 @ui.safe(lane="train")  # tens of seconds: one live run at a time, the model lane stays free

@@ -183,8 +183,7 @@ def _copy(cache):
 
 def _expand(head, g: int):
     """A prompt's (logits (1, V), cache) -> (logits (G, V), a copy of the cache repeated G times), the original left
-    as it was, so one prompt pass serves sampling and the first update. A DynamicCache's layers reassign their
-    tensors on update and never write into them, so copying the layers is enough; other caches give None."""
+    as it was, so one prompt pass serves sampling and the first update; None when the cache cannot be copied."""
     logits, cache = head
     twin = _copy(cache)
     if twin is None:
