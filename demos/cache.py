@@ -71,8 +71,9 @@ class ByteCache:
             self.bytes = 0
 
 
-def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES) -> Callable:
-    """Decorator: memoise a function of hashable arguments in a ByteCache (``fn.cache`` is the cache)."""
+def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES, size: Callable[[Any], int | None] | None = None) -> Callable:
+    """Decorator: memoise a function of hashable arguments in a ByteCache (``fn.cache`` is the cache). ``size``
+    measures a value (default ``nbytes``: traces; ``answer_size`` for figures); None means too large to keep."""
 
     def wrap(fn: Callable) -> Callable:
         store = ByteCache(max_bytes)
@@ -84,7 +85,9 @@ def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES) -> Callable:
             except KeyError:
                 pass
             value = fn(*args)
-            store.put(args, value)
+            n = nbytes(value) if size is None else size(value)
+            if n is not None:
+                store.put(args, value, n)
             return value
 
         cached.cache = store

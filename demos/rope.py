@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import gradio as gr
 import numpy as np
 
@@ -18,6 +16,7 @@ MAX_THETA = 1e12
 MAX_FACTOR = 64.0
 MAX_CONTEXT = 10_000_000
 GRID = 32  # positions in the relative-position grids
+MATHS_CACHE_BYTES = 32 * 2**20  # the maths tab's kept answers (figures)
 DEFAULT_TEXT = "The cat sat on the mat because the cat was tired after chasing the mouse all day."
 EXAMPLE_SEED = 0  # the maths tab rotates fixed random vectors: same picture every time
 
@@ -77,7 +76,9 @@ def explore(theta, head_dim, position, pair, scaling, factor, context, request: 
     return _maths(theta, d, kind, fac, ctx, pos, p, ui.is_dark(request))
 
 
-@lru_cache(maxsize=32)  # pure maths of checked values: students who open the same slide share one answer
+# Pure maths of checked values: students who open the same slide share one answer. Bounded by bytes: at d = 256 and
+# position 4,096 one answer's figures hold about 7 MB of numbers (32 of them were 0.6 GB under a hostile client).
+@cache.bytes_cached(MATHS_CACHE_BYTES, size=cache.answer_size)
 def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: int, dark: bool) -> tuple:
     f = rope.scaled_frequencies(theta, d, kind, 1.0 if kind == "default" else fac, ctx)
     rng = np.random.default_rng(EXAMPLE_SEED)

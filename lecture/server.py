@@ -20,11 +20,12 @@ from fastapi.responses import HTMLResponse  # noqa: E402
 
 from demos import ui  # noqa: E402
 from lecture import guard  # noqa: E402
-from toolkit import registry  # noqa: E402
+from toolkit import models, registry  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 QUEUE_SIZE = 128  # requests waiting per demo before new ones are refused with a "busy" message
+DERIVED_MODEL_BYTES = 512 * 2**20  # "compare with" variants kept loaded: an int4 and a LoRA copy, not int4 and NF4
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,14 @@ def build_app(
 
 def tune_for_serving() -> None:
     """Many students, few cores: each of ui.WORKERS concurrent requests gets its share of the cores (2 forwards
-    with 2 threads each on 2 cores only fight), and glibc keeps few malloc arenas and gives large blocks back, so
-    memory stays flat."""
+    with 2 threads each on 2 cores only fight), glibc keeps few malloc arenas and gives large blocks back, and the
+    "compare with" variants loaded at once are bounded (DERIVED_MODEL_BYTES), so memory stays flat."""
     import ctypes
 
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // ui.WORKERS))
+    models.limit_derived(DERIVED_MODEL_BYTES)
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-8, 2)  # M_ARENA_MAX = 2

@@ -15,9 +15,11 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 
 from demos import cache, ui
 from lecture import guard
+from toolkit import models
 from toolkit.config import BudgetError, check_budget
 
 # ---- finding 1: lanes -- cheap work never waits behind model work; training one at a time ------------------------
@@ -235,6 +237,51 @@ def test_attention_traces_are_cached_by_bytes(smol):
     for i in range(6):
         attention.show(f"sentence number {i} " * 30, "smollm2-135m", 0, 0, "it", "head", max_tokens=256)
         assert cached.cache.bytes <= cached.cache.max_bytes
+
+
+def test_rope_maths_answers_are_kept_by_bytes():
+    from demos import rope
+
+    rope._maths.cache.clear()
+    for d in (64, 128, 256, 512, 1024):  # the figures grow with d: 32 answers at d = 256 held 0.6 GB
+        rope.explore(10_000, d, 4096, 1, "default", 8, 8192)
+        assert 0 < rope._maths.cache.bytes <= rope.MATHS_CACHE_BYTES
+    first = rope.explore(10_000, 1024, 4096, 1, "default", 8, 8192)
+    assert rope.explore(10_000, 1024, 4096, 1, "default", 8, 8192)[1] is first[1]  # the same question: kept
+
+
+def test_derived_models_kept_loaded_are_bounded_by_their_own_bytes(smol):
+    from toolkit import lora
+
+    def variant(scale):  # a twin (the shared weights) with one new tensor of its own: the final norm's weight
+        def transform(base):
+            model = lora.twin(base.model)
+            model.model.norm.weight = torch.nn.Parameter(base.model.model.norm.weight.detach() * scale)
+            return model
+
+        return transform
+
+    names = [models.derive(f"smollm2-135m-test-{i}", "smollm2-135m", variant(1 + i)) for i in range(3)]
+    own = 576 * 4  # bytes of one norm weight
+    try:
+        models.limit_derived(2 * own)
+        a = models.load(names[0])
+        assert models.own_bytes(a.model, smol.model) == own
+        models.load(names[1])
+        assert set(names[:2]) <= set(models.loaded_names())
+        models.load(names[0])  # used again: now names[1] is the least recently used
+        models.load(names[2])
+        loaded = models.loaded_names()
+        assert names[0] in loaded and names[2] in loaded and names[1] not in loaded
+        assert "smollm2-135m" in loaded  # a base is never dropped
+        again = models.load(names[1])  # built again on demand, with its own weights
+        assert torch.equal(again.model.model.norm.weight, smol.model.model.norm.weight * 2)
+    finally:
+        models.limit_derived(None)
+        for name in names:
+            models._loaded.pop(name, None)
+            models._derived.pop(name, None)
+            models._derived_bytes.pop(name, None)
 
 
 # ---- findings 3, 4, 10: transport ---------------------------------------------------------------------------------

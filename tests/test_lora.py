@@ -33,6 +33,27 @@ def test_twin_shares_weights_and_gives_the_same_logits(smol):
         assert torch.equal(other(ids).logits, smol.model(ids).logits)
 
 
+def test_a_training_twin_keeps_less_for_the_backward_pass_and_runs_as_the_shared_model_after(smol):
+    ids = torch.tensor([smol.tokenizer("The cat sat on the mat because it was tired.")["input_ids"]])
+    t = lora.twin(smol, training=True)
+    assert t.config is not smol.model.config and t.config._attn_implementation == "sdpa" and t.is_gradient_checkpointing
+    assert smol.model.config._attn_implementation == "eager"  # the shared model is untouched
+    with torch.no_grad():
+        torch.testing.assert_close(t(ids).logits, smol.model(ids).logits, atol=1e-4, rtol=1e-4)  # SDPA = eager
+    grads = []
+    for m in (t, lora.twin(smol)):  # the final norm's weight learns: each block's backward runs
+        m.train()
+        m.model.norm.weight.requires_grad_(True)
+        m(ids, labels=ids).loss.backward()  # the training twin recomputes each block in its backward pass
+        grads.append(m.model.norm.weight.grad)
+        m.model.norm.weight.requires_grad_(False)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-3)
+    lora.trained_as(t, smol.model)
+    assert t.config._attn_implementation == "eager" and not t.is_gradient_checkpointing
+    with torch.no_grad():
+        assert t.eval()(ids, output_attentions=True).attentions[0] is not None  # attention views can read it
+
+
 def test_finetune_learns_low_rank_and_leaves_the_shared_model_alone(smol, tmp_path):
     ids = torch.tensor([[1, 504, 3575, 282, 4649, 314]])
     with torch.no_grad():

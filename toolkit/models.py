@@ -21,6 +21,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ _loaded: dict[str, Loaded] = {}
 _locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
 _derived: dict[str, tuple[str, Callable[[Loaded], Any]]] = {}  # name -> (base name, transform): see derive()
+_derived_bytes: OrderedDict[str, int] = OrderedDict()  # loaded derived models, least recently used first
+_derived_budget: list[int | None] = [None]  # see limit_derived()
 
 
 def cache_dir() -> Path:
@@ -134,8 +137,11 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
             f"{key[:40]!r}... is not a model name or folder (at most {MAX_NAME_CHARS} "
             f"printable characters). Embedded models: {', '.join(EMBEDDED)}."
         )
-    if key in _loaded:
-        return _loaded[key]
+    loaded = _loaded.get(key)
+    if loaded is not None:
+        if key in _derived:
+            _keep_derived(key, loaded)
+        return loaded
     if not _open["any"] and key not in EMBEDDED and key not in _derived and key not in _defaults.values():
         raise ModelUnavailable(
             f"this server only serves the models chosen when it started ({', '.join(choices())}), not {key!r}. "
@@ -144,9 +150,43 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
     with _registry_lock:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        if key not in _loaded:
-            _loaded[key] = _load_uncached(key)
-    return _loaded[key]
+        loaded = _loaded.get(key)
+        if loaded is None:
+            loaded = _loaded[key] = _load_uncached(key)
+    if key in _derived:
+        _keep_derived(key, loaded)
+    return loaded
+
+
+def limit_derived(max_bytes: int | None) -> None:
+    """Keep derived models (``derive``) loaded only while their own tensors (those not shared with their base) sum
+    to at most ``max_bytes``: loading one more drops the least recently used, and its next ``load`` builds it
+    again. A server sets this (an int4 copy of SmolLM2's blocks is 0.4 GB, and a visitor can ask for every variant
+    in turn); None, the default, keeps every one."""
+    _derived_budget[0] = max_bytes
+
+
+def own_bytes(model: Any, base: Any) -> int:
+    """Bytes of ``model``'s parameters and buffers whose storage ``base`` does not share."""
+    shared = {t.untyped_storage().data_ptr() for t in (*base.parameters(), *base.buffers())}
+    own = {}
+    for t in (*model.parameters(), *model.buffers()):
+        st = t.untyped_storage()
+        if st.data_ptr() not in shared:
+            own[st.data_ptr()] = st.nbytes()
+    return sum(own.values())
+
+
+def _keep_derived(key: str, loaded: Loaded) -> None:
+    with _registry_lock:
+        if key not in _derived_bytes:
+            base = _loaded.get(_derived[key][0])
+            _derived_bytes[key] = own_bytes(loaded.model, base.model) if base is not None else 0
+        _derived_bytes.move_to_end(key)
+        budget = _derived_budget[0]
+        while budget is not None and len(_derived_bytes) > 1 and sum(_derived_bytes.values()) > budget:
+            old, _ = _derived_bytes.popitem(last=False)  # a request still using it keeps its own reference
+            _loaded.pop(old, None)
 
 
 def resolve(model: Loaded | str) -> Loaded:

@@ -113,7 +113,8 @@ def train(
     cfg = DpoConfig.make(config, **options)
     pair = check_pair(pair, cfg.max_chars)
     torch.manual_seed(cfg.seed)
-    policy = get_peft_model(twin(loaded.model), peft_config(r=cfg.r, alpha=2 * cfg.r, targets=DPO_TARGETS))
+    lora = peft_config(r=cfg.r, alpha=2 * cfg.r, targets=DPO_TARGETS)
+    policy = get_peft_model(twin(loaded.model, training=True), lora)  # SDPA, checkpointed: see twin
     ids, mask, labels = pair_batch(loaded, pair)  # (2, T) each
     check_budget(
         ids.numel() * cfg.steps,

@@ -32,6 +32,7 @@ from toolkit.grpo import maths
 from toolkit.grpo.config import GrpoConfig
 from toolkit.grpo.rewards import TASKS, score
 from toolkit.grpo.trace import GrpoCompletion, GrpoGroup, GrpoStep, GrpoTrace, metric_series
+from toolkit.lora import twin
 from toolkit.trace import make_meta
 
 _RUN_LOCK = threading.Lock()  # the trainable copy is one per process: one run at a time
@@ -97,11 +98,12 @@ def exclusive() -> Iterator[None]:
 
 
 def make_policy(cfg: GrpoConfig):
-    """-> (peft model with a fresh LoRA adapter on a private copy of cfg.model, tokenizer)."""
+    """-> (peft model with a fresh LoRA adapter on a twin of cfg.model, tokenizer). The twin's modules are new and
+    its weights the shared model's own, frozen and only read (a deep copy held 0.54 GB more during a run)."""
     from peft import LoraConfig, get_peft_model
 
     loaded = models.resolve(cfg.model)
-    base = copy.deepcopy(loaded.model)
+    base = twin(loaded.model)
     base.requires_grad_(False)
     torch.manual_seed(cfg.seed)  # LoRA A is random, B is zero: the adapter starts as the identity
     lora = LoraConfig(
@@ -160,10 +162,10 @@ class Reference:
                 break
             shared += 1
         plain = self.cache is not None and all(type(layer) is DynamicLayer for layer in self.cache.layers)
-        twin = _copy(self.cache) if plain and shared >= self.MIN_SHARED else None  # (a window's cache won't crop)
-        if twin is not None:
-            twin.crop(shared - len(self.ids))  # keep the first `shared` positions (crop takes minus the rest)
-            out = model(input_ids=prompt_ids[:, shared:], past_key_values=twin, use_cache=True, logits_to_keep=1)
+        kept = _copy(self.cache) if plain and shared >= self.MIN_SHARED else None  # (a window's cache won't crop)
+        if kept is not None:
+            kept.crop(shared - len(self.ids))  # keep the first `shared` positions (crop takes minus the rest)
+            out = model(input_ids=prompt_ids[:, shared:], past_key_values=kept, use_cache=True, logits_to_keep=1)
             head = out.logits[:, -1], out.past_key_values
         else:
             head = prefill(model, prompt_ids)
@@ -176,20 +178,20 @@ def _copy(cache):
     into them); None for other caches."""
     if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
         return None
-    twin = copy.copy(cache)
-    twin.layers = [copy.copy(layer) for layer in cache.layers]
-    return twin
+    kept = copy.copy(cache)
+    kept.layers = [copy.copy(layer) for layer in cache.layers]
+    return kept
 
 
 def _expand(head, g: int):
     """A prompt's (logits (1, V), cache) -> (logits (G, V), a copy of the cache repeated G times), the original left
     as it was, so one prompt pass serves sampling and the first update; None when the cache cannot be copied."""
     logits, cache = head
-    twin = _copy(cache)
-    if twin is None:
+    kept = _copy(cache)
+    if kept is None:
         return None
-    twin.batch_repeat_interleave(g)
-    return logits.expand(g, -1), twin
+    kept.batch_repeat_interleave(g)
+    return logits.expand(g, -1), kept
 
 
 def _prefill(model, prompt_ids: torch.Tensor, g: int, head=None):

@@ -26,6 +26,7 @@ from toolkit.lora.capture import (
     finetune,
     peft_config,
     quant_trace,
+    trained_as,
     tuned,
     twin,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "count",
     "counts",
     "expected_count",
+    "trained_as",
     "twin",
     "tuned",
     "peft_config",
