@@ -562,8 +562,9 @@ class MemorySampler(threading.Thread):
         """The sample nearest to t seconds after start."""
         return min(self.samples, key=lambda s: abs(s[0] - t))[1] if self.samples else 0
 
-    def peak(self, t_from: float, t_to: float) -> int:
-        return max((b for t, b in self.samples if t_from <= t <= t_to), default=0)
+    def peak(self, t_from: float, t_to: float) -> tuple[float, int]:
+        """(when, bytes) of the highest sample between t_from and t_to."""
+        return max(((t, b) for t, b in self.samples if t_from <= t <= t_to), key=lambda s: s[1], default=(t_from, 0))
 
 
 def start_server(port: int, names: list[str], log: Path) -> subprocess.Popen:
@@ -721,7 +722,10 @@ def run_scenario(
 
     half, stop = t_start + args.seconds / 2, t_start + args.seconds
     mem_half, mem_end = sampler.at(half), sampler.at(stop)
-    mem_peak = sampler.peak(t_start, end - sampler.t0)
+    t_peak, mem_peak = sampler.peak(t_start, end - sampler.t0)
+    t_peak -= t_start  # seconds since the scenario's start, as the records' times
+    # the hostile requests running when memory peaked: what to look at first when the peak is too high
+    at_peak = sorted({r.who for r in records if r.who not in mains and r.sent <= t_peak <= r.sent + r.outcome.seconds})
     growth = (mem_end - mem_half) / mem_half if mem_half else float("nan")
     p95s = [d["p95_s"] for d in per_demo.values()]
     worst = max(per_demo, key=lambda d: per_demo[d]["p95_s"] if per_demo[d]["p95_s"] is not None else 1e9)
@@ -781,6 +785,8 @@ def run_scenario(
         f"server memory: {mem_half / 1e9:.2f} GB at half time, {mem_end / 1e9:.2f} GB at the end ({growth:+.1%}), "
         f"peak {mem_peak / 1e9:.2f} GB; server alive: {alive}"
     )
+    if at_peak:
+        print(f"at the peak ({t_peak:.0f} s) the hostile clients were running: {', '.join(at_peak)}")
     print(
         f"CPU: server {cpu_server:.0f} s, the simulated clients (this process) {cpu_me:.0f} s ({share:.0%}) on "
         f"{psutil.cpu_count()} cores; worst p95 {worst_text} ({worst}); met: {met}\n",
@@ -798,6 +804,7 @@ def run_scenario(
         "mem_end_gb": round(mem_end / 1e9, 3),
         "mem_growth": round(growth, 4),
         "mem_peak_gb": round(mem_peak / 1e9, 3),
+        "mem_peak_during": at_peak,
         "alive": alive,
         "cpu_server_s": round(cpu_server, 1),
         "cpu_clients_s": round(cpu_me, 1),
