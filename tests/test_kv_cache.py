@@ -31,9 +31,9 @@ def test_formula_equals_the_cache_generate_returns(smol):
     ids = smol.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = smol.model.generate(ids, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
-    length = out.past_key_values.get_seq_length()
+    length = out.cache.get_seq_length()
     assert length == out.sequences.shape[1] - 1  # the last token is never fed back
-    assert kv_cache.measured_bytes(out.past_key_values) == kv_cache.formula_bytes(arch.of(smol), length)
+    assert kv_cache.measured_bytes(out.cache) == kv_cache.formula_bytes(arch.of(smol), length)
     t = kv_cache.capture(smol, "The capital of France is", steps=5)
     assert [int(i) for i in out.sequences[0, ids.shape[1] :]] == smol.tokenizer(
         "".join(t.tokens), add_special_tokens=False

@@ -196,7 +196,7 @@ def test_rotation_matches_transformers_apply_rotary_pos_emb(smol_run):
 def test_keys_match_the_models_kv_cache(smol_run):
     smol, ids, trace, _ = smol_run
     with torch.no_grad():
-        cache = smol.model(input_ids=ids, use_cache=True).past_key_values
+        cache = smol.model(input_ids=ids, use_cache=True).cache
     keys = np.stack([layer.keys[0].numpy() for layer in cache.layers])  # (layer, kv_head, T, d), post-RoPE
     assert np.abs(trace.k_post - keys).max() < 1e-5
 
@@ -297,7 +297,7 @@ def test_rotation_parity_over_architectures(name):
     hq, hk = _reference_rotation(loaded.model, trace.q_pre, trace.k_pre, ids.shape[1])
     assert np.abs(trace.q_post - hq.numpy()).max() < 1e-5 and np.abs(trace.k_post - hk.numpy()).max() < 1e-5
     with torch.no_grad():
-        cache = loaded.model(input_ids=ids, use_cache=True).past_key_values
+        cache = loaded.model(input_ids=ids, use_cache=True).cache
     keys = np.stack([layer.keys[0].numpy() for layer in cache.layers])  # (layer, kv_head, T, d)
     kept = keys.shape[2]  # a sliding-window cache keeps only the last window - 1 keys
     assert np.abs(trace.k_post[:, :, -kept:] - keys).max() < 1e-5

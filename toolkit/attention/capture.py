@@ -85,7 +85,7 @@ def generate(
         for _ in range(cfg.new_tokens):
             nxt = int(out.logits[0, -1].argmax())
             ids.append(nxt)
-            out = loaded.model(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+            out = loaded.model(input_ids=torch.tensor([[nxt]]), cache=out.cache, use_cache=True)
             if nxt == eos:
                 break
     n = len(ids)

@@ -139,7 +139,7 @@ def stop_ids(model, tok) -> list[int]:
 def prefill(model, prompt_ids: torch.Tensor):
     """Run the prompt once (batch 1): -> (logits of its last position (1, V), its cache)."""
     out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1], out.past_key_values
+    return out.logits[:, -1], out.cache
 
 
 class Reference:
@@ -165,8 +165,8 @@ class Reference:
         kept = _copy(self.cache) if plain and shared >= self.MIN_SHARED else None  # (a window's cache won't crop)
         if kept is not None:
             kept.crop(shared - len(self.ids))  # keep the first `shared` positions (crop takes minus the rest)
-            out = model(input_ids=prompt_ids[:, shared:], past_key_values=kept, use_cache=True, logits_to_keep=1)
-            head = out.logits[:, -1], out.past_key_values
+            out = model(input_ids=prompt_ids[:, shared:], cache=kept, use_cache=True, logits_to_keep=1)
+            head = out.logits[:, -1], out.cache
         else:
             head = prefill(model, prompt_ids)
         self.ids, self.cache = ids, head[1]
@@ -251,7 +251,7 @@ def sample_group(
             keep = (~stopped).nonzero().squeeze(1)
             alive, nxt = alive[keep], nxt[keep]
             cache.batch_select_indices(keep)
-        out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+        out = model(input_ids=nxt[:, None], cache=cache, use_cache=True)
         logits = out.logits[:, -1]  # (A, V)
     return tokens[:, : t + 1], mask[:, : t + 1]
 
@@ -267,7 +267,7 @@ def group_logprobs(model, prompt_ids, comp_ids, comp_mask, temperature: float, h
     logits = first[:, None]  # (G, 1, V)
     if c > 1:
         attn = torch.cat([torch.ones(g, prompt_ids.shape[1], dtype=torch.long), comp_mask[:, :-1]], 1)  # (G, P+C-1)
-        out = model(input_ids=comp_ids[:, :-1], attention_mask=attn, past_key_values=cache, use_cache=True)
+        out = model(input_ids=comp_ids[:, :-1], attention_mask=attn, cache=cache, use_cache=True)
         logits = torch.cat([logits, out.logits], 1)  # (G, C, V)
     logp_all = F.log_softmax(logits.float() / temperature, dim=-1)  # (G, C, V)
     logp = logp_all.gather(-1, comp_ids[..., None]).squeeze(-1)  # (G, C)

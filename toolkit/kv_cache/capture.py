@@ -68,8 +68,8 @@ def _step_times(loaded: models.Loaded, ids: torch.Tensor, steps: int, cached: bo
             t0, c0 = time.perf_counter(), time.process_time()
             if cached:
                 feed = seq if past is None else seq[:, -1:]  # (1, T) first, then (1, 1)
-                out = model(feed, past_key_values=past, use_cache=True, **last)
-                past = out.past_key_values
+                out = model(feed, cache=past, use_cache=True, **last)
+                past = out.cache
             else:
                 out = model(seq, use_cache=False, **last)  # (1, T): recompute every key and value
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)

@@ -158,8 +158,8 @@ def decode_rows(
             torch.manual_seed(sampled[0])
         step_input = ids
         for _ in range(cfg.steps):
-            out = loaded.model(step_input, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = loaded.model(step_input, cache=past, use_cache=True)
+            past = out.cache
             logits = out.logits[:, -1].float()  # (rows, vocab)
             nxt_all = []
             for row, seed in enumerate(seeds):
