@@ -86,6 +86,31 @@ def with_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> to
     return other.eval()
 
 
+def quantising(
+    model: torch.nn.Module, scheme_name: str, seen: Callable[[Linear, torch.Tensor], None] | None = None
+) -> torch.nn.Module:
+    """A twin of ``model`` whose decoder linears run with their ``scheme_name`` weights, each computed as its layer
+    runs and dropped after it: one layer's quantised weight in memory at a time, not the model's 0.4 GB of them.
+    The values are ``with_weights(model, {name: fake_quantize(w, scheme_name)})``'s; each pass computes them again,
+    and hands them to ``seen(linear, quantised)`` if given."""
+    other = with_weights(model, {})
+    for lin in linears(other):
+        module = other.get_submodule(lin.name)
+
+        def swap_in(m, args, lin=lin):
+            q = fake_quantize(lin.weight, scheme_name)
+            if seen is not None:
+                seen(lin, q)
+            m.weight = torch.nn.Parameter(q, requires_grad=False)
+
+        def swap_out(m, args, out, lin=lin):
+            m.weight = torch.nn.Parameter(lin.weight, requires_grad=False)
+
+        module.register_forward_pre_hook(swap_in)
+        module.register_forward_hook(swap_out)
+    return other
+
+
 def nll(model: torch.nn.Module, ids: torch.Tensor, window: int) -> float:
     """Mean negative log-likelihood of ``ids`` (n,) in non-overlapping windows (each window starts fresh)."""
     total, count = 0.0, 0
@@ -166,22 +191,31 @@ def capture(
     for name in progress(cfg.schemes):
         t0 = time.perf_counter()
         s = scheme(name)
-        if s.needs_calibration:
+        error = np.zeros((n_layers, len(MODULES)))
+        if s.needs_calibration:  # GPTQ: each layer's weights depend on the layers before it
             calib = tokens(loaded, corpus.training(), cfg.calib_tokens)
             weights = gptq_weights(loaded, calib, s.group)
-        else:
-            weights = {lin.name: fake_quantize(lin.weight, name) for lin in lins}
-        value = nll(with_weights(loaded.model, weights), ids, cfg.window)
-        error = np.zeros((n_layers, len(MODULES)))
-        for lin in lins:
-            error[lin.layer, MODULES.index(lin.module)] = relative_error(lin.weight, weights[lin.name])
+            value = nll(with_weights(loaded.model, weights), ids, cfg.window)
+            for lin in lins:
+                error[lin.layer, MODULES.index(lin.module)] = relative_error(lin.weight, weights[lin.name])
+            hist_q = weights[cfg.module]
+            del weights
+        else:  # one layer's quantised weight at a time (a shared server runs these live)
+            kept: dict[str, np.ndarray] = {}
+
+            def seen(lin: Linear, q: torch.Tensor, kept=kept, error=error) -> None:
+                error[lin.layer, MODULES.index(lin.module)] = relative_error(lin.weight, q)
+                if lin.name == cfg.module:
+                    kept["hist"] = q.numpy().copy()
+
+            value = nll(quantising(loaded.model, name, seen), ids, cfg.window)
+            hist_q = torch.from_numpy(kept["hist"])
         rows["nll"].append(value)
         rows["ppl"].append(float(np.exp(value)))
         rows["bytes"].append(sum(weight_bytes(name, tuple(lin.weight.shape)) for lin in lins))
         rows["error"].append(error)
-        rows["hist"].append(np.histogram(weights[cfg.module].numpy().clip(edges[0], edges[-1]), edges)[0])
+        rows["hist"].append(np.histogram(hist_q.numpy().clip(edges[0], edges[-1]), edges)[0])
         rows["seconds"].append(time.perf_counter() - t0)
-        del weights
     return QuantizationTrace(
         schemes=list(cfg.schemes),
         modules=list(MODULES),
