@@ -218,6 +218,21 @@ def test_gptq_runs_layer_by_layer_on_a_tiny_model():
 # ---- capture -------------------------------------------------------------------------------------------------------
 
 
+def test_quantising_runs_each_layer_with_its_quantised_weight_and_keeps_none():
+    loaded = tiny("llama-gqa")
+    ids = torch.tensor([[1, 5, 9, 2, 7, 3]])
+    lins = qz.linears(loaded.model)
+    full = qz.with_weights(loaded.model, {lin.name: qz.fake_quantize(lin.weight, "int4-g32") for lin in lins})
+    seen = []
+    lazy = qz.quantising(loaded.model, "int4-g32", lambda lin, q: seen.append(lin.name))
+    with torch.no_grad():
+        torch.testing.assert_close(lazy(ids).logits, full(ids).logits, rtol=0, atol=0)  # the same weights
+        assert not torch.equal(lazy(ids).logits, loaded.model(ids).logits)
+    assert seen == [lin.name for lin in lins] * 2  # every linear, in order, once per pass
+    for lin in qz.linears(lazy):  # between passes each layer holds the shared weight again, no quantised copy
+        assert lin.weight.data_ptr() == loaded.model.get_submodule(lin.name).weight.data_ptr()
+
+
 def test_capture_on_a_tiny_model_matches_transformers_loss():
     loaded = tiny("llama-gqa")
     text = "The cat sat on the mat. " * 12

@@ -219,6 +219,19 @@ def _attention(trace: RopeTrace) -> np.ndarray:
     return s.softmax(-1).numpy()
 
 
+def test_capture_holds_no_attention_weights_and_no_logits_it_does_not_use(smol):
+    from toolkit import qkv
+
+    ids = encode(smol, TEXT)
+    with torch.no_grad(), qkv.QkvTap(smol.model, weights=False) as tap:
+        smol.model(input_ids=ids, use_cache=False)
+    assert all(rec["weights"] is None for layer in tap.layers for rec in tap.hooks[f"{layer.index}.attn"])
+    trace, out = rope.capture_ids(smol, ids, all_logits=False)  # what the demo's capture asks for
+    assert out.logits.shape[1] == 1
+    full, _ = rope.capture_ids(smol, ids)
+    np.testing.assert_array_equal(trace.q_post, full.q_post)  # the trace is the same either way
+
+
 def test_capture_does_not_change_logits(smol_run):
     smol, ids, _, out = smol_run
     with torch.no_grad():

@@ -25,6 +25,16 @@ class CaptureError(ValueError):
 
 def _attention_output(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> dict[str, Any]:
     weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+    return _attention_record(module, kwargs, weights)
+
+
+def _attention_output_no_weights(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> dict[str, Any]:
+    """As _attention_output without the weights: a tap that does not want them does not hold them (283 MB for a
+    512-token text)."""
+    return _attention_record(module, kwargs, None)
+
+
+def _attention_record(module: torch.nn.Module, kwargs: dict, weights: Any) -> dict[str, Any]:
     return {
         "weights": None if weights is None else weights.detach(),  # (batch, head, query, key)
         "rope": kwargs.get("position_embeddings"),
@@ -50,7 +60,8 @@ class QkvTap:
     def __enter__(self) -> QkvTap:
         try:
             for layer in self.layers:
-                self.hooks.output(f"{layer.index}.attn", layer.module, _attention_output)
+                keep = _attention_output if self.want_weights else _attention_output_no_weights
+                self.hooks.output(f"{layer.index}.attn", layer.module, keep)
                 if self.want_qkv:
                     for key in "qkv":
                         self.hooks.output(f"{layer.index}.{key}", getattr(layer, key))

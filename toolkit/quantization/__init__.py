@@ -19,6 +19,7 @@ from toolkit.quantization.capture import (
     gptq_weights,
     linears,
     nll,
+    quantising,
     with_weights,
 )
 from toolkit.quantization.maths import (
@@ -53,6 +54,7 @@ __all__ = [
     "gptq_weights",
     "linears",
     "nll",
+    "quantising",
     "with_weights",
     "figures",
 ]

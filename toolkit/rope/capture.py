@@ -33,19 +33,24 @@ def capture(model: models.Loaded | str, prompt: str, config: RopeConfig | None =
     loaded = models.resolve(model)
     cfg = RopeConfig.make(config, **options)
     enc = text.encode(loaded.tokenizer, prompt, cfg.max_tokens)
-    trace, _ = capture_ids(loaded, torch.tensor([enc.ids]), n_tokens_in_text=enc.n_total)
+    trace, _ = capture_ids(loaded, torch.tensor([enc.ids]), all_logits=False, n_tokens_in_text=enc.n_total)
     return trace
 
 
 def capture_ids(
-    loaded: models.Loaded, input_ids: torch.Tensor, tokens: list[str] | None = None, **meta: Any
+    loaded: models.Loaded,
+    input_ids: torch.Tensor,
+    tokens: list[str] | None = None,
+    all_logits: bool = True,
+    **meta: Any,
 ) -> tuple[RopeTrace, Any]:
-    """One forward pass of ``input_ids`` (1, T) with q/k captured: (trace, the model's output)."""
+    """One forward pass of ``input_ids`` (1, T) with q/k captured: (trace, the model's output). ``all_logits=False``
+    asks for the last position's logits only (a 512-token pass's are 100 MB that the trace does not use)."""
     model = loaded.model
     if arch.rope_parameters(model.config) is None:
         raise ValueError(f"{loaded.name} has no rotary position embedding (it uses learned positions)")
     with torch.no_grad(), qkv.QkvTap(model, weights=False) as tap:
-        out = model(input_ids=input_ids, use_cache=False)
+        out = model(input_ids=input_ids, use_cache=False, **({} if all_logits else arch.last_logits_only(model)))
     arrays = tap.arrays()
     if not tap.uses_rope():
         raise ValueError(f"{loaded.name}: its attention received no rotary cos/sin")
