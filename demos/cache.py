@@ -71,7 +71,7 @@ class ByteCache:
             self.bytes = 0
 
 
-def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES, size: Callable[[Any], int | None] | None = None) -> Callable:
+def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES, size: Callable[[Any], int | None] = nbytes) -> Callable:
     """Decorator: memoise a function of hashable arguments in a ByteCache (``fn.cache`` is the cache). ``size``
     measures a value (default ``nbytes``: traces; ``answer_size`` for figures); None means too large to keep."""
 
@@ -85,7 +85,7 @@ def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES, size: Callable[[Any], int |
             except KeyError:
                 pass
             value = fn(*args)
-            n = nbytes(value) if size is None else size(value)
+            n = size(value)
             if n is not None:
                 store.put(args, value, n)
             return value

@@ -137,11 +137,14 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
             f"{key[:40]!r}... is not a model name or folder (at most {MAX_NAME_CHARS} "
             f"printable characters). Embedded models: {', '.join(EMBEDDED)}."
         )
-    loaded = _loaded.get(key)
-    if loaded is not None:
-        if key in _derived:
-            _keep_derived(key, loaded)
-        return loaded
+    loaded = _loaded.get(key) or _load_once(key)
+    if key in _derived:
+        _keep_derived(key, loaded)
+    return loaded
+
+
+def _load_once(key: str) -> Loaded:
+    """The model ``key`` names, loaded once per process (a second thread asking meanwhile waits for the first)."""
     if not _open["any"] and key not in EMBEDDED and key not in _derived and key not in _defaults.values():
         raise ModelUnavailable(
             f"this server only serves the models chosen when it started ({', '.join(choices())}), not {key!r}. "
@@ -153,8 +156,6 @@ def load(name_or_path: str = DEFAULT_CAUSAL) -> Loaded:
         loaded = _loaded.get(key)
         if loaded is None:
             loaded = _loaded[key] = _load_uncached(key)
-    if key in _derived:
-        _keep_derived(key, loaded)
     return loaded
 
 

@@ -9,6 +9,7 @@ exactly what the dot product QKᵀ saw (tested against transformers' ``apply_rot
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,20 +24,13 @@ class CaptureError(ValueError):
     """The model cannot be captured as asked (no eager attention, no attention modules found)."""
 
 
-def _attention_output(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> dict[str, Any]:
-    weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-    return _attention_record(module, kwargs, weights)
-
-
-def _attention_output_no_weights(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> dict[str, Any]:
-    """As _attention_output without the weights: a tap that does not want them does not hold them (283 MB for a
-    512-token text)."""
-    return _attention_record(module, kwargs, None)
-
-
-def _attention_record(module: torch.nn.Module, kwargs: dict, weights: Any) -> dict[str, Any]:
+def _attention_output(
+    module: torch.nn.Module, args: tuple, kwargs: dict, output: Any, weights: bool = True
+) -> dict[str, Any]:
+    """What a tap keeps of one attention call; ``weights=False``: not the weights (283 MB for a 512-token text)."""
+    w = output[1] if weights and isinstance(output, tuple) and len(output) > 1 else None
     return {
-        "weights": None if weights is None else weights.detach(),  # (batch, head, query, key)
+        "weights": None if w is None else w.detach(),  # (batch, head, query, key)
         "rope": kwargs.get("position_embeddings"),
         "scaling": float(getattr(module, "scaling", 0.0) or 0.0),
     }
@@ -60,7 +54,7 @@ class QkvTap:
     def __enter__(self) -> QkvTap:
         try:
             for layer in self.layers:
-                keep = _attention_output if self.want_weights else _attention_output_no_weights
+                keep = functools.partial(_attention_output, weights=self.want_weights)
                 self.hooks.output(f"{layer.index}.attn", layer.module, keep)
                 if self.want_qkv:
                     for key in "qkv":

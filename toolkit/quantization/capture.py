@@ -201,15 +201,15 @@ def capture(
             hist_q = weights[cfg.module]
             del weights
         else:  # one layer's quantised weight at a time (a shared server runs these live)
-            kept: dict[str, np.ndarray] = {}
+            first: dict[str, torch.Tensor] = {}  # name -> its quantised weight's first pass (only cfg.module's kept)
 
-            def seen(lin: Linear, q: torch.Tensor, kept=kept, error=error) -> None:
-                error[lin.layer, MODULES.index(lin.module)] = relative_error(lin.weight, q)
-                if lin.name == cfg.module:
-                    kept["hist"] = q.numpy().copy()
+            def seen(lin: Linear, q: torch.Tensor, first=first, error=error) -> None:
+                if lin.name not in first:  # every window quantises again: the same values
+                    error[lin.layer, MODULES.index(lin.module)] = relative_error(lin.weight, q)
+                    first[lin.name] = q if lin.name == cfg.module else None
 
             value = nll(quantising(loaded.model, name, seen), ids, cfg.window)
-            hist_q = torch.from_numpy(kept["hist"])
+            hist_q = first[cfg.module]
         rows["nll"].append(value)
         rows["ppl"].append(float(np.exp(value)))
         rows["bytes"].append(sum(weight_bytes(name, tuple(lin.weight.shape)) for lin in lins))
