@@ -20,6 +20,7 @@ VIEWS = [
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
 Config = rag.RagConfig
+DEFAULT_NEW_TOKENS = Config.default("max_new_tokens")
 
 
 def _corpus(raw, notes: list[str]) -> str:
@@ -51,7 +52,7 @@ def ask(
     corpus="stdlib",
     index="hnsw",
     candidates=10,
-    max_new_tokens=40,
+    max_new_tokens=DEFAULT_NEW_TOKENS,
     budget=1024,
     model_name=None,
     request: gr.Request | None = None,

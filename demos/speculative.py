@@ -23,6 +23,7 @@ VIEW_NAMES = [v for _, v in VIEWS]
 DRAFT_CHOICES = [(plots.DRAFT_LABELS[d], d) for d in spec.DRAFTS]
 SOFT_TEXT = "The capital of France is Paris"
 Config = spec.SpeculativeConfig
+DEFAULT_NEW = Config.default("max_new_tokens")
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,7 +69,7 @@ def show(
     view,
     mode="greedy",
     temperature=1.0,
-    max_new=64,
+    max_new=DEFAULT_NEW,
     ngram=2,
     layers=spec.DRAFT_LAYERS,
     soft_text=SOFT_TEXT,

@@ -16,14 +16,13 @@ import math
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
-from demos import cache, stage
-from toolkit import models, registry
+from demos import cache, lanes, stage
+from toolkit import models, registry, turns
 from toolkit.config import BudgetError, Config, ConfigError
 from toolkit.models import ModelUnavailable
 from toolkit.trace import TraceError
@@ -87,14 +86,13 @@ class UserError(gr.Error):
 #   "model": forward passes, WORKERS at once across every demo of the process (2 cores); a request that waits longer
 #            than BUSY_AFTER_S gets a clear "busy" message. Each request's work is bounded by its concept's budget;
 #   "heavy": model work of seconds (generating with and without a cache, RAG, speculative decoding, a whole-text
-#            pass): a model slot too, but at most WORKERS - 1 of them at once, so one slot is always left to the
-#            quick forwards of the other demos;
+#            pass): a model slot too, ranked by how much heavy work its browser session asked for lately, and lent
+#            between steps to a quick forward or a lighter session's request (demos/lanes.py);
 #   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
 LANES = ("cheap", "model", "heavy", "train")
-_slots = threading.BoundedSemaphore(WORKERS)
-_heavy = threading.BoundedSemaphore(max(1, WORKERS - 1))
+_gate = lanes.Gate(WORKERS, heavy=max(1, WORKERS - 1))
 _train = threading.Lock()
 _held = threading.local()
 BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
@@ -137,7 +135,7 @@ def safe(fn: Callable | None = None, *, lane: str = "model") -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _lane(lane):
+        with _session(args, kwargs), _lane(lane):
             try:
                 return fn(*args, **kwargs)
             except gr.Error:
@@ -148,12 +146,32 @@ def safe(fn: Callable | None = None, *, lane: str = "model") -> Callable:
     return wrapper
 
 
+def _request(args: tuple, kwargs: dict) -> gr.Request | None:
+    return kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+
+
+@contextlib.contextmanager
+def _session(args: tuple, kwargs: dict) -> Iterator[None]:
+    """The browser session a handler works for, for the heavy lane's ranks; an inner handler called without the
+    request keeps the outer one's."""
+    request = _request(args, kwargs)
+    before = getattr(_held, "session", None)
+    if request is not None:
+        _held.session = getattr(request, "session_hash", None) or before
+    try:
+        yield
+    finally:
+        _held.session = before
+
+
 class _lane:
     """Hold the lane's slot for one handler call; a handler calling another handler keeps its one slot."""
 
     def __init__(self, lane: str):
         self.lane = lane
-        self.taken: list[Any] = []  # what was acquired, released in reverse
+        self.ticket: lanes.Ticket | None = None
+        self.turns: contextlib.ExitStack | None = None
+        self.took = False
 
     def __enter__(self) -> None:
         if self.lane == "cheap" or getattr(_held, "slot", False):
@@ -161,21 +179,33 @@ class _lane:
         if self.lane == "train":
             if not _train.acquire(blocking=False):
                 raise UserError(TRAIN_BUSY)
-            self.taken.append(_train)
         else:
-            deadline = time.monotonic() + BUSY_AFTER_S
-            for gate in (_heavy, _slots) if self.lane == "heavy" else (_slots,):
-                if not gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    self.__exit__()
-                    raise UserError(BUSY_MESSAGE)
-                self.taken.append(gate)
-        _held.slot = True
+            try:
+                self.ticket = _gate.enter(self.lane, getattr(_held, "session", None) or "", BUSY_AFTER_S)
+            except lanes.Busy:
+                raise UserError(BUSY_MESSAGE) from None
+            if self.lane == "heavy":
+                self.turns = contextlib.ExitStack()
+                self.turns.enter_context(turns.taking(functools.partial(_turn, self.ticket)))
+        _held.slot = self.took = True
 
     def __exit__(self, *exc: Any) -> None:
-        if self.taken:
-            _held.slot = False
-        while self.taken:
-            self.taken.pop().release()
+        if not self.took:
+            return  # cheap, or inside another handler's slot
+        _held.slot = self.took = False
+        if self.turns is not None:
+            self.turns.close()
+        if self.ticket is not None:
+            _gate.leave(self.ticket)
+        else:
+            _train.release()
+
+
+def _turn(ticket: lanes.Ticket) -> None:
+    try:
+        _gate.turn(ticket, BUSY_AFTER_S)
+    except lanes.Busy:
+        raise UserError(BUSY_MESSAGE) from None
 
 
 def message(handler: str, err: Exception) -> UserError:
@@ -212,7 +242,7 @@ def answers(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        request = kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+        request = _request(args, kwargs)
         inputs = [a for a in args if not isinstance(a, gr.Request)]  # Gradio may pass the request by position
         key = cache.answer_key(fn, inputs, {k: v for k, v in kwargs.items() if k != "request"}, is_dark(request))
         if key is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -17,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from demos import cache, ui
+from demos import cache, lanes, ui
 from lecture import guard
-from toolkit import models
+from toolkit import models, turns
 from toolkit.config import BudgetError, check_budget
 
 # ---- finding 1: lanes -- cheap work never waits behind model work; training one at a time ------------------------
@@ -50,36 +51,123 @@ def test_cheap_handlers_never_wait_behind_model_work():
             t.join(timeout=30)
 
 
-def test_slow_model_work_leaves_a_slot_to_quick_forwards(monkeypatch):
-    """The heavy lane (generation with and without a cache, RAG...) holds at most WORKERS - 1 model slots: while
-    heavy requests run, a quick forward of another demo still gets a slot, and the next heavy request waits."""
-    release, started = threading.Event(), threading.Barrier(ui.WORKERS)  # WORKERS - 1 heavy runs + this test
-    monkeypatch.setattr(ui, "BUSY_AFTER_S", 0.5)
+class Session:
+    """What a handler gets as ``request``: a browser session."""
+
+    query_params: dict = {}
+
+    def __init__(self, name: str):
+        self.session_hash = name
+
+
+def heavy_steps(release: threading.Event, started: threading.Barrier | None = None, steps: list | None = None):
+    """Heavy work in steps, taking a turn after each (as generation does), until released."""
 
     @ui.safe(lane="heavy")
-    def generate_both_ways(wait=True):
-        if wait:
+    def generate(request=None):
+        if started is not None:
             started.wait(timeout=10)
-            release.wait(timeout=30)
+        while not release.is_set():
+            time.sleep(0.01)  # one step of work
+            if steps is not None:
+                steps.append(request.session_hash)
+            turns.turn()
         return "slow"
+
+    return generate
+
+
+def test_heavy_work_lends_its_slot_to_a_quick_forward_between_steps():
+    """Every model slot held by heavy work (students' own questions): a quick forward of another demo still gets a
+    slot at the next turn, the heavy work then carries on, and every slot is given back."""
+    release, started = threading.Event(), threading.Barrier(ui.WORKERS + 1)
+    generate, results = heavy_steps(release, started), []
 
     @ui.safe
     def forward():
         return "quick"
 
-    threads = [threading.Thread(target=generate_both_ways) for _ in range(ui.WORKERS - 1)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(generate(request=Session(f"student-{i}"))))
+        for i in range(ui.WORKERS)
+    ]
     for t in threads:
         t.start()
     try:
-        started.wait(timeout=10)  # the heavy share of the model lane is now held
-        assert forward() == "quick"  # a slot is left for quick work
-        with pytest.raises(ui.UserError, match="busy"):
-            generate_both_ways(wait=False)  # another heavy request waits, and past BUSY_AFTER_S is told
+        started.wait(timeout=10)  # every slot is held by heavy work
+        t0 = time.monotonic()
+        assert forward() == "quick"
+        assert time.monotonic() - t0 < 5
     finally:
         release.set()
         for t in threads:
             t.join(timeout=30)
-    assert generate_both_ways(wait=False) == "slow"  # every gate was given back
+    assert results == ["slow"] * ui.WORKERS
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting
+
+
+def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch):
+    """A session that asked for much heavy work lately (someone looping on the most expensive settings) holds at
+    most WORKERS - 1 slots, and lends its slot at the next turn to a student's heavy request, then resumes; its next
+    request waits, and past BUSY_AFTER_S is told "busy". The student's request is served meanwhile."""
+    monkeypatch.setattr(ui, "BUSY_AFTER_S", 0.5)
+    monkeypatch.setitem(ui._gate.usage, "flood", (10 * lanes.LIGHT_S, time.monotonic()))
+    release, steps = threading.Event(), []
+    flood = heavy_steps(release, steps=steps)
+    threads = [threading.Thread(target=flood, kwargs={"request": Session("flood")}) for _ in range(ui.WORKERS - 1)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "flood" not in steps and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ui._gate.heavy_held == ui.WORKERS - 1  # its share is held
+        with pytest.raises(ui.UserError, match="busy"):
+            flood(request=Session("flood"))  # one more of its requests waits for that share, then is told
+
+        @ui.safe
+        def forward():
+            return "quick"
+
+        blocker = threading.Event()
+        held = heavy_steps(blocker)  # a second student holds the slot left to quick work
+        other = threading.Thread(target=held, kwargs={"request": Session("student-2")})
+        if ui.WORKERS > 1:
+            other.start()
+            while ui._gate.free and time.monotonic() < deadline:
+                time.sleep(0.01)
+        once = threading.Event()
+        once.set()
+        assert heavy_steps(once)(request=Session("student-1")) == "slow"  # served: the flood lent its slot
+        blocker.set()
+        if ui.WORKERS > 1:
+            other.join(timeout=30)
+        assert forward() == "quick"
+        n = len(steps)
+        deadline = time.monotonic() + 10
+        while len(steps) == n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(steps) > n  # the flood resumed where it stopped
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_held == 0
+
+
+def test_a_pause_at_a_turn_is_left_out_of_the_timings_shown(smol):
+    """Speculative decoding and plain greedy decoding show their seconds: a pause for another request is not
+    counted in them (toolkit.turns counts it per thread)."""
+    from toolkit.speculative import decode
+
+    ids = smol.tokenizer("The capital of France is").input_ids
+    t0 = time.perf_counter()
+    with turns.taking(lambda: time.sleep(0.2)):
+        run = decode.greedy(smol.model, ids, 5)
+    wall = time.perf_counter() - t0
+    assert len(run.new) == 5 and turns.paused() >= 1.0
+    assert run.seconds < wall - 0.9
+    assert run.new == decode.greedy(smol.model, ids, 5).new  # pausing changes nothing computed
 
 
 def test_a_repeated_question_is_answered_without_waiting_for_the_model_lane():

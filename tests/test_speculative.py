@@ -238,6 +238,13 @@ def test_speculative_slide_numbers(sweep):
     lookup, k = sweep.drafts.index("lookup"), list(sweep.ks).index(4)
     assert f"{100 * sweep.acceptance[lookup, k]:.0f}%" in text
     assert f"{sweep.speedup()[lookup, k]:.1f}×" in text
+    # "over 96-token answers ... (less on the 24 tokens below)": the demo's preset is the recorded default run
+    from toolkit.speculative.record import SWEEP_TOKENS
+
+    below = spec.load(spec.assets_dir() / "run-lookup.npz")
+    assert f"over {SWEEP_TOKENS}-token answers" in text
+    assert f"less on the {spec.SpeculativeConfig.default('max_new_tokens')} tokens below" in text
+    assert below.greedy_seconds / below.seconds < sweep.speedup()[lookup, k]
 
 
 def test_distillation_slide_numbers(run, smol):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import arch, models, text
+from toolkit import arch, models, text, turns
 from toolkit.config import Config, check_budget, param
 from toolkit.kv_cache.maths import dims, formula_bytes
 from toolkit.kv_cache.trace import KvCacheTrace
@@ -26,7 +26,7 @@ MAX_NEW_TOKENS = 32  # both runs cost a forward per token: 2 x 32 forwards stay 
 @dataclass(frozen=True)
 class KvCacheConfig(Config):
     steps: int = param(
-        16,
+        8,
         "tokens to generate, with and without the cache",
         lo=2,
         hi=MAX_NEW_TOKENS,
@@ -78,6 +78,7 @@ def _step_times(loaded: models.Loaded, ids: torch.Tensor, steps: int, cached: bo
             memory.append(measured_bytes(past) if cached else 0)
             seq = torch.cat([seq, nxt], dim=1)
             out_ids.append(int(nxt))
+            turns.turn()  # between steps, outside the timed forward
     return out_ids, seconds, cpu, memory
 
 

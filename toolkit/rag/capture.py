@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import models
+from toolkit import models, turns
 from toolkit.config import Config, param
 from toolkit.rag.maths import Bm25, maxsim, rerank_order
 from toolkit.rag.trace import RagTrace
@@ -46,7 +46,7 @@ class RagConfig(Config):
     wrong: bool = param(
         False, "feed the k least similar passages instead (garbage in, garbage out)", label="wrong passages"
     )
-    max_new_tokens: int = param(40, "tokens each answer may generate", lo=1, hi=160, step=1, label="answer tokens")
+    max_new_tokens: int = param(16, "tokens each answer may generate", lo=1, hi=160, step=1, label="answer tokens")
     budget: int = param(1024, "most prompt tokens; passages past it are dropped", lo=128, hi=4096, step=64)
 
     def problems(self) -> list[str]:
@@ -95,6 +95,7 @@ def greedy(loaded: models.Loaded, ids: list[int], max_new_tokens: int) -> tuple[
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=pad,
+            stopping_criteria=turns.each_token(),
         )  # (1, T + new)
     new = out[0, len(ids) :]
     return tok.decode(new, skip_special_tokens=True).strip(), int(len(new))
@@ -158,10 +159,10 @@ def capture(model: models.Loaded | str, question: str, config: RagConfig | None 
     chosen = chosen[: len(chosen) - dropped]
     counts = segment_counts(prompt, offsets, spans)
     prompt_without, ids_without, _ = render(loaded, messages(question, None))
-    t2 = time.perf_counter()
+    t2, paused = time.perf_counter(), turns.paused()
     answer_with, n_with = greedy(loaded, ids, cfg.max_new_tokens)
     answer_without, n_without = greedy(loaded, ids_without, cfg.max_new_tokens)
-    seconds["generate"] = time.perf_counter() - t2
+    seconds["generate"] = time.perf_counter() - t2 - (turns.paused() - paused)  # work, not waiting for a slot
     titles = {str(int(i)): corpus.titles[int(i)] for i in list(cand) + chosen}
     return RagTrace(
         question=question,

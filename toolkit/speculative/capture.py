@@ -51,7 +51,7 @@ class SpeculativeConfig(Config):
     k: int = param(4, "tokens drafted per target pass", lo=1, hi=12, step=1, label="k")
     layers: int = param(DRAFT_LAYERS, "blocks the truncated draft keeps", lo=1, hi=64, step=1, label="draft layers")
     ngram: int = param(2, "prompt lookup: longest n-gram matched", lo=1, hi=6, step=1, label="n-gram")
-    max_new_tokens: int = param(64, "tokens generated at most", lo=1, hi=MAX_NEW, step=1, label="new tokens")
+    max_new_tokens: int = param(24, "tokens generated at most", lo=1, hi=MAX_NEW, step=1, label="new tokens")
     mode: str = param("greedy", "greedy (output = plain greedy) or sampling", choices=("greedy", "sample"))
     temperature: float = param(1.0, "sampling temperature", lo=0, hi=5, open_lo=True, step=0.05, label="T")
     seed: int = param(0, "seed of the sampling", lo=0, hi=2**32 - 1)

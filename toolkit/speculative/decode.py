@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from toolkit import turns
 from toolkit.speculative.maths import accept_greedy, lookup, verify_sample
 
 
@@ -57,11 +58,12 @@ def _finish(run: Run, eos: set[int], max_new: int) -> bool:
 
 def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
     """Plain greedy decoding with a cache: one target forward per new token."""
-    run, eos, t0 = Run(), eos_ids(model), time.perf_counter()
+    run, eos, t0, paused = Run(), eos_ids(model), time.perf_counter(), turns.paused()
     cache = DynamicCache(config=model.config)
     ids = torch.tensor([prompt])
     with torch.no_grad():
         while True:
+            turns.turn()
             logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
             tok = int(logits.argmax())
             run.new.append(tok)
@@ -69,7 +71,7 @@ def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
             if _finish(run, eos, max_new):
                 break
             ids = torch.tensor([[tok]])
-    run.seconds = run.target_seconds = time.perf_counter() - t0
+    run.seconds = run.target_seconds = time.perf_counter() - t0 - (turns.paused() - paused)
     return run
 
 
@@ -130,7 +132,7 @@ def speculative(
 ) -> Run:
     """Draft k tokens, verify them in one target pass, keep the agreed prefix and the target's next token.
     temperature None: greedy (the output equals plain greedy decoding); else speculative sampling."""
-    run, eos, t0 = Run(), eos_ids(model), time.perf_counter()
+    run, eos, t0, paused = Run(), eos_ids(model), time.perf_counter(), turns.paused()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     cache = DynamicCache(config=model.config)
@@ -140,6 +142,7 @@ def speculative(
     recording(cache)  # after the prefill, as transformers' assisted generation does
     ids = list(prompt)
     while True:
+        turns.turn()  # before the step's timers
         t1 = time.perf_counter()
         room = max_new - len(run.new) - 1  # the target adds one token itself
         drafted, q = draft.propose(ids, min(k, room), temperature, gen) if room > 0 else ([], [])
@@ -163,7 +166,7 @@ def speculative(
         run.new += [*drafted[:n], token]
         if _finish(run, eos, max_new):
             break
-    run.seconds = time.perf_counter() - t0
+    run.seconds = time.perf_counter() - t0 - (turns.paused() - paused)
     return run
 
 

@@ -1,0 +1,125 @@
+"""The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
+
+Ranks, the lower served first:
+  0  a quick forward (the model lane);
+  1  heavy work for a light session, one that used less than LIGHT_S seconds of heavy work lately (the sum decays
+     with a half-life of HALF_LIFE_S): a student asking their own question;
+  2  heavy work for any other session (someone looping over the most expensive settings). At most ``heavy`` of
+     these hold a slot at once, so a slot is always left to the others.
+Within a rank, first come, first served. Heavy work takes turns (toolkit.turns): at a turn, when a request that
+ranks before it waits and no slot is free, it lends its slot and waits for one again, keeping its place in the
+queue. A paused request therefore resumes before newer ones of its rank, and only a few are ever paused at once. A
+request that waits longer than its limit is told the server is busy (``Busy``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+
+HALF_LIFE_S = 60.0
+LIGHT_S = 10.0
+QUICK, LIGHT, HEAVY = 0, 1, 2
+
+
+class Busy(Exception):
+    """No slot within the wait limit."""
+
+
+@dataclass(eq=False)
+class Ticket:
+    lane: str  # "model" or "heavy"
+    session: str
+    seq: int  # arrival order, kept across pauses
+    rank: int = QUICK
+    since: float = 0.0  # when it last got a slot
+    holding: bool = False
+    capped: bool = False  # counted among the rank-2 requests holding a slot
+
+
+class Gate:
+    def __init__(self, slots: int, heavy: int):
+        self.cond = threading.Condition()
+        self.free = slots
+        self.heavy_cap = heavy
+        self.heavy_held = 0
+        self.waiting: list[Ticket] = []
+        self.count = itertools.count()
+        self.usage: dict[str, tuple[float, float]] = {}  # session -> (heavy seconds, when)
+
+    # ---- bookkeeping (under self.cond) ------------------------------------------------------------------------
+
+    def used(self, session: str, now: float) -> float:
+        seconds, at = self.usage.get(session, (0.0, now))
+        return seconds * 0.5 ** ((now - at) / HALF_LIFE_S)
+
+    def _rank(self, t: Ticket, now: float) -> int:
+        if t.lane != "heavy":
+            return QUICK
+        running = now - t.since if t.holding else 0.0
+        return LIGHT if self.used(t.session, now) + running < LIGHT_S else HEAVY
+
+    def _eligible(self, t: Ticket) -> bool:
+        return t.rank != HEAVY or self.heavy_held < self.heavy_cap
+
+    def _next(self) -> Ticket | None:
+        """The waiting request served next when a slot frees."""
+        ready = [t for t in self.waiting if self._eligible(t)]
+        return min(ready, key=lambda t: (t.rank, t.seq)) if ready else None
+
+    def _release(self, t: Ticket, now: float) -> None:
+        if not t.holding:
+            return
+        if t.lane == "heavy":
+            self.usage[t.session] = (self.used(t.session, now) + now - t.since, now)
+            if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
+                self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
+        self.free += 1
+        self.heavy_held -= t.capped
+        t.holding = t.capped = False
+        self.cond.notify_all()
+
+    def _wait(self, t: Ticket, timeout: float) -> None:
+        t.rank = self._rank(t, time.monotonic())
+        self.waiting.append(t)
+        self.cond.notify_all()  # the order may have changed for the others
+        deadline = time.monotonic() + timeout
+        while not (self.free > 0 and self._next() is t):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.waiting.remove(t)
+                self.cond.notify_all()
+                raise Busy
+            self.cond.wait(left)
+        self.waiting.remove(t)
+        self.free -= 1
+        t.capped = t.rank == HEAVY
+        self.heavy_held += t.capped
+        t.holding, t.since = True, time.monotonic()
+        self.cond.notify_all()
+
+    # ---- the three moves ----------------------------------------------------------------------------------------
+
+    def enter(self, lane: str, session: str, timeout: float) -> Ticket:
+        """Wait for a slot (``Busy`` past ``timeout`` seconds); the ticket is handed back with ``leave``."""
+        t = Ticket(lane, session, next(self.count))
+        with self.cond:
+            self._wait(t, timeout)
+        return t
+
+    def turn(self, t: Ticket, timeout: float) -> None:
+        """A point between steps of heavy work: lend the slot if a request that ranks before it waits."""
+        with self.cond:
+            if not t.holding or self.free > 0:
+                return
+            nxt, now = self._next(), time.monotonic()
+            if nxt is None or nxt.rank >= self._rank(t, now):
+                return
+            self._release(t, now)
+            self._wait(t, timeout)
+
+    def leave(self, t: Ticket) -> None:
+        with self.cond:
+            self._release(t, time.monotonic())

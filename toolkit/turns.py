@@ -1,0 +1,57 @@
+"""Turns: between the steps of long work (a token generated, a window run), a point where a server may lend the
+worker's slot to a request that ranks before it (demos/lanes.py), then carry on where it stopped.
+
+Outside a server no one takes turns and ``turn()`` costs nothing. Time spent paused is counted per thread, so a
+duration shown on screen can leave it out (``paused()`` before and after); the toolkit never calls ``turn()``
+inside anything it times per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+_local = threading.local()
+
+
+def turn() -> None:
+    """Let the server pause this work here if a request that ranks before it is waiting."""
+    fn = getattr(_local, "fn", None)
+    if fn is None:
+        return
+    t0 = time.perf_counter()
+    fn()
+    _local.paused = paused() + time.perf_counter() - t0
+
+
+def paused() -> float:
+    """Seconds this thread has spent paused at turns so far."""
+    return getattr(_local, "paused", 0.0)
+
+
+@contextlib.contextmanager
+def taking(fn: Callable[[], None]) -> Iterator[None]:
+    """``fn`` runs at every ``turn()`` of this thread inside the block (it may block until the work may go on)."""
+    before = getattr(_local, "fn", None)
+    _local.fn = fn
+    try:
+        yield
+    finally:
+        _local.fn = before
+
+
+class _Turns(StoppingCriteria):
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        turn()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # never stops anything
+
+
+def each_token() -> StoppingCriteriaList:
+    """For ``model.generate(stopping_criteria=...)``: a turn after every generated token (it never stops one)."""
+    return StoppingCriteriaList([_Turns()])
