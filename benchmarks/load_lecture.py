@@ -292,6 +292,7 @@ class Scenario:
     think: tuple[float, float]
     records: list[Record] = field(default_factory=list)
     in_flight: dict[str, tuple[str, float]] = field(default_factory=dict)
+    hostile_flight: dict[int, tuple[str, float]] = field(default_factory=dict)  # client -> (endpoint, sent)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ended: threading.Event = field(default_factory=threading.Event)  # set at stop_at: students stop thinking
 
@@ -500,9 +501,11 @@ def hostile(hid: int, count: int, plans: list[Expensive], sc: Scenario, tag: str
         plan = plans[k % len(plans)]
         sent = time.time() - sc.start
         data, version = plan.data()
+        sc.hostile_flight[hid] = (plan.ep.name, sent)
         outcome = call(sc.port, plan.ep, data, session)
         if sc.ended.is_set():
-            return
+            return  # still counted as running until the end (memory at the end: what was under way)
+        del sc.hostile_flight[hid]
         sc.record(plan.ep.name, sent, outcome)
         if not plan.learn(outcome, version):
             k += 1  # served, busy, or nothing left to change: on to the next request
@@ -725,7 +728,10 @@ def run_scenario(
     t_peak, mem_peak = sampler.peak(t_start, end - sampler.t0)
     t_peak -= t_start  # seconds since the scenario's start, as the records' times
     # the hostile requests running when memory peaked: what to look at first when the peak is too high
-    at_peak = sorted({r.who for r in records if r.who not in mains and r.sent <= t_peak <= r.sent + r.outcome.seconds})
+    at_peak = sorted(
+        {r.who for r in records if r.who not in mains and r.sent <= t_peak <= r.sent + r.outcome.seconds}
+        | {who for who, sent in sc.hostile_flight.values() if sent <= t_peak}
+    )
     growth = (mem_end - mem_half) / mem_half if mem_half else float("nan")
     p95s = [d["p95_s"] for d in per_demo.values()]
     worst = max(per_demo, key=lambda d: per_demo[d]["p95_s"] if per_demo[d]["p95_s"] is not None else 1e9)

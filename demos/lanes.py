@@ -5,11 +5,14 @@ Ranks, the lower served first:
   1  heavy work for a light session, one that used less than LIGHT_S seconds of heavy work lately (the sum decays
      with a half-life of HALF_LIFE_S): a student asking their own question;
   2  heavy work for any other session (someone looping over the most expensive settings). At most ``heavy`` of
-     these hold a slot at once, so a slot is always left to the others.
+     these are under way at once, running or paused: a slot is always left to the others, and the memory of the
+     largest requests the demos allow is held by ``heavy`` of them at most, as when the heavy lane had one slot.
+     A light request that runs past LIGHT_S counts among them from then on.
+Heavy work under way, of any rank, is at most ``slots + 1`` requests (the memory of each stays while it is paused).
 Within a rank, first come, first served. Heavy work takes turns (toolkit.turns): at a turn, when a request that
 ranks before it waits and no slot is free, it lends its slot and waits for one again, keeping its place in the
-queue. A paused request therefore resumes before newer ones of its rank, and only a few are ever paused at once. A
-request that waits longer than its limit is told the server is busy (``Busy``).
+queue, so a paused request resumes before newer ones of its rank. A request that waits longer than its limit is
+told the server is busy (``Busy``).
 """
 
 from __future__ import annotations
@@ -36,15 +39,17 @@ class Ticket:
     rank: int = QUICK
     since: float = 0.0  # when it last got a slot
     holding: bool = False
-    capped: bool = False  # counted among the rank-2 requests holding a slot
+    started: bool = False  # has held a slot (it may be paused now)
+    capped: bool = False  # counted among the rank-2 requests under way
 
 
 class Gate:
     def __init__(self, slots: int, heavy: int):
         self.cond = threading.Condition()
-        self.free = slots
+        self.free = self.slots = slots
         self.heavy_cap = heavy
-        self.heavy_held = 0
+        self.heavy_started = 0  # rank-2 requests under way
+        self.under_way = 0  # heavy requests of any rank under way
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
         self.usage: dict[str, tuple[float, float]] = {}  # session -> (heavy seconds, when)
@@ -62,7 +67,9 @@ class Gate:
         return LIGHT if self.used(t.session, now) + running < LIGHT_S else HEAVY
 
     def _eligible(self, t: Ticket) -> bool:
-        return t.rank != HEAVY or self.heavy_held < self.heavy_cap
+        if t.started or t.lane != "heavy":
+            return True
+        return self.under_way < self.slots + 1 and (t.rank != HEAVY or self.heavy_started < self.heavy_cap)
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
@@ -77,8 +84,7 @@ class Gate:
             if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
                 self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
         self.free += 1
-        self.heavy_held -= t.capped
-        t.holding = t.capped = False
+        t.holding = False
         self.cond.notify_all()
 
     def _wait(self, t: Ticket, timeout: float) -> None:
@@ -95,9 +101,12 @@ class Gate:
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
-        t.capped = t.rank == HEAVY
-        self.heavy_held += t.capped
-        t.holding, t.since = True, time.monotonic()
+        if not t.started and t.lane == "heavy":
+            t.capped = t.rank == HEAVY
+            self.heavy_started += t.capped
+            self.under_way += 1
+        t.holding = t.started = True
+        t.since = time.monotonic()
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
@@ -112,9 +121,13 @@ class Gate:
     def turn(self, t: Ticket, timeout: float) -> None:
         """A point between steps of heavy work: lend the slot if a request that ranks before it waits."""
         with self.cond:
-            if not t.holding or self.free > 0:
+            if not t.holding:
                 return
-            nxt, now = self._next(), time.monotonic()
+            now = time.monotonic()
+            if t.lane == "heavy" and not t.capped and self._rank(t, now) == HEAVY:  # ran long: no longer light
+                t.capped = True
+                self.heavy_started += 1
+            nxt = self._next() if self.free == 0 else None
             if nxt is None or nxt.rank >= self._rank(t, now):
                 return
             self._release(t, now)
@@ -123,3 +136,7 @@ class Gate:
     def leave(self, t: Ticket) -> None:
         with self.cond:
             self._release(t, time.monotonic())
+            self.heavy_started -= t.capped
+            self.under_way -= t.started and t.lane == "heavy"
+            t.capped = t.started = False
+            self.cond.notify_all()

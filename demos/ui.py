@@ -62,7 +62,7 @@ def header(name: str, description: str | None) -> gr.Markdown:
 
 def launch(demo: gr.Blocks, port: int = 7860) -> None:
     """``python demos/<name>.py``: this one demo on http://127.0.0.1:port/, offline theme and all."""
-    demo.queue(default_concurrency_limit=WORKERS).launch(
+    demo.queue(default_concurrency_limit=PER_DEMO).launch(
         server_name="127.0.0.1", server_port=port, theme=theme(), css=CSS, head=HEAD, footer_links=[], ssr_mode=False
     )
 
@@ -91,6 +91,9 @@ class UserError(gr.Error):
 #   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
+# Requests of one demo inside its handlers at once (Gradio's concurrency limit). The lanes decide what runs; a
+# limit of WORKERS would let two slow requests of a demo hold back its cheap ones and the next student's question.
+PER_DEMO = 8
 LANES = ("cheap", "model", "heavy", "train")
 _gate = lanes.Gate(WORKERS, heavy=max(1, WORKERS - 1))
 _train = threading.Lock()

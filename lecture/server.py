@@ -97,7 +97,7 @@ def build_app(
         return {"ok": True, "demos": list(infos)}
 
     for name, info in infos.items():
-        info.blocks.queue(default_concurrency_limit=ui.WORKERS, max_size=QUEUE_SIZE, api_open=False)
+        info.blocks.queue(default_concurrency_limit=ui.PER_DEMO, max_size=QUEUE_SIZE, api_open=False)
         gr.mount_gradio_app(
             app,
             info.blocks,

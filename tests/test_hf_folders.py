@@ -10,53 +10,13 @@ import plotly.graph_objects as go
 import pytest
 import torch
 import transformers as tf
-from architectures import tiny
+from architectures import MOE_FAMILIES, tiny, tiny_moe
 
 from toolkit import attention as att
 from toolkit import models, moe, views
 from toolkit.moe import params
 
 TEXT = "The cat sat on the mat because it was tired"
-SMALL = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64
-)
-MOE_FAMILIES = {
-    "mixtral": (tf.MixtralConfig, dict(intermediate_size=48, num_local_experts=4, num_experts_per_tok=2)),
-    "qwen2_moe": (
-        tf.Qwen2MoeConfig,
-        dict(
-            intermediate_size=48,
-            num_experts=4,
-            num_experts_per_tok=2,
-            moe_intermediate_size=16,
-            shared_expert_intermediate_size=32,
-        ),
-    ),
-    "qwen3_moe": (
-        tf.Qwen3MoeConfig,
-        dict(intermediate_size=48, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, head_dim=8),
-    ),
-    "olmoe": (tf.OlmoeConfig, dict(intermediate_size=48, num_experts=4, num_experts_per_tok=2)),
-    "deepseek_v3": (
-        tf.DeepseekV3Config,
-        dict(
-            intermediate_size=48,
-            n_routed_experts=4,
-            num_experts_per_tok=2,
-            moe_intermediate_size=16,
-            n_shared_experts=1,
-            first_k_dense_replace=0,
-            n_group=1,
-            topk_group=1,
-            kv_lora_rank=16,
-            q_lora_rank=None,
-            qk_rope_head_dim=8,
-            qk_nope_head_dim=8,
-            v_head_dim=8,
-            num_key_value_heads=4,
-        ),
-    ),
-}
 
 
 def _save(model: torch.nn.Module, tokenizer, folder) -> str:
@@ -69,12 +29,8 @@ def _save(model: torch.nn.Module, tokenizer, folder) -> str:
 def moe_folders(tmp_path_factory, smol):
     """family -> a folder holding a tiny random MoE checkpoint and SmolLM2's tokenizer."""
     out = {}
-    for family, (cls, kw) in MOE_FAMILIES.items():
-        torch.manual_seed(0)
-        config = cls(**{**SMALL, **kw, "vocab_size": smol.tokenizer.vocab_size, "pad_token_id": 0})
-        model = tf.AutoModelForCausalLM.from_config(config).eval()
-        for p in model.parameters():  # some routers start at zero: give every weight a random value
-            torch.nn.init.normal_(p, std=0.2)
+    for family in MOE_FAMILIES:
+        model = tiny_moe(family, vocab_size=smol.tokenizer.vocab_size)
         out[family] = _save(model, smol.tokenizer, tmp_path_factory.mktemp(family))
     return out
 

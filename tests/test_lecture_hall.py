@@ -121,7 +121,7 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         deadline = time.monotonic() + 10
         while "flood" not in steps and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert ui._gate.heavy_held == ui.WORKERS - 1  # its share is held
+        assert ui._gate.heavy_started == ui.WORKERS - 1  # its share is held
         with pytest.raises(ui.UserError, match="busy"):
             flood(request=Session("flood"))  # one more of its requests waits for that share, then is told
 
@@ -152,7 +152,88 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         release.set()
         for t in threads:
             t.join(timeout=30)
-    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_held == 0
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_started == 0
+
+
+def test_heavy_work_under_way_is_bounded(monkeypatch):
+    """A light request that runs past LIGHT_S counts among the flood's share from then on (a client that changes its
+    session for every request still holds one share at most), and heavy work under way, paused or running, is at
+    most slots + 1 requests: their memory stays while they are paused."""
+    monkeypatch.setattr(lanes, "LIGHT_S", 0.05)
+    gate = lanes.Gate(2, heavy=1)
+
+    def until(condition):
+        deadline = time.monotonic() + 5
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert condition()
+
+    def background(fn, *args):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(fn(*args)))
+        thread.start()
+        return thread, out
+
+    def quick(release):
+        t = gate.enter("model", "x", 5)
+        release.wait(5)
+        gate.leave(t)
+
+    first = gate.enter("heavy", "new-session", 1)
+    time.sleep(0.1)
+    gate.turn(first, 1)  # ran past LIGHT_S: now counted among the heavy share
+    assert first.capped and gate.heavy_started == 1
+    gate.usage["flood"] = (1.0, time.monotonic())
+    with pytest.raises(lanes.Busy):
+        gate.enter("heavy", "flood", 0.2)  # a slot is free, but the heavy share is taken
+    second = gate.enter("heavy", "student", 1)  # a light request is not held back
+    assert gate.free == 0 and gate.under_way == 2
+
+    # Three under way: a quick forward makes the first one pause; a light request takes the slot after it.
+    release = threading.Event()
+    q, _ = background(quick, release)
+    until(lambda: len(gate.waiting) == 1)
+    p1, _ = background(gate.turn, first, 5)
+    until(lambda: first in gate.waiting)
+    t3, third = background(gate.enter, "heavy", "student-2", 5)
+    until(lambda: len(gate.waiting) == 2)
+    release.set()
+    until(lambda: third)
+    assert gate.under_way == 3 and not first.holding
+    # The second one runs long too and pauses for another quick forward: then, with a slot free, a new light
+    # request ranks first but would be a fourth under way, so the paused ones resume instead.
+    time.sleep(0.1)
+    release2 = threading.Event()
+    q2, _ = background(quick, release2)
+    until(lambda: len(gate.waiting) == 2)
+    p2, _ = background(gate.turn, second, 5)
+    until(lambda: second in gate.waiting)
+    t4, fourth = background(gate.enter, "heavy", "student-3", 5)
+    until(lambda: len(gate.waiting) == 3)
+    release2.set()
+    p1.join(timeout=5)
+    assert first.holding and not fourth
+    gate.leave(third[0])  # two under way: the new request now goes before the paused one (rank 1 before 2)
+    until(lambda: fourth)
+    assert not second.holding and gate.under_way == 3
+    gate.leave(first)
+    p2.join(timeout=5)
+    assert second.holding
+    for t in (second, fourth[0]):
+        gate.leave(t)
+    for thread in (q, q2, t3, t4):
+        thread.join(timeout=5)
+    assert gate.free == 2 and gate.under_way == 0 and gate.heavy_started == 0 and not gate.waiting
+
+
+def test_the_lanes_not_gradio_decide_what_runs(live_server):
+    """Every demo lets PER_DEMO of its requests into its handlers at once, more than the model slots: with Gradio's
+    limit at WORKERS, two slow requests of one demo (someone's RAG at its maxima, twice) held back its cheap
+    requests and the next student's question, whatever the lanes' ranks said."""
+    app = live_server.server.config.app
+    assert ui.PER_DEMO > ui.WORKERS
+    for name, info in app.state.demos.items():
+        assert info.blocks._queue.default_concurrency_limit == ui.PER_DEMO, name
 
 
 def test_a_pause_at_a_turn_is_left_out_of_the_timings_shown(smol):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from architectures import MOE_FAMILIES, tiny_moe
 from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
 from toolkit import models, moe, registry
@@ -235,62 +236,9 @@ def test_parameter_counts():
 
 
 # ---------------------------------------------------------------- Hugging Face MoE families
-def _hf_case(family, vocab_size=64):
-    import transformers as tf
-
-    common = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=48,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-    )
-    cases = {
-        "mixtral": (tf.MixtralConfig, dict(num_local_experts=4, num_experts_per_tok=2)),
-        "qwen2_moe": (
-            tf.Qwen2MoeConfig,
-            dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=32),
-        ),
-        "qwen3_moe": (
-            tf.Qwen3MoeConfig,
-            dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, head_dim=8),
-        ),
-        "olmoe": (tf.OlmoeConfig, dict(num_experts=4, num_experts_per_tok=2)),
-        "deepseek_v3": (
-            tf.DeepseekV3Config,
-            dict(
-                n_routed_experts=4,
-                num_experts_per_tok=2,
-                moe_intermediate_size=16,
-                n_shared_experts=1,
-                first_k_dense_replace=0,
-                n_group=1,
-                topk_group=1,
-                kv_lora_rank=16,
-                q_lora_rank=None,
-                qk_rope_head_dim=8,
-                qk_nope_head_dim=8,
-                v_head_dim=8,
-                num_key_value_heads=4,
-            ),
-        ),
-    }
-    cls, kw = cases[family]
-    torch.manual_seed(0)
-    model = tf.AutoModelForCausalLM.from_config(cls(**{**common, **kw})).eval()
-    for p in model.parameters():  # some routers start at zero: give every weight a random value
-        torch.nn.init.normal_(p, std=0.2)
-    return model
-
-
-@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3"])
+@pytest.mark.parametrize("family", list(MOE_FAMILIES))
 def test_hf_family_trace(family):
-    model = _hf_case(family)
+    model = tiny_moe(family)
     if family == "deepseek_v3":
         for m in model.modules():
             if hasattr(m, "e_score_correction_bias"):
@@ -319,7 +267,7 @@ def test_hf_family_trace(family):
 
 
 def test_hf_capture_from_loaded_uses_the_token_policy(smol):
-    model = _hf_case("mixtral", vocab_size=smol.tokenizer.vocab_size)
+    model = tiny_moe("mixtral", vocab_size=smol.tokenizer.vocab_size)
     loaded = models.Loaded("tiny-mixtral", model, smol.tokenizer, "causal")
     prompt = "A router sends every token to two of its experts."
     t = moe.capture(loaded, prompt, max_tokens=6)
