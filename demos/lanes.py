@@ -3,16 +3,17 @@
 Ranks, the lower served first:
   0  a quick forward (the model lane);
   1  heavy work for a light session, one that used less than LIGHT_S seconds of heavy work lately (the sum decays
-     with a half-life of HALF_LIFE_S): a student asking their own question;
-  2  heavy work for any other session (someone looping over the most expensive settings). At most ``heavy`` of
-     these are under way at once, running or paused: a slot is always left to the others, and the memory of the
-     largest requests the demos allow is held by ``heavy`` of them at most, as when the heavy lane had one slot.
-     A light request that runs past LIGHT_S counts among them from then on.
-Heavy work under way, of any rank, is at most ``slots + 1`` requests (the memory of each stays while it is paused).
-Within a rank, first come, first served. Heavy work takes turns (toolkit.turns): at a turn, when a request that
-ranks before it waits and no slot is free, it lends its slot and waits for one again, keeping its place in the
-queue, so a paused request resumes before newer ones of its rank. A request that waits longer than its limit is
-told the server is busy (``Busy``).
+     with a half-life of HALF_LIFE_S), this request included: a student asking their own question;
+  2  heavy work for any other session, or a request that has run past LIGHT_S (someone looping over the most
+     expensive settings, with one session or a new one each time). At most ``heavy`` of these run at once, so a
+     slot is always left to the others, and the large transients of the largest requests the demos allow (a long
+     prompt's attention, a training-size batch) happen one at a time, as when the heavy lane had one slot.
+Within a rank, first come, first served. Heavy work takes turns (toolkit.turns: between generated tokens and
+between decoder layers): at a turn it lends its slot to a waiting request that ranks before it, and a rank-2
+request also pauses while another rank-2 one runs. It then waits for a slot again, keeping its place in the queue,
+so a paused request resumes before newer ones of its rank. A paused request keeps only what lives between steps
+(its cache, one layer's hidden states). A request that waits longer than its limit is told the server is busy
+(``Busy``).
 """
 
 from __future__ import annotations
@@ -39,17 +40,15 @@ class Ticket:
     rank: int = QUICK
     since: float = 0.0  # when it last got a slot
     holding: bool = False
-    started: bool = False  # has held a slot (it may be paused now)
-    capped: bool = False  # counted among the rank-2 requests under way
+    counted: bool = False  # holds a slot as a rank-2 request
 
 
 class Gate:
     def __init__(self, slots: int, heavy: int):
         self.cond = threading.Condition()
-        self.free = self.slots = slots
+        self.free = slots
         self.heavy_cap = heavy
-        self.heavy_started = 0  # rank-2 requests under way
-        self.under_way = 0  # heavy requests of any rank under way
+        self.heavy_running = 0  # rank-2 requests holding a slot
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
         self.usage: dict[str, tuple[float, float]] = {}  # session -> (heavy seconds, when)
@@ -67,9 +66,7 @@ class Gate:
         return LIGHT if self.used(t.session, now) + running < LIGHT_S else HEAVY
 
     def _eligible(self, t: Ticket) -> bool:
-        if t.started or t.lane != "heavy":
-            return True
-        return self.under_way < self.slots + 1 and (t.rank != HEAVY or self.heavy_started < self.heavy_cap)
+        return t.rank != HEAVY or self.heavy_running < self.heavy_cap
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
@@ -84,7 +81,8 @@ class Gate:
             if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
                 self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
         self.free += 1
-        t.holding = False
+        self.heavy_running -= t.counted
+        t.holding = t.counted = False
         self.cond.notify_all()
 
     def _wait(self, t: Ticket, timeout: float) -> None:
@@ -101,12 +99,9 @@ class Gate:
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
-        if not t.started and t.lane == "heavy":
-            t.capped = t.rank == HEAVY
-            self.heavy_started += t.capped
-            self.under_way += 1
-        t.holding = t.started = True
-        t.since = time.monotonic()
+        t.counted = t.rank == HEAVY
+        self.heavy_running += t.counted
+        t.holding, t.since = True, time.monotonic()
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
@@ -119,16 +114,19 @@ class Gate:
         return t
 
     def turn(self, t: Ticket, timeout: float) -> None:
-        """A point between steps of heavy work: lend the slot if a request that ranks before it waits."""
+        """A point between steps of heavy work: lend the slot if a request that ranks before it waits, or if it is
+        a rank-2 request beyond the ones allowed to run."""
         with self.cond:
             if not t.holding:
                 return
             now = time.monotonic()
-            if t.lane == "heavy" and not t.capped and self._rank(t, now) == HEAVY:  # ran long: no longer light
-                t.capped = True
-                self.heavy_started += 1
+            rank = self._rank(t, now)
+            if rank == HEAVY and not t.counted:  # ran past LIGHT_S: a rank-2 request from now on
+                t.counted = True
+                self.heavy_running += 1
             nxt = self._next() if self.free == 0 else None
-            if nxt is None or nxt.rank >= self._rank(t, now):
+            over = t.counted and self.heavy_running > self.heavy_cap
+            if not over and (nxt is None or nxt.rank >= rank):
                 return
             self._release(t, now)
             self._wait(t, timeout)
@@ -136,7 +134,3 @@ class Gate:
     def leave(self, t: Ticket) -> None:
         with self.cond:
             self._release(t, time.monotonic())
-            self.heavy_started -= t.capped
-            self.under_way -= t.started and t.lane == "heavy"
-            t.capped = t.started = False
-            self.cond.notify_all()

@@ -121,7 +121,7 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         deadline = time.monotonic() + 10
         while "flood" not in steps and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert ui._gate.heavy_started == ui.WORKERS - 1  # its share is held
+        assert ui._gate.heavy_running == ui.WORKERS - 1  # its share is held
         with pytest.raises(ui.UserError, match="busy"):
             flood(request=Session("flood"))  # one more of its requests waits for that share, then is told
 
@@ -152,78 +152,54 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         release.set()
         for t in threads:
             t.join(timeout=30)
-    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_started == 0
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == 0
 
 
-def test_heavy_work_under_way_is_bounded(monkeypatch):
-    """A light request that runs past LIGHT_S counts among the flood's share from then on (a client that changes its
-    session for every request still holds one share at most), and heavy work under way, paused or running, is at
-    most slots + 1 requests: their memory stays while they are paused."""
+def test_requests_past_light_run_one_at_a_time(monkeypatch):
+    """A light request that runs past LIGHT_S is a rank-2 request from then on (a client that takes a new session
+    for every request is no lighter), and rank-2 requests run one at a time: the second pauses at its next turn
+    until the first is done, while a student's request takes the free slot."""
     monkeypatch.setattr(lanes, "LIGHT_S", 0.05)
     gate = lanes.Gate(2, heavy=1)
-
-    def until(condition):
-        deadline = time.monotonic() + 5
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert condition()
-
-    def background(fn, *args):
-        out = []
-        thread = threading.Thread(target=lambda: out.append(fn(*args)))
-        thread.start()
-        return thread, out
-
-    def quick(release):
-        t = gate.enter("model", "x", 5)
-        release.wait(5)
-        gate.leave(t)
-
-    first = gate.enter("heavy", "new-session", 1)
+    first, second = gate.enter("heavy", "new-1", 1), gate.enter("heavy", "new-2", 1)
     time.sleep(0.1)
-    gate.turn(first, 1)  # ran past LIGHT_S: now counted among the heavy share
-    assert first.capped and gate.heavy_started == 1
-    gate.usage["flood"] = (1.0, time.monotonic())
-    with pytest.raises(lanes.Busy):
-        gate.enter("heavy", "flood", 0.2)  # a slot is free, but the heavy share is taken
-    second = gate.enter("heavy", "student", 1)  # a light request is not held back
-    assert gate.free == 0 and gate.under_way == 2
-
-    # Three under way: a quick forward makes the first one pause; a light request takes the slot after it.
-    release = threading.Event()
-    q, _ = background(quick, release)
-    until(lambda: len(gate.waiting) == 1)
-    p1, _ = background(gate.turn, first, 5)
-    until(lambda: first in gate.waiting)
-    t3, third = background(gate.enter, "heavy", "student-2", 5)
-    until(lambda: len(gate.waiting) == 2)
-    release.set()
-    until(lambda: third)
-    assert gate.under_way == 3 and not first.holding
-    # The second one runs long too and pauses for another quick forward: then, with a slot free, a new light
-    # request ranks first but would be a fourth under way, so the paused ones resume instead.
-    time.sleep(0.1)
-    release2 = threading.Event()
-    q2, _ = background(quick, release2)
-    until(lambda: len(gate.waiting) == 2)
-    p2, _ = background(gate.turn, second, 5)
-    until(lambda: second in gate.waiting)
-    t4, fourth = background(gate.enter, "heavy", "student-3", 5)
-    until(lambda: len(gate.waiting) == 3)
-    release2.set()
-    p1.join(timeout=5)
-    assert first.holding and not fourth
-    gate.leave(third[0])  # two under way: the new request now goes before the paused one (rank 1 before 2)
-    until(lambda: fourth)
-    assert not second.holding and gate.under_way == 3
+    gate.turn(first, 1)  # past LIGHT_S: rank 2, and the only one running
+    assert first.holding and first.counted and gate.heavy_running == 1
+    done = []
+    paused = threading.Thread(target=lambda: done.append(gate.turn(second, 5)))
+    paused.start()
+    deadline = time.monotonic() + 5
+    while second not in gate.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not second.holding and gate.free == 1  # paused, though a slot is free
+    student = gate.enter("heavy", "student", 1)  # a light request takes that slot at once
+    gate.leave(student)
+    assert not done
     gate.leave(first)
-    p2.join(timeout=5)
-    assert second.holding
-    for t in (second, fourth[0]):
-        gate.leave(t)
-    for thread in (q, q2, t3, t4):
-        thread.join(timeout=5)
-    assert gate.free == 2 and gate.under_way == 0 and gate.heavy_started == 0 and not gate.waiting
+    paused.join(timeout=5)
+    assert done and second.holding and second.counted  # resumed when the first was done
+    gate.leave(second)
+    assert gate.free == 2 and gate.heavy_running == 0 and not gate.waiting
+
+
+def test_long_forwards_take_turns_between_layers_and_timed_steps_take_none(smol):
+    """toolkit.turns: a turn before each decoder layer (a long prefill can pause), none inside ``held()`` (a step
+    timed on its own); the hooks change no output and do nothing where no one takes turns."""
+    ids = torch.tensor([smol.tokenizer("The animal didn't cross the street because it was too tired").input_ids])
+    with torch.no_grad():
+        plain = smol.model(ids).logits
+    turns.between_layers(smol.model)
+    turns.between_layers(smol.model)  # once per model
+    taken = []
+    with torch.no_grad(), turns.taking(lambda: taken.append(1)):
+        hooked = smol.model(ids).logits
+        assert len(taken) == smol.model.config.num_hidden_layers
+        with turns.held():
+            smol.model(ids)
+        assert len(taken) == smol.model.config.num_hidden_layers
+    assert torch.equal(plain, hooked)
+    with torch.no_grad():
+        assert torch.equal(smol.model(ids).logits, plain)  # no one taking turns: nothing happens
 
 
 def test_the_lanes_not_gradio_decide_what_runs(live_server):

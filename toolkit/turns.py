@@ -2,8 +2,8 @@
 worker's slot to a request that ranks before it (demos/lanes.py), then carry on where it stopped.
 
 Outside a server no one takes turns and ``turn()`` costs nothing. Time spent paused is counted per thread, so a
-duration shown on screen can leave it out (``paused()`` before and after); the toolkit never calls ``turn()``
-inside anything it times per step.
+duration shown on screen can leave it out (``paused()`` before and after); a step timed on its own runs inside
+``held()``, where no turn is taken.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from toolkit import arch
+
 _local = threading.local()
 
 
 def turn() -> None:
     """Let the server pause this work here if a request that ranks before it is waiting."""
     fn = getattr(_local, "fn", None)
-    if fn is None:
+    if fn is None or getattr(_local, "held", 0):
         return
     t0 = time.perf_counter()
     fn()
@@ -44,6 +46,30 @@ def taking(fn: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         _local.fn = before
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """No turn inside the block: a step that is timed on its own."""
+    _local.held = getattr(_local, "held", 0) + 1
+    try:
+        yield
+    finally:
+        _local.held -= 1
+
+
+def between_layers(model: torch.nn.Module) -> None:
+    """A turn before each decoder layer of ``model`` (hooks added once per model; they do nothing where no one
+    takes turns, and change no output), so that one long forward (a long prompt's prefill) can pause too."""
+    if getattr(model, "_turns_between_layers", False):
+        return
+    try:
+        layers = arch.decoder_layers(model)
+    except arch.ArchError:  # not llama-style: its work pauses between steps only
+        return
+    for layer in layers:
+        layer.register_forward_pre_hook(lambda module, args: turn())
+    model._turns_between_layers = True
 
 
 class _Turns(StoppingCriteria):

@@ -65,16 +65,17 @@ def _step_times(loaded: models.Loaded, ids: torch.Tensor, steps: int, cached: bo
     seq, past, out_ids, seconds, cpu, memory = ids, None, [], [], [], []
     with torch.no_grad():
         for _ in range(steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            if cached:
-                feed = seq if past is None else seq[:, -1:]  # (1, T) first, then (1, 1)
-                out = model(feed, cache=past, use_cache=True, **last)
-                past = out.cache
-            else:
-                out = model(seq, use_cache=False, **last)  # (1, T): recompute every key and value
-            nxt = out.logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
-            seconds.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)  # this process's CPU time: robust to other processes' load
+            with turns.held():  # a timed step: no pause inside
+                t0, c0 = time.perf_counter(), time.process_time()
+                if cached:
+                    feed = seq if past is None else seq[:, -1:]  # (1, T) first, then (1, 1)
+                    out = model(feed, cache=past, use_cache=True, **last)
+                    past = out.cache
+                else:
+                    out = model(seq, use_cache=False, **last)  # (1, T): recompute every key and value
+                nxt = out.logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
+                seconds.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)  # this process's CPU time: robust to other processes' load
             memory.append(measured_bytes(past) if cached else 0)
             seq = torch.cat([seq, nxt], dim=1)
             out_ids.append(int(nxt))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import arch, models
+from toolkit import arch, models, turns
 from toolkit.config import Config, param
 from toolkit.hooks import Hooks
 from toolkit.sparse_attention import maths
@@ -103,10 +103,11 @@ def capture(
 ) -> SparseTrace:
     """Score ``prompt`` (default: the Python reference-manual text) with SmolLM2 attending only through the mask."""
     loaded = models.resolve(model)
+    turns.between_layers(loaded.model)  # one long forward: it can pause between layers
     cfg = SparseConfig.make(config, **options)
     ids = token_ids(loaded, prompt, cfg.max_tokens)
     allowed = cfg.mask(len(ids))
-    t0 = time.perf_counter()
+    t0, paused = time.perf_counter(), turns.paused()
     out = evaluate(loaded, ids, allowed, cfg.sinks)
     q0 = maths.since(cfg.window, len(ids))
     return SparseTrace(
@@ -117,7 +118,7 @@ def capture(
         density=maths.density(allowed),
         config=cfg.to_dict(),
         source=TOPIC if prompt is None else "text",
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0 - (turns.paused() - paused),
         meta=make_meta(loaded.name, seed=cfg.seed),
     ).check()
 

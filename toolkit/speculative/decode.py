@@ -142,14 +142,15 @@ def speculative(
     recording(cache)  # after the prefill, as transformers' assisted generation does
     ids = list(prompt)
     while True:
-        turns.turn()  # before the step's timers
-        t1 = time.perf_counter()
-        room = max_new - len(run.new) - 1  # the target adds one token itself
-        drafted, q = draft.propose(ids, min(k, room), temperature, gen) if room > 0 else ([], [])
-        t2 = time.perf_counter()
-        with torch.no_grad():
-            out = model(input_ids=torch.tensor([[ids[-1], *drafted]]), cache=cache, use_cache=True)
-            logits = out.logits[0].float()  # (1 + d, vocab)
+        turns.turn()  # before the step's timers; none inside them
+        with turns.held():
+            t1 = time.perf_counter()
+            room = max_new - len(run.new) - 1  # the target adds one token itself
+            drafted, q = draft.propose(ids, min(k, room), temperature, gen) if room > 0 else ([], [])
+            t2 = time.perf_counter()
+            with torch.no_grad():
+                out = model(input_ids=torch.tensor([[ids[-1], *drafted]]), cache=cache, use_cache=True)
+                logits = out.logits[0].float()  # (1 + d, vocab)
         if temperature is None:
             n = accept_greedy(drafted, logits.argmax(-1).tolist())
             token, rejected = int(logits[n].argmax()), (drafted[n] if n < len(drafted) else None)
@@ -158,7 +159,7 @@ def speculative(
             qs = np.stack(q) if q else _one_hot(drafted, p.shape[1])
             n, token, rejected = verify_sample(drafted, qs, p, rng)
         run.draft_seconds += t2 - t1
-        run.target_seconds += time.perf_counter() - t2
+        run.target_seconds += time.perf_counter() - t2  # no turn since t2: the verification has no forward
         run.steps.append(Step(list(drafted), n, token, rejected))
         cut(cache, len(ids) + n)  # keep the last token and the accepted drafts; `token` goes in next time
         ids += [*drafted[:n], token]
