@@ -1,13 +1,14 @@
 """The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
 
-Ranks, the lower served first:
-  0  a quick forward (the model lane);
-  1  heavy work for a light session, one that used less than LIGHT_S seconds of heavy work lately (the sum decays
-     with a half-life of HALF_LIFE_S), this request included: a student asking their own question;
-  2  heavy work for any other session, or a request that has run past LIGHT_S (someone looping over the most
-     expensive settings, with one session or a new one each time). At most ``heavy`` of these run at once, so a
-     slot is always left to the others, and the large transients of the largest requests the demos allow (a long
-     prompt's attention, a training-size batch) happen one at a time, as when the heavy lane had one slot.
+A browser session is light while the time its requests held a slot lately, this one's included, is under LIGHT_S
+(the sum decays with a half-life of HALF_LIFE_S): a student reading answers and asking again. Ranks, the lower
+served first:
+  0  a quick forward (the model lane) for a light session;
+  1  heavy work for a light session: a student's own question to a generating demo;
+  2  anything for any other session (someone looping over the most expensive settings, with one session or a new
+     one for every request: a request that holds a slot past LIGHT_S is rank 2 from then on). At most ``heavy``
+     rank-2 heavy requests run at once, so a slot is always left to the others, and the large transients of the
+     largest requests the demos allow (a long prompt's attention) happen one at a time.
 Within a rank, first come, first served. Heavy work takes turns (toolkit.turns: between generated tokens and
 between decoder layers): at a turn it lends its slot to a waiting request that ranks before it, and a rank-2
 request also pauses while another rank-2 one runs. It then waits for a slot again, keeping its place in the queue,
@@ -35,12 +36,12 @@ class Busy(Exception):
 @dataclass(eq=False)
 class Ticket:
     lane: str  # "model" or "heavy"
-    session: str
+    session: str  # the browser session it works for
     seq: int  # arrival order, kept across pauses
     rank: int = QUICK
     since: float = 0.0  # when it last got a slot
     holding: bool = False
-    counted: bool = False  # holds a slot as a rank-2 request
+    counted: bool = False  # holds a slot as a rank-2 heavy request
 
 
 class Gate:
@@ -48,10 +49,10 @@ class Gate:
         self.cond = threading.Condition()
         self.free = slots
         self.heavy_cap = heavy
-        self.heavy_running = 0  # rank-2 requests holding a slot
+        self.heavy_running = 0  # rank-2 heavy requests holding a slot
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
-        self.usage: dict[str, tuple[float, float]] = {}  # session -> (heavy seconds, when)
+        self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds in a slot, when)
 
     # ---- bookkeeping (under self.cond) ------------------------------------------------------------------------
 
@@ -60,13 +61,13 @@ class Gate:
         return seconds * 0.5 ** ((now - at) / HALF_LIFE_S)
 
     def _rank(self, t: Ticket, now: float) -> int:
-        if t.lane != "heavy":
-            return QUICK
         running = now - t.since if t.holding else 0.0
-        return LIGHT if self.used(t.session, now) + running < LIGHT_S else HEAVY
+        if self.used(t.session, now) + running >= LIGHT_S:
+            return HEAVY
+        return LIGHT if t.lane == "heavy" else QUICK
 
     def _eligible(self, t: Ticket) -> bool:
-        return t.rank != HEAVY or self.heavy_running < self.heavy_cap
+        return not (t.rank == HEAVY and t.lane == "heavy") or self.heavy_running < self.heavy_cap
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
@@ -76,10 +77,9 @@ class Gate:
     def _release(self, t: Ticket, now: float) -> None:
         if not t.holding:
             return
-        if t.lane == "heavy":
-            self.usage[t.session] = (self.used(t.session, now) + now - t.since, now)
-            if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
-                self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
+        self.usage[t.session] = (self.used(t.session, now) + now - t.since, now)
+        if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
+            self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
         self.free += 1
         self.heavy_running -= t.counted
         t.holding = t.counted = False
@@ -99,7 +99,7 @@ class Gate:
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
-        t.counted = t.rank == HEAVY
+        t.counted = t.rank == HEAVY and t.lane == "heavy"
         self.heavy_running += t.counted
         t.holding, t.since = True, time.monotonic()
         self.cond.notify_all()
@@ -121,7 +121,7 @@ class Gate:
                 return
             now = time.monotonic()
             rank = self._rank(t, now)
-            if rank == HEAVY and not t.counted:  # ran past LIGHT_S: a rank-2 request from now on
+            if rank == HEAVY and t.lane == "heavy" and not t.counted:  # past LIGHT_S: rank 2 from now on
                 t.counted = True
                 self.heavy_running += 1
             nxt = self._next() if self.free == 0 else None

@@ -86,8 +86,8 @@ class UserError(gr.Error):
 #   "model": forward passes, WORKERS at once across every demo of the process (2 cores); a request that waits longer
 #            than BUSY_AFTER_S gets a clear "busy" message. Each request's work is bounded by its concept's budget;
 #   "heavy": model work of seconds (generating with and without a cache, RAG, speculative decoding, a whole-text
-#            pass): a model slot too, ranked by how much heavy work its browser session asked for lately, and lent
-#            between steps to a quick forward or a lighter session's request (demos/lanes.py);
+#            pass): a model slot too, lent between steps to a request that ranks before it: both lanes are ranked
+#            by how long their browser session held a slot lately (demos/lanes.py);
 #   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))

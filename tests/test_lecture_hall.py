@@ -51,6 +51,12 @@ def test_cheap_handlers_never_wait_behind_model_work():
             t.join(timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def fresh_usage(monkeypatch):
+    """Each test starts with no session's slot time on record (requests without a session share one name)."""
+    monkeypatch.setattr(ui._gate, "usage", {})
+
+
 class Session:
     """What a handler gets as ``request``: a browser session."""
 
@@ -180,6 +186,39 @@ def test_requests_past_light_run_one_at_a_time(monkeypatch):
     assert done and second.holding and second.counted  # resumed when the first was done
     gate.leave(second)
     assert gate.free == 2 and gate.heavy_running == 0 and not gate.waiting
+
+
+def test_a_flooding_session_s_quick_forwards_wait_behind_students():
+    """Slot time counts in every lane: a session that held slots for long lately is rank 2 for its quick forwards
+    too, so they neither go before a student's heavy request nor make it pause; a light session's quick forward
+    does."""
+    gate = lanes.Gate(1, heavy=1)
+    gate.usage["flood"] = (10 * lanes.LIGHT_S, time.monotonic())
+    student = gate.enter("heavy", "student", 1)
+    got = []
+
+    def forward(session):
+        t = gate.enter("model", session, 5)
+        got.append(session)
+        gate.leave(t)
+
+    flood = threading.Thread(target=forward, args=("flood",))
+    flood.start()
+    deadline = time.monotonic() + 5
+    while not gate.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.turn(student, 1)
+    assert student.holding and not got  # no pause for the flood's forward
+    light = threading.Thread(target=forward, args=("another student",))
+    light.start()
+    while len(gate.waiting) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.turn(student, 5)  # pauses for the light forward, which ranks first, then gets the slot back
+    assert student.holding and got == ["another student"]
+    gate.leave(student)
+    flood.join(timeout=5)
+    light.join(timeout=5)
+    assert got == ["another student", "flood"] and gate.free == 1 and not gate.waiting
 
 
 def test_long_forwards_take_turns_between_layers_and_timed_steps_take_none(smol):
