@@ -24,8 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-HALF_LIFE_S = 60.0
-LIGHT_S = 10.0
+HALF_LIFE_S = 30.0
+LIGHT_S = 20.0
 QUICK, LIGHT, HEAVY = 0, 1, 2
 
 

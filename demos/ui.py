@@ -150,7 +150,22 @@ def safe(fn: Callable | None = None, *, lane: str = "model") -> Callable:
 
 
 def _request(args: tuple, kwargs: dict) -> gr.Request | None:
-    return kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+    given = kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+    return current_request(given)
+
+
+def current_request(request: gr.Request | None = None) -> gr.Request | None:
+    """The page's request: the one a handler was given, else the one Gradio is serving in this thread. Gradio
+    passes the request only to a positional parameter, so a handler written ``f(*args, request=None)`` gets None:
+    without this its figures were drawn light on a dark page and its session went unranked."""
+    if request is not None:
+        return request
+    try:
+        from gradio.context import LocalContext
+
+        return LocalContext.request.get(None)
+    except (ImportError, AttributeError):  # another Gradio: only what was given
+        return None
 
 
 @contextlib.contextmanager
@@ -271,6 +286,7 @@ def _copies(value: Any) -> Any:
 
 def query(request: gr.Request | None) -> dict[str, str]:
     """The page's URL query parameters (empty when called outside a browser session)."""
+    request = current_request(request)
     if request is None:
         return {}
     try:

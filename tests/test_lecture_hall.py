@@ -251,6 +251,35 @@ def test_the_lanes_not_gradio_decide_what_runs(live_server):
         assert info.blocks._queue.default_concurrency_limit == ui.PER_DEMO, name
 
 
+def test_a_handler_not_given_the_request_still_knows_its_page(monkeypatch):
+    """Gradio gives the request only to a positional parameter: page handlers written ``f(*args, request=None)``
+    (RAG, speculative decoding, attention, vector search...) were called without it, so a dark page got light
+    figures and every such request shared one unranked session. The request Gradio is serving in the thread is
+    used instead."""
+    from gradio.context import LocalContext
+
+    class Dark(Session):
+        query_params = {"__theme": "dark"}
+
+    seen = []
+
+    @ui.safe(lane="heavy")
+    def inner(x, request=None):
+        seen.append((ui.is_dark(request), ui._held.session))
+        return x
+
+    def page(*args, request=None):  # as Gradio calls it: no request
+        return inner(*args, request=request)
+
+    token = LocalContext.request.set(Dark("student-7"))
+    try:
+        assert page(1) == 1
+    finally:
+        LocalContext.request.reset(token)
+    assert seen == [(True, "student-7")]
+    assert ui.current_request() is None and not ui.is_dark(None)  # outside a page: nothing
+
+
 def test_a_pause_at_a_turn_is_left_out_of_the_timings_shown(smol):
     """Speculative decoding and plain greedy decoding show their seconds: a pause for another request is not
     counted in them (toolkit.turns counts it per thread)."""
