@@ -5,7 +5,8 @@ over --demos) and, until the end, sends that demo's main request (its first publ
 does: Gradio's queue protocol over plain HTTP (POST <demo>/gradio_api/queue/join, then the server-sent events of
 GET <demo>/gradio_api/queue/data until "process_completed"). Every other request is the demo's preset (a class
 opening the same slide asks the same question); the others are the student's own: their own text (the first text
-box with a preset), else a position or step (the first slider, anywhere in its range), else a number or a view.
+box with a preset), else a position or step (the first slider, anywhere in its range), else a number or a view;
+new in each scenario, so that the hostile mix finds none of them among the answers the students scenario left.
 Between requests a student thinks a random --think time (default 10-40 s: a student reads the answer, changes
 something, tries again; this is a lecture, not a denial of service; 100 students then send about 4 requests a
 second). Students arrive over the first think interval. One student is one thread with urllib-level HTTP
@@ -259,14 +260,16 @@ def own_input(ep: Endpoint) -> tuple[int, str] | None:
     return None
 
 
-def student_request(ep: Endpoint, own: tuple[int, str] | None, sid: int, n: int, rng: random.Random) -> list:
+def student_request(
+    ep: Endpoint, own: tuple[int, str] | None, sid: int, n: int, rng: random.Random, tag: str = ""
+) -> list:
     data = ep.preset()
     if n % 2 == 0 or own is None:  # every other request: the preset
         return data
     i, how = own
     w = ep.inputs[i]
     if how == "text":
-        data[i] = f"{w.value} (Student {sid}, question {n}.)"
+        data[i] = f"{w.value} (Student {sid}, question {n}{tag}.)"  # new in each scenario: no answer kept from before
     elif how == "range":
         step = w.step or 1
         k = rng.randint(0, int(round((w.maximum - w.minimum) / step)))
@@ -305,7 +308,7 @@ class Scenario:
 
 def student(sid: int, ep: Endpoint, sc: Scenario, tag: str) -> None:
     """One browser tab: open the page, then request, read the answer, think, until the end."""
-    rng = random.Random(sid)
+    rng = random.Random(f"{tag}-{sid}")  # the own settings differ between scenarios too
     session = f"{tag}-student-{sid}-{rng.getrandbits(32):08x}"
     own = own_input(ep)
     if sc.ended.wait(rng.uniform(0, sc.think[1])):  # the class does not click in the same second
@@ -321,7 +324,7 @@ def student(sid: int, ep: Endpoint, sc: Scenario, tag: str) -> None:
         sent = time.time() - sc.start
         with sc.lock:
             sc.in_flight[key] = (ep.demo, sent)
-        outcome = call(sc.port, ep, student_request(ep, own, sid, n, rng), session)
+        outcome = call(sc.port, ep, student_request(ep, own, sid, n, rng, f", {tag}"), session)
         sc.record(ep.demo, sent, outcome, key)
         n += 1
         sc.ended.wait(rng.uniform(*sc.think))
