@@ -9,12 +9,7 @@ from toolkit import kv_cache
 from toolkit.kv_cache import KvCacheConfig
 from toolkit.kv_cache import figures as views
 
-# Short enough that a student's own question costs about a second on a shared 2-core server (issue #15); a longer
-# prompt widens the gap.
-DEFAULT_PROMPT = (
-    "The Roman Empire ruled the Mediterranean and much of Europe, Western Asia and North Africa. The western "
-    "empire fell in 476 AD; the eastern empire lasted until 1453. The most important thing about the empire was"
-)
+DEFAULT_PROMPT = views.PROMPT
 DEFAULT_STEPS = KvCacheConfig.default("steps")  # the slide's preset
 
 

@@ -51,13 +51,14 @@ def _targets(prompt: str, cfg: spec.TargetsConfig):
 
 
 def _status(trace) -> str:
-    same = {True: "identical to plain greedy decoding ✓", False: "**differs from plain greedy** ✗", None: ""}
-    plain = f" (plain greedy {trace.greedy_seconds:.1f} s)" if trace.greedy_seconds else ""
-    mode = "greedy" if trace.mode == "greedy" else f"sampling at T = {trace.temperature:g}"
+    # one line on the slide's frame: the hero below must stay whole
+    same = {True: ": the same tokens ✓", False: ": **other tokens** ✗", None: ""}
+    plain = f", plain greedy {trace.greedy_seconds:.1f} s" if trace.greedy_seconds else ""
+    mode = "" if trace.mode == "greedy" else f", sampling at T = {trace.temperature:g}"  # greedy: the check says so
     return (
-        f"**{plots.DRAFT_LABELS[trace.draft]}**, k = {trace.k}, {mode}: {len(trace.new_ids)} tokens in "
+        f"**{plots.DRAFT_LABELS[trace.draft]}**, k = {trace.k}{mode}: {len(trace.new_ids)} tokens in "
         f"{len(trace.accepted)} target passes, {100 * trace.acceptance:.0f}% of drafts accepted, "
-        f"{trace.seconds:.1f} s{plain}; {same[trace.same_as_greedy]}"
+        f"{trace.seconds:.1f} s{plain}{same[trace.same_as_greedy]}"
     )
 
 

@@ -315,4 +315,4 @@ def test_demo_through_the_server(live_server):
         2.0,
         api_name="/show",
     )
-    assert "identical to plain greedy" in out[0]
+    assert "plain greedy" in out[0] and "the same tokens ✓" in out[0]

@@ -88,12 +88,11 @@ def memory(t: KvCacheTrace, dark: bool = False) -> go.Figure:
 # ---- the demo's views from Python: toolkit.views.show("kv_cache", view, **preset) ------------------------------
 # Generates with and without the cache on this machine: the timings are measured, not replayed.
 
+# The demo's preset too. Short enough that a student's own question costs under 2 s of a core on a shared 2-core
+# server (issue #15); a longer prompt widens the gap.
 PROMPT = (
-    "The Roman Empire was the post-Republican state of ancient Rome. It ruled the Mediterranean and much of "
-    "Europe, Western Asia and North Africa. The Romans conquered most of this during the Republic, and it was "
-    "ruled by emperors following Octavian's assumption of effective sole rule in 27 BC. The western empire "
-    "collapsed in 476 AD, but the eastern empire lasted until the fall of Constantinople in 1453. In its long "
-    "history, the most important thing about the empire was"
+    "The Roman Empire ruled the Mediterranean and much of Europe, Western Asia and North Africa. The western "
+    "empire fell in 476 AD; the eastern empire lasted until 1453. The most important thing about the empire was"
 )
 
 
