@@ -66,8 +66,13 @@ class Gate:
             return HEAVY
         return LIGHT if t.lane == "heavy" else QUICK
 
+    @staticmethod
+    def _capped(t: Ticket, rank: int) -> bool:
+        """Among the rank-2 heavy requests, of which ``heavy_cap`` run at once."""
+        return rank == HEAVY and t.lane == "heavy"
+
     def _eligible(self, t: Ticket) -> bool:
-        return not (t.rank == HEAVY and t.lane == "heavy") or self.heavy_running < self.heavy_cap
+        return not self._capped(t, t.rank) or self.heavy_running < self.heavy_cap
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
@@ -99,7 +104,7 @@ class Gate:
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
-        t.counted = t.rank == HEAVY and t.lane == "heavy"
+        t.counted = self._capped(t, t.rank)
         self.heavy_running += t.counted
         t.holding, t.since = True, time.monotonic()
         self.cond.notify_all()
@@ -121,7 +126,7 @@ class Gate:
                 return
             now = time.monotonic()
             rank = self._rank(t, now)
-            if rank == HEAVY and t.lane == "heavy" and not t.counted:  # past LIGHT_S: rank 2 from now on
+            if self._capped(t, rank) and not t.counted:  # past LIGHT_S: rank 2 from now on
                 t.counted = True
                 self.heavy_running += 1
             nxt = self._next() if self.free == 0 else None

@@ -2,7 +2,7 @@
 worker's slot to a request that ranks before it (demos/lanes.py), then carry on where it stopped.
 
 Outside a server no one takes turns and ``turn()`` costs nothing. Time spent paused is counted per thread, so a
-duration shown on screen can leave it out (``paused()`` before and after); a step timed on its own runs inside
+duration shown on screen can leave it out (``stopwatch()``); a step timed on its own runs inside
 ``held()``, where no turn is taken.
 """
 
@@ -35,6 +35,12 @@ def turn() -> None:
 def paused() -> float:
     """Seconds this thread has spent paused at turns so far."""
     return getattr(_local, "paused", 0.0)
+
+
+def stopwatch() -> Callable[[], float]:
+    """Started now; calling it gives the seconds of work since: wall time less this thread's pauses at turns."""
+    t0, p0 = time.perf_counter(), paused()
+    return lambda: time.perf_counter() - t0 - (paused() - p0)
 
 
 @contextlib.contextmanager

@@ -160,10 +160,10 @@ def capture(model: models.Loaded | str, question: str, config: RagConfig | None 
     chosen = chosen[: len(chosen) - dropped]
     counts = segment_counts(prompt, offsets, spans)
     prompt_without, ids_without, _ = render(loaded, messages(question, None))
-    t2, paused = time.perf_counter(), turns.paused()
+    work = turns.stopwatch()  # work, not waiting for a slot
     answer_with, n_with = greedy(loaded, ids, cfg.max_new_tokens)
     answer_without, n_without = greedy(loaded, ids_without, cfg.max_new_tokens)
-    seconds["generate"] = time.perf_counter() - t2 - (turns.paused() - paused)  # work, not waiting for a slot
+    seconds["generate"] = work()
     titles = {str(int(i)): corpus.titles[int(i)] for i in list(cand) + chosen}
     return RagTrace(
         question=question,

@@ -107,7 +107,7 @@ def capture(
     cfg = SparseConfig.make(config, **options)
     ids = token_ids(loaded, prompt, cfg.max_tokens)
     allowed = cfg.mask(len(ids))
-    t0, paused = time.perf_counter(), turns.paused()
+    work = turns.stopwatch()
     out = evaluate(loaded, ids, allowed, cfg.sinks)
     q0 = maths.since(cfg.window, len(ids))
     return SparseTrace(
@@ -118,7 +118,7 @@ def capture(
         density=maths.density(allowed),
         config=cfg.to_dict(),
         source=TOPIC if prompt is None else "text",
-        seconds=time.perf_counter() - t0 - (turns.paused() - paused),
+        seconds=work(),
         meta=make_meta(loaded.name, seed=cfg.seed),
     ).check()
 

@@ -58,7 +58,7 @@ def _finish(run: Run, eos: set[int], max_new: int) -> bool:
 
 def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
     """Plain greedy decoding with a cache: one target forward per new token."""
-    run, eos, t0, paused = Run(), eos_ids(model), time.perf_counter(), turns.paused()
+    run, eos, work = Run(), eos_ids(model), turns.stopwatch()
     cache = DynamicCache(config=model.config)
     ids = torch.tensor([prompt])
     with torch.no_grad():
@@ -71,7 +71,7 @@ def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
             if _finish(run, eos, max_new):
                 break
             ids = torch.tensor([[tok]])
-    run.seconds = run.target_seconds = time.perf_counter() - t0 - (turns.paused() - paused)
+    run.seconds = run.target_seconds = work()
     return run
 
 
@@ -132,7 +132,7 @@ def speculative(
 ) -> Run:
     """Draft k tokens, verify them in one target pass, keep the agreed prefix and the target's next token.
     temperature None: greedy (the output equals plain greedy decoding); else speculative sampling."""
-    run, eos, t0, paused = Run(), eos_ids(model), time.perf_counter(), turns.paused()
+    run, eos, work = Run(), eos_ids(model), turns.stopwatch()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     cache = DynamicCache(config=model.config)
@@ -167,7 +167,7 @@ def speculative(
         run.new += [*drafted[:n], token]
         if _finish(run, eos, max_new):
             break
-    run.seconds = time.perf_counter() - t0 - (turns.paused() - paused)
+    run.seconds = work()
     return run
 
 
