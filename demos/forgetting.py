@@ -10,6 +10,7 @@ import gradio as gr
 
 from demos import stage, ui
 from toolkit import forgetting as fg
+from toolkit import turns
 from toolkit.forgetting import figures as views
 from toolkit.forgetting.record import ASSET, COMMAND
 from toolkit.trace import TraceError
@@ -69,7 +70,9 @@ def live(method, steps, request: gr.Request | None = None):
     try:
         yield f"Starting {fg.METHOD_TITLES[method]} for {cfg.steps} steps on a private copy ...", gr.skip(), gr.skip()
         trace, history, model = recorded(), [], None
-        for step, trained in fg.stream(ui.model(), cfg, stop):
+        session = getattr(ui.current_request(request), "session_hash", None)
+        steps = turns.each_in(lambda: ui.slot(session), fg.stream(ui.model(), cfg, stop))  # a slot for each step
+        for step, trained in steps:
             history.append(step)
             model = trained
             extra = {
@@ -83,7 +86,8 @@ def live(method, steps, request: gr.Request | None = None):
             )
             yield note, gr.update(value=stage.fill(views.curves(trace, dark, extra)), visible=True), gr.skip()
         if history and not stop.is_set():
-            said = fg.answers(ui.model(), model, fg.PROMPTS[:1])[0]
+            with ui.slot(session):
+                said = fg.answers(ui.model(), model, fg.PROMPTS[:1])[0]
             yield f"{note} · asked *{fg.PROMPTS[0]}* it now says: {said!r}", gr.skip(), gr.skip()
     except gr.Error:
         raise

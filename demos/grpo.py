@@ -190,7 +190,7 @@ def live(
     _runs[session] = control
     try:
         with ui.training():  # the server's one training slot (DPO, LoRA, forgetting... wait for it too)
-            for step in trainer.stream(cfg, control):
+            for step in trainer.stream(cfg, control, around=lambda: ui.slot(session)):
                 if step is None:
                     yield skip
                     continue

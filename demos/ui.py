@@ -86,9 +86,12 @@ class UserError(gr.Error):
 #   "model": forward passes, WORKERS at once across every demo of the process (2 cores); a request that waits longer
 #            than BUSY_AFTER_S gets a clear "busy" message. Each request's work is bounded by its concept's budget;
 #   "heavy": model work of seconds (generating with and without a cache, RAG, speculative decoding, a whole-text
-#            pass): a model slot too, lent between steps to a request that ranks before it: both lanes are ranked
-#            by how long their browser session held a slot lately (demos/lanes.py);
-#   "train": training-like work (DPO, LoRA, GRPO...), one at a time in its own slot; a second is told at once.
+#            pass): a model slot too;
+#   "train": training-like work (DPO, LoRA, GRPO...), one run at a time (a second is told at once), in a model
+#            slot ranked as heavy work (a live run takes one for each of its steps: ``ui.slot``).
+# Every slot is lent, between decoder layers and between tokens or steps (toolkit.turns), to a request that ranks
+# before its holder: requests are ranked by how long their browser session held a slot lately (demos/lanes.py), so
+# a student's question never waits for someone's long request to end.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
 # Requests of one demo inside its handlers at once (Gradio's concurrency limit). The lanes decide what runs; a
@@ -183,40 +186,50 @@ def _session(args: tuple, kwargs: dict) -> Iterator[None]:
 
 
 class _lane:
-    """Hold the lane's slot for one handler call; a handler calling another handler keeps its one slot."""
+    """Hold the lane's slot for one handler call, taking turns; a handler calling another handler keeps its one
+    slot. ``session``: the browser session to rank it by, where the thread has none (a live run's own thread)."""
 
-    def __init__(self, lane: str):
-        self.lane = lane
+    def __init__(self, lane: str, session: str | None = None):
+        self.lane, self.session = lane, session
         self.ticket: lanes.Ticket | None = None
-        self.turns: contextlib.ExitStack | None = None
+        self.turns = contextlib.ExitStack()
         self.took = False
 
     def __enter__(self) -> None:
         if self.lane == "cheap" or getattr(_held, "slot", False):
             return
-        if self.lane == "train":
-            if not _train.acquire(blocking=False):
-                raise UserError(TRAIN_BUSY)
-        else:
-            try:
-                self.ticket = _gate.enter(self.lane, getattr(_held, "session", None) or "", BUSY_AFTER_S)
-            except lanes.Busy:
-                raise UserError(BUSY_MESSAGE) from None
-            if self.lane == "heavy":
-                self.turns = contextlib.ExitStack()
-                self.turns.enter_context(turns.taking(functools.partial(_turn, self.ticket)))
+        if self.lane == "train" and not _train.acquire(blocking=False):
+            raise UserError(TRAIN_BUSY)
+        session = self.session if self.session is not None else getattr(_held, "session", None)
+        try:
+            self.ticket = _gate.enter("model" if self.lane == "model" else "heavy", session or "", BUSY_AFTER_S)
+        except lanes.Busy:
+            if self.lane == "train":
+                _train.release()
+            raise UserError(BUSY_MESSAGE) from None
+        self.turns.enter_context(turns.taking(functools.partial(_turn, self.ticket)))
         _held.slot = self.took = True
 
     def __exit__(self, *exc: Any) -> None:
         if not self.took:
             return  # cheap, or inside another handler's slot
         _held.slot = self.took = False
-        if self.turns is not None:
-            self.turns.close()
-        if self.ticket is not None:
-            _gate.leave(self.ticket)
-        else:
+        self.turns.close()
+        _gate.leave(self.ticket)
+        if self.lane == "train":
             _train.release()
+        if self.lane != "model":
+            trim()
+
+
+def slot(session: str | None = None) -> _lane:
+    """A model slot ranked as heavy work, taking turns, for model work outside a handler's own call: each step
+    of a live run that holds ``training()`` (``with ui.slot(session): ...``, in the thread that does the work)."""
+    return _lane("heavy", session)
+
+
+def trim() -> None:
+    """Give freed memory back to the system after heavy work (lecture.server sets it to glibc's malloc_trim)."""
 
 
 def _turn(ticket: lanes.Ticket) -> None:

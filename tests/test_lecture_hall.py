@@ -8,6 +8,7 @@ live GRPO ownership (5) in test_grpo.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -369,6 +370,148 @@ def test_training_runs_one_at_a_time_and_a_second_is_told_at_once():
         release.set()
         first.join(timeout=30)
     assert train() == "trained"  # the slot is free again
+
+
+def holding(release: threading.Event):
+    """A request that holds a model slot until released, taking no turn."""
+
+    @ui.safe
+    def hold(request=None):
+        release.wait(timeout=30)
+
+    return hold
+
+
+def test_training_holds_a_model_slot_and_lends_it_to_a_student(monkeypatch):
+    """Training-like work runs in a model slot ranked as heavy work, not beside the slots: someone's long LoRA run
+    (a session past LIGHT_S) held a core of its own while the students' questions shared the rest. It lends its slot
+    at a turn to a student's forward, and gives it back when it ends; its slot time ranks its session."""
+    monkeypatch.setitem(ui._gate.usage, "trainer", (10 * lanes.LIGHT_S, time.monotonic()))
+    release, steps = threading.Event(), []
+
+    @ui.safe(lane="train")
+    def train(request=None):
+        while not release.is_set():
+            time.sleep(0.01)  # one step
+            steps.append(1)
+            turns.turn()
+        return "trained"
+
+    @ui.safe
+    def forward(request=None):
+        return "quick"
+
+    blocker = threading.Event()
+    others = [threading.Thread(target=holding(blocker), args=(Session(f"s{i}"),)) for i in range(1, ui.WORKERS)]
+    run = threading.Thread(target=train, kwargs={"request": Session("trainer")})
+    run.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not steps and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ui._gate.free == ui.WORKERS - 1 and ui._gate.heavy_running == 1  # one slot, counted as heavy
+        for t in others:  # the other slots held by students' questions
+            t.start()
+        while ui._gate.free and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        assert forward(request=Session("student")) == "quick"  # the run lent its slot at its next step
+        assert time.monotonic() - t0 < 5
+        n = len(steps)
+        while len(steps) == n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(steps) > n  # and carried on
+    finally:
+        release.set()
+        blocker.set()
+        for t in [run, *others]:
+            t.join(timeout=30)
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == 0
+    assert ui._gate.used("trainer", time.monotonic()) > 9 * lanes.LIGHT_S
+
+
+def test_a_long_model_lane_request_lends_its_slot_between_layers(smol, monkeypatch):
+    """Quick forwards take turns too: a flooding session's 20,000-character attention request held a slot for 13 s
+    while students' questions waited. Every loaded model has the between-layer turns (toolkit.models, and the
+    twins that training builds), so any forward in a slot can pause for a request that ranks before it."""
+    from toolkit.lora import twin
+
+    assert models.load(models.default("causal")).model._turns_between_layers
+    assert twin(smol.model, training=True)._turns_between_layers
+    monkeypatch.setitem(ui._gate.usage, "flood", (10 * lanes.LIGHT_S, time.monotonic()))
+    ids = torch.tensor([smol.tokenizer("The animal didn't cross the street because it was too tired").input_ids])
+    turns.between_layers(smol.model)
+    waited, got, rounds = threading.Event(), [], []
+
+    @ui.safe
+    def forward(request=None):
+        got.append(request.session_hash)
+        if request.session_hash == "flood":
+            with torch.no_grad():
+                for _ in range(50):  # a long forward, many layers
+                    smol.model(ids)
+                    rounds.append(1)
+                    if waited.is_set() and len(got) > 1:
+                        break
+        return request.session_hash
+
+    blocker = threading.Event()
+    others = [threading.Thread(target=holding(blocker), args=(Session(f"s{i}"),)) for i in range(1, ui.WORKERS)]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 10
+    while ui._gate.free > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    flood = threading.Thread(target=forward, kwargs={"request": Session("flood")})
+    flood.start()
+    try:
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waited.set()
+        assert forward(request=Session("student")) == "student"  # served inside the flood's forward
+    finally:
+        blocker.set()
+        flood.join(timeout=60)
+        for t in others:
+            t.join(timeout=30)
+    assert got == ["flood", "student"] and len(rounds) < 50  # not after the flood's whole request
+    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting
+
+
+def test_a_live_run_takes_a_slot_for_each_step_in_its_own_thread(smol):
+    """A live GRPO run trains in a thread of its own: ``around`` (the demo's ``ui.slot``) wraps each step there, so
+    the run holds a model slot while it computes and takes turns in it; the slot is free between steps and after."""
+    from toolkit.grpo import trainer
+
+    entered, seen = [], []
+
+    @contextlib.contextmanager
+    def around():
+        with ui.slot("live"):
+            entered.append(threading.current_thread().name)
+            seen.append(ui._gate.free)
+            yield
+
+    steps = [s for s in trainer.stream(preset_tiny(), threading.Event(), poll_s=0.1, around=around) if s]
+    assert len(steps) == 2 and len(entered) == 3  # two steps, then the call that found the run over
+    assert set(entered) == {"grpo-live"} and seen == [ui.WORKERS - 1] * 3
+    assert ui._gate.free == ui.WORKERS and ui._gate.used("live", time.monotonic()) > 0
+
+
+def preset_tiny():
+    from toolkit.grpo import config
+
+    return config.preset("tiny", steps=2, max_new_tokens=3, num_generations=2)
+
+
+def test_heavy_work_gives_freed_memory_back(monkeypatch):
+    """After heavy or training work the server hands freed heap pages back (glibc's malloc_trim, set by
+    lecture.server); quick forwards skip it."""
+    calls = []
+    monkeypatch.setattr(ui, "trim", lambda: calls.append(1))
+    for lane in ("model", "heavy", "train"):
+        ui.safe(lambda: None, lane=lane)()
+    assert calls == [1, 1]
 
 
 def test_budgets_are_sentences_with_the_fix():

@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -20,6 +20,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from toolkit import arch
 
 _local = threading.local()
+T = TypeVar("T")
 
 
 def turn() -> None:
@@ -62,6 +63,18 @@ def held() -> Iterator[None]:
         yield
     finally:
         _local.held -= 1
+
+
+def each_in(context: Callable[[], contextlib.AbstractContextManager], items: Iterator[T]) -> Iterator[T]:
+    """``items``, each one made inside a fresh ``context()``: a server's model slot for every step of a long run,
+    given back between steps."""
+    while True:
+        with context():
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
 
 
 def between_layers(model: torch.nn.Module) -> None:

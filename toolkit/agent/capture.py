@@ -13,14 +13,13 @@ A turn without a call is the answer. Without tools the same examples are shown a
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from toolkit import models
+from toolkit import models, turns
 from toolkit.agent.maths import ParseFailure, parse_call, split_call
 from toolkit.agent.questions import EXAMPLES, Question, questions
 from toolkit.agent.tools import TOOLS, ToolError
@@ -162,10 +161,10 @@ def evaluate(
         raise ValueError("no questions to run")
     episodes, seconds = {}, {}
     for cond in CONDITIONS:
-        t0 = time.perf_counter()
+        work = turns.stopwatch()  # work, not pauses for a waiting request
         label = ("with tools" if cond == "tools" else "without tools") if progress else None
         episodes[cond] = run(loaded, items, cond == "tools", cfg, progress=label)
-        seconds[cond] = round(time.perf_counter() - t0, 2)
+        seconds[cond] = round(work(), 2)
     return AgentTrace(
         questions=[{"id": q.id, "kind": q.kind, "question": q.question, "answer": q.answer} for q in items],
         conditions=list(CONDITIONS),

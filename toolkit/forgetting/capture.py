@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import arch, models
+from toolkit import arch, models, turns
 from toolkit.config import Config, param
 from toolkit.forgetting.data import EVAL_TOPICS, PROMPTS, REPLAY_TOPICS, general_chunks, task
 from toolkit.forgetting.maths import kl_to_base, perplexity
@@ -131,7 +130,7 @@ def stream(
     replay = general_chunks(tok, REPLAY_TOPICS)
     train = list(task("train"))
     rng = random.Random(cfg.seed)
-    t0 = time.perf_counter()
+    work = turns.stopwatch()  # work, not pauses for a waiting request
     trained.eval()
     yield Step(0, None, *evaluate(trained, heldout, general), 0.0), trained
     opt = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=cfg.lr)
@@ -156,7 +155,7 @@ def stream(
         loss.backward()
         opt.step()
         trained.eval()
-        yield Step(step, float(loss.detach()), *evaluate(trained, heldout, general), time.perf_counter() - t0), trained
+        yield Step(step, float(loss.detach()), *evaluate(trained, heldout, general), work()), trained
 
 
 def answers(loaded: models.Loaded, model: torch.nn.Module | None = None, prompts=PROMPTS) -> list[str]:

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
-from toolkit import models
+from toolkit import models, turns
 from toolkit.grpo import maths
 from toolkit.grpo.config import GrpoConfig
 from toolkit.grpo.rewards import TASKS, score
@@ -294,12 +294,18 @@ def run(config: GrpoConfig | None = None, stop: threading.Event | None = None, *
         yield from _run(cfg, Control(stop))
 
 
-def stream(cfg: GrpoConfig, control: Control | threading.Event, poll_s: float = 1.0) -> Iterator[GrpoStep | None]:
+def stream(
+    cfg: GrpoConfig,
+    control: Control | threading.Event,
+    poll_s: float = 1.0,
+    around: Callable[[], AbstractContextManager] | None = None,
+) -> Iterator[GrpoStep | None]:
     """Train in a background thread; yield each GrpoStep, and None every ``poll_s`` seconds in between.
 
     For live demos: the consumer is never blocked for long, so a web server can close it at once (page left,
     stop pressed); closing stops the run. ``control`` (a Control, or a bare stop Event) also ends it when nobody has
     read the stream for its ``idle_s`` or past its ``max_s``. Raises Busy at once if another run holds the model.
+    ``around``: a context each step runs inside, in the training thread (a server's model slot, lent at turns).
     """
     control = control if isinstance(control, Control) else Control(control)
     if not isinstance(cfg, GrpoConfig):
@@ -310,7 +316,8 @@ def stream(cfg: GrpoConfig, control: Control | threading.Event, poll_s: float = 
 
     def work() -> None:
         try:
-            for rec in _run(cfg, control):
+            steps = _run(cfg, control)
+            for rec in turns.each_in(around, steps) if around is not None else steps:
                 items.put(rec)
         except Exception as err:  # handed to the consumer, raised there
             items.put(err)
@@ -365,7 +372,7 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
     for step in range(cfg.steps):
         if control.halted():
             return
-        t0 = time.perf_counter()
+        clock = turns.stopwatch()  # work, not pauses for a waiting request
         problems = [task.make(rng) for _ in range(n)]
         prompts = [encode_prompt(tok, q) for q, _ in problems]
         model.eval()
@@ -386,7 +393,7 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
         per_fn, total = score(weights, texts, answers)
         adv = maths.group_advantages(torch.tensor(total).view(n, g), cfg.scale_rewards)  # (n, G)
         adv_flat = adv.advantages.reshape(-1)  # (B,)
-        t1 = time.perf_counter()
+        t1 = clock()
 
         with torch.no_grad(), model.disable_adapter():
             ref = [
@@ -426,7 +433,7 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
                     "ratio_max_dev": float(((ratio.detach() - 1).abs() * mask).max()),  # 0 on a first update
                 }
             )
-        t2 = time.perf_counter()
+        t2 = clock()
 
         total_t = torch.tensor(total)
         metrics = {name: float(np.mean([u_[name] for u_ in updates])) for name in updates[0]}
@@ -480,7 +487,7 @@ def _run(cfg: GrpoConfig, control: Control) -> Iterator[GrpoStep]:
             metrics=metrics,
             updates=updates,
             groups=groups_out,
-            time={"generate": t1 - t0, "train": t2 - t1, "total": time.perf_counter() - t0},
+            time={"generate": t1, "train": t2 - t1, "total": clock()},
         )
 
 

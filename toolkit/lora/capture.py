@@ -9,14 +9,13 @@ its inputs, then a ``LoraConfig`` / ``QuantConfig`` and/or its fields as keyword
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from toolkit import arch, models
+from toolkit import arch, models, turns
 from toolkit.config import Config, param
 from toolkit.lora.maths import SCHEMES, lora_parameters, quantize
 from toolkit.lora.trace import LoraTrace, QuantTrace
@@ -93,6 +92,7 @@ def twin(model: models.Loaded | str | torch.nn.Module, training: bool = False) -
     other.generation_config = model.generation_config
     if training:
         other.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    turns.between_layers(other)  # new modules: the shared model's hooks are not on them
     return other.eval()
 
 
@@ -164,9 +164,9 @@ def finetune(
     if cfg.layer >= n_layers:
         raise ValueError(f"layer must be between 0 and {n_layers - 1} for {loaded.name}, got {cfg.layer}")
     ids, mask, labels = batch(loaded, list(exchanges))  # (n, T) each
-    t0 = time.perf_counter()
+    work = turns.stopwatch()  # work, not pauses for a waiting request
     peft_model, losses = _train(loaded, ids, mask, labels, cfg)
-    seconds = time.perf_counter() - t0
+    seconds = work()
     with torch.no_grad():
         final = float(peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss)
     name = _module_in_layer(peft_model, cfg.layer, cfg.targets[0])

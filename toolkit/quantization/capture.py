@@ -9,7 +9,6 @@ output of the blocks already quantised before it, as in the paper's sequential s
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import arch, models
+from toolkit import arch, models, turns
 from toolkit.config import Config, param
 from toolkit.hooks import Hooks
 from toolkit.quantization import corpus
@@ -189,7 +188,7 @@ def capture(
     other = (total_params - sum(lin.weight.numel() for lin in lins)) * 4
     rows: dict[str, list] = {k: [] for k in ("ppl", "nll", "bytes", "error", "hist", "seconds")}
     for name in progress(cfg.schemes):
-        t0 = time.perf_counter()
+        work = turns.stopwatch()  # work, not pauses for a waiting request
         s = scheme(name)
         error = np.zeros((n_layers, len(MODULES)))
         if s.needs_calibration:  # GPTQ: each layer's weights depend on the layers before it
@@ -215,7 +214,7 @@ def capture(
         rows["bytes"].append(sum(weight_bytes(name, tuple(lin.weight.shape)) for lin in lins))
         rows["error"].append(error)
         rows["hist"].append(np.histogram(hist_q.numpy().clip(edges[0], edges[-1]), edges)[0])
-        rows["seconds"].append(time.perf_counter() - t0)
+        rows["seconds"].append(work())
     return QuantizationTrace(
         schemes=list(cfg.schemes),
         modules=list(MODULES),

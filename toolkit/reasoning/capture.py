@@ -11,7 +11,6 @@ Accuracy is exact match of the number read (``maths.first_number``) with the pro
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import models
+from toolkit import models, turns
 from toolkit.config import Config, param
 from toolkit.reasoning.generate import chat_ids, generate
 from toolkit.reasoning.maths import first_number, majority
@@ -121,7 +120,7 @@ def evaluate(
     questions = [p.question for p in items]
     completions, finals, seconds = {}, {}, {}
     for method in cfg.methods:
-        t0 = time.perf_counter()
+        work = turns.stopwatch()  # work, not pauses for a waiting request
         if method == "direct":
             completions[method], finals[method] = answer_direct(loaded, questions, cfg, progress)
         elif method == "cot":
@@ -136,7 +135,7 @@ def evaluate(
                 temperature=cfg.temperature,
                 progress="self-consistency" if progress else None,
             )
-        seconds[method] = round(time.perf_counter() - t0, 2)
+        seconds[method] = round(work(), 2)
     methods = list(cfg.methods)
     predicted = np.full((len(methods), len(items)), np.nan)
     for m, method in enumerate(methods):

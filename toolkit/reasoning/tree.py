@@ -15,13 +15,12 @@ asked for one after its steps ("Therefore, the answer is", as in chain of though
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from toolkit import models
+from toolkit import models, turns
 from toolkit.config import Config, param
 from toolkit.reasoning.capture import COT_ANSWER, COT_SUFFIX, FINAL_TOKENS, question_messages
 from toolkit.reasoning.generate import chat_ids, generate
@@ -61,7 +60,7 @@ def search(model: models.Loaded | str, problem: Problem, config: TreeConfig | No
     loaded = models.resolve(model)
     cfg = TreeConfig.make(config, **options)
     torch.manual_seed(cfg.seed)
-    t0 = time.perf_counter()
+    work = turns.stopwatch()  # work, not pauses for a waiting request
     root_known = {float(x) for x in _NUM.findall(problem.question)}
     nodes: list[dict] = [
         {"id": 0, "parent": -1, "depth": 0, "text": problem.question, "score": 0.0, "verdict": "question",
@@ -120,7 +119,7 @@ def search(model: models.Loaded | str, problem: Problem, config: TreeConfig | No
         beam=cfg.beam,
         proposals=cfg.proposals,
         final=None if final is None else float(final),
-        seconds=round(time.perf_counter() - t0, 2),
+        seconds=round(work(), 2),
         meta=make_meta(loaded.name, seed=cfg.seed, config=cfg.to_dict(), problem=problem.id),
     ).check()
 
