@@ -74,7 +74,7 @@ def _view(view: str, i: int, condition: str, dark: bool):
     return note, hide, gr.update(value=views.timeline(ep, q["answer"], dark), visible=True)
 
 
-@ui.safe
+@ui.safe(lane="heavy")  # a live episode generates for seconds
 def ask(question, condition, request: gr.Request | None = None):
     """Run the loop live on a typed question (the text goes to the model only; tool calls are parsed, never run
     as code)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from demos import stage, ui
+from toolkit.config import BudgetError
 from toolkit.grpo import GrpoConfig, GrpoStep, GrpoTrace, maths, metric_series
 from toolkit.grpo import figures as views
 from toolkit.grpo import replay as recorded
@@ -173,6 +174,10 @@ def live(
     from toolkit.grpo import trainer
 
     cfg = live_config(g, max_new, steps, lr, iterations, scale, loss_type, eps_low, eps_high, beta)
+    try:
+        cfg.check_budget()  # G x max new tokens: a step's memory (before anything starts)
+    except BudgetError as err:
+        raise ui.UserError(str(err)) from None
     idx = ui.as_int(completion, "completion", 0, cfg.num_generations - 1)
     dark = ui.is_dark(request)
     session = _session(request)

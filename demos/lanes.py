@@ -7,8 +7,9 @@ served first:
   1  heavy work for a light session: a student's own question to a generating demo;
   2  anything for any other session (someone looping over the most expensive settings, with one session or a new
      one for every request: a request that holds a slot past LIGHT_S is rank 2 from then on). At most ``heavy``
-     rank-2 heavy requests run at once, so a slot is always left to the others, and the large transients of the
-     largest requests the demos allow (a long prompt's attention) happen one at a time.
+     rank-2 heavy requests (training included) are under way at once, running or paused, so a slot is always left
+     to the others, and the large transients of the largest requests the demos allow (a long prompt's attention, a
+     GRPO step at its maxima) are alive one at a time: a paused one keeps its memory.
 Within a rank, first come, first served. Heavy work takes turns (toolkit.turns: between generated tokens and
 between decoder layers): at a turn it lends its slot to a waiting request that ranks before it, and a rank-2
 request also pauses while another rank-2 one runs. It then waits for a slot again, keeping its place in the queue,
@@ -41,7 +42,7 @@ class Ticket:
     rank: int = QUICK
     since: float = 0.0  # when it last got a slot
     holding: bool = False
-    counted: bool = False  # holds a slot as a rank-2 heavy request
+    counted: bool = False  # under way as a rank-2 heavy request (until it leaves, paused or not)
 
 
 class Gate:
@@ -50,6 +51,7 @@ class Gate:
         self.free = slots
         self.heavy_cap = heavy
         self.heavy_running = 0  # rank-2 heavy requests holding a slot
+        self.heavy_under_way = 0  # rank-2 heavy requests entered and not yet left, running or paused
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
         self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds in a slot, when)
@@ -72,7 +74,11 @@ class Gate:
         return rank == HEAVY and t.lane == "heavy"
 
     def _eligible(self, t: Ticket) -> bool:
-        return not self._capped(t, t.rank) or self.heavy_running < self.heavy_cap
+        if not self._capped(t, t.rank):
+            return True
+        if t.counted:  # paused mid-way: resumes while fewer than heavy_cap run
+            return self.heavy_running < self.heavy_cap
+        return self.heavy_under_way < self.heavy_cap  # a new one: not while another is under way
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
@@ -87,8 +93,13 @@ class Gate:
             self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
         self.free += 1
         self.heavy_running -= t.counted
-        t.holding = t.counted = False
+        t.holding = False
         self.cond.notify_all()
+
+    def _count(self, t: Ticket) -> None:
+        """From now on a rank-2 heavy request: under way until it leaves."""
+        t.counted = True
+        self.heavy_under_way += 1
 
     def _wait(self, t: Ticket, timeout: float) -> None:
         t.rank = self._rank(t, time.monotonic())
@@ -104,7 +115,8 @@ class Gate:
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
-        t.counted = self._capped(t, t.rank)
+        if self._capped(t, t.rank) and not t.counted:
+            self._count(t)
         self.heavy_running += t.counted
         t.holding, t.since = True, time.monotonic()
         self.cond.notify_all()
@@ -127,7 +139,7 @@ class Gate:
             now = time.monotonic()
             rank = self._rank(t, now)
             if self._capped(t, rank) and not t.counted:  # past LIGHT_S: rank 2 from now on
-                t.counted = True
+                self._count(t)
                 self.heavy_running += 1
             nxt = self._next() if self.free == 0 else None
             over = t.counted and self.heavy_running > self.heavy_cap
@@ -139,3 +151,7 @@ class Gate:
     def leave(self, t: Ticket) -> None:
         with self.cond:
             self._release(t, time.monotonic())
+            if t.counted:
+                t.counted = False
+                self.heavy_under_way -= 1
+                self.cond.notify_all()

@@ -97,7 +97,7 @@ def _html(value: str):
     return gr.update(value=value, visible=True)
 
 
-@ui.safe
+@ui.safe(lane="heavy")  # a tree search generates for tens of seconds
 def search_live(problem, request: gr.Request | None = None):
     """The tree search again on one bundled problem, on this machine (a few sampled steps per node)."""
     trace = measurement()

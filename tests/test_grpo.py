@@ -664,7 +664,7 @@ def test_a_stop_takes_effect_within_the_step_not_after_it(smol):
 
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
-    steps = list(trainer.run(preset("tiny", steps=3, max_new_tokens=64, num_generations=8), stop))
+    steps = list(trainer.run(preset("tiny", steps=3, max_new_tokens=64, num_generations=8, budget=512), stop))
     assert steps == [] and _wait_idle(trainer)
 
 

@@ -159,7 +159,9 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         release.set()
         for t in threads:
             t.join(timeout=30)
-    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == 0
+    assert (
+        ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == ui._gate.heavy_under_way == 0
+    )
 
 
 def test_requests_past_light_run_one_at_a_time(monkeypatch):
@@ -186,7 +188,42 @@ def test_requests_past_light_run_one_at_a_time(monkeypatch):
     paused.join(timeout=5)
     assert done and second.holding and second.counted  # resumed when the first was done
     gate.leave(second)
-    assert gate.free == 2 and gate.heavy_running == 0 and not gate.waiting
+    assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0 and not gate.waiting
+
+
+def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
+    """A rank-2 heavy request paused for students keeps its memory (its cache, a training step's activations), so
+    another rank-2 heavy request does not start meanwhile, though slots are free: the largest transients stay one
+    at a time (GRPO at its maxima, paused, beside someone's speculative decoding at its maxima: 5.2 GB)."""
+    gate = lanes.Gate(2, heavy=1)
+    now = time.monotonic()
+    gate.usage.update({"flood-1": (10 * lanes.LIGHT_S, now), "flood-2": (10 * lanes.LIGHT_S, now)})
+    first = gate.enter("heavy", "flood-1", 1)
+    assert first.counted and gate.heavy_under_way == 1
+    student = gate.enter("heavy", "student-1", 1)
+    pausing = threading.Thread(target=gate.turn, args=(first, 5))
+    waiting = threading.Thread(target=lambda: gate.leave(gate.enter("heavy", "student-2", 5)))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not gate.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pausing.start()  # the flood lends its slot to the second student
+    waiting.join(timeout=5)
+    gate.leave(student)
+    while gate.free < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = []
+    second = threading.Thread(target=lambda: started.append(gate.enter("heavy", "flood-2", 5)))
+    second.start()
+    pausing.join(timeout=5)  # the first resumed: no other rank-2 request runs
+    assert first.holding and first.counted
+    time.sleep(0.1)
+    assert not started and gate.free == 1  # the second waits, though a slot is free
+    gate.leave(first)
+    second.join(timeout=5)
+    assert started and started[0].counted and gate.heavy_under_way == 1
+    gate.leave(started[0])
+    assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0 and not gate.waiting
 
 
 def test_a_flooding_session_s_quick_forwards_wait_behind_students():
@@ -426,7 +463,9 @@ def test_training_holds_a_model_slot_and_lends_it_to_a_student(monkeypatch):
         blocker.set()
         for t in [run, *others]:
             t.join(timeout=30)
-    assert ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == 0
+    assert (
+        ui._gate.free == ui.WORKERS and not ui._gate.waiting and ui._gate.heavy_running == ui._gate.heavy_under_way == 0
+    )
     assert ui._gate.used("trainer", time.monotonic()) > 9 * lanes.LIGHT_S
 
 
@@ -549,6 +588,23 @@ def test_dpo_at_the_findings_limits_is_refused_by_its_budget(smol):
     with pytest.raises(ui.UserError, match="token-steps; the limit is 2,500"):
         dpo.train(prompt, chosen, rejected, 0.1, 10)
     assert DpoConfig().budget == 2500
+
+
+def test_live_grpo_at_its_maxima_is_refused_by_its_budget():
+    """G = 16 and 64 new tokens (the sliders' maxima): +3.6 GB and 70 s a step. A step samples at most 128 tokens
+    (the default 8 x 16: +0.6 GB); over that, the page, the stream and the API say so before anything starts."""
+    from demos import grpo as demo
+    from toolkit.grpo import GrpoConfig, trainer
+
+    cfg = GrpoConfig(num_generations=16, max_new_tokens=64)
+    with pytest.raises(BudgetError, match="1,024 sampled tokens a step; the limit is 128. Lower G"):
+        next(trainer.stream(cfg, threading.Event()))
+    with pytest.raises(BudgetError, match="1,024 sampled tokens"):
+        next(trainer.run(cfg))
+    with pytest.raises(ui.UserError, match="1,024 sampled tokens a step"):
+        next(demo.live(16, 64, 5, 2e-3, 1, "group", "grpo", 0.2, 0.2, 0.04, 0))
+    assert not trainer.is_busy()
+    GrpoConfig(num_generations=16, max_new_tokens=8).check_budget()  # at the budget: fine
 
 
 def test_the_attention_demo_serves_at_most_its_token_budget(smol):

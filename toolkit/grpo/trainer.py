@@ -274,7 +274,7 @@ def group_logprobs(model, prompt_ids, comp_ids, comp_mask, temperature: float, h
     if not entropy:
         return logp, None
     with torch.no_grad():
-        ent = -(logp_all.exp() * logp_all).sum(-1)  # (G, C)
+        ent = -logp_all.exp().mul_(logp_all).sum(-1)  # (G, C); in place: one (G, C, V) temporary, not two
     return logp, ent
 
 
@@ -290,6 +290,7 @@ def _r(values: torch.Tensor, n: int) -> list:
 def run(config: GrpoConfig | None = None, stop: threading.Event | None = None, **options: Any) -> Iterator[GrpoStep]:
     """Train, yielding one GrpoStep per step (streamable). Raises Busy if a run is already going."""
     cfg = GrpoConfig.make(config, **options)
+    cfg.check_budget()
     with exclusive():
         yield from _run(cfg, Control(stop))
 
@@ -310,6 +311,7 @@ def stream(
     control = control if isinstance(control, Control) else Control(control)
     if not isinstance(cfg, GrpoConfig):
         raise TypeError(f"expected a GrpoConfig, got {type(cfg).__name__}")
+    cfg.check_budget()
     _acquire()
     items: queue.Queue = queue.Queue()
     done = object()

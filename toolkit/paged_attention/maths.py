@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from toolkit import turns
+
 POLICIES = ("contiguous", "paged")
 
 
@@ -192,6 +194,7 @@ def simulate(
     running: list[_Running] = []
     step = 0
     while pending or waiting or running:
+        turns.turn()  # a long simulation (a hostile workload: 30 s of Python) lends a server's slot here
         if step >= max_steps:
             raise RuntimeError(f"the simulation did not finish in {max_steps} steps")
         while pending and pending[0].arrival <= step:
