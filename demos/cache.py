@@ -33,11 +33,15 @@ def nbytes(value: Any) -> int:
 
 
 class ByteCache:
-    """A thread-safe LRU mapping whose values' ``nbytes`` sum to at most ``max_bytes``."""
+    """A thread-safe mapping whose values' ``nbytes`` sum to at most ``max_bytes``. Full, it drops the least
+    recently used entry that was never asked for again, else the least recently used: a flood of one-off answers
+    (someone cycling through every setting at its maxima) pushes out other one-off answers, not the preset that the
+    whole class keeps asking for."""
 
     def __init__(self, max_bytes: int = TRACE_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._asked_again: set = set()  # keys read at least once since they were kept
         self._lock = threading.Lock()
         self.bytes = 0
 
@@ -46,6 +50,7 @@ class ByteCache:
             if key not in self._items:
                 raise KeyError(key)
             self._items.move_to_end(key)
+            self._asked_again.add(key)
             return self._items[key][0]
 
     def put(self, key: Any, value: Any, size: int | None = None) -> None:
@@ -59,8 +64,11 @@ class ByteCache:
             self._items[key] = (value, size)
             self.bytes += size
             while self.bytes > self.max_bytes:
-                _, (_, old) = self._items.popitem(last=False)
-                self.bytes -= old
+                once = (k for k in self._items if k not in self._asked_again and k != key)
+                victim = next(once, None)
+                victim = next(iter(self._items)) if victim is None else victim
+                self.bytes -= self._items.pop(victim)[1]
+                self._asked_again.discard(victim)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -68,6 +76,7 @@ class ByteCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._asked_again.clear()
             self.bytes = 0
 
 
