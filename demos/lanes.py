@@ -1,8 +1,10 @@
 """The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
 
-A browser session is light while the time its requests held a slot lately, this one's included, is under LIGHT_S
-(the sum decays with a half-life of HALF_LIFE_S): a student reading answers and asking again. Ranks, the lower
-served first:
+A browser session is light while the time its requests were under way lately (from getting a slot to leaving it,
+pauses included), this one's included, is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a student
+reading answers and asking again. Pauses count: someone looping over the maxima is always under way, however often
+their work is paused for students, so they do not turn light again by being paused. Ranks, the lower served
+first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
   2  anything for any other session (someone looping over the most expensive settings, with one session or a new
@@ -40,7 +42,7 @@ class Ticket:
     session: str  # the browser session it works for
     seq: int  # arrival order, kept across pauses
     rank: int = QUICK
-    since: float = 0.0  # when it last got a slot
+    started: float | None = None  # when it first got a slot: under way from then until it leaves
     holding: bool = False
     counted: bool = False  # under way as a rank-2 heavy request (until it leaves, paused or not)
 
@@ -63,7 +65,7 @@ class Gate:
         return seconds * 0.5 ** ((now - at) / HALF_LIFE_S)
 
     def _rank(self, t: Ticket, now: float) -> int:
-        running = now - t.since if t.holding else 0.0
+        running = now - t.started if t.started is not None else 0.0
         if self.used(t.session, now) + running >= LIGHT_S:
             return HEAVY
         return LIGHT if t.lane == "heavy" else QUICK
@@ -85,12 +87,9 @@ class Gate:
         ready = [t for t in self.waiting if self._eligible(t)]
         return min(ready, key=lambda t: (t.rank, t.seq)) if ready else None
 
-    def _release(self, t: Ticket, now: float) -> None:
+    def _release(self, t: Ticket) -> None:
         if not t.holding:
             return
-        self.usage[t.session] = (self.used(t.session, now) + now - t.since, now)
-        if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
-            self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
         self.free += 1
         self.heavy_running -= t.counted
         t.holding = False
@@ -118,7 +117,9 @@ class Gate:
         if self._capped(t, t.rank) and not t.counted:
             self._count(t)
         self.heavy_running += t.counted
-        t.holding, t.since = True, time.monotonic()
+        t.holding = True
+        if t.started is None:
+            t.started = time.monotonic()
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
@@ -145,12 +146,18 @@ class Gate:
             over = t.counted and self.heavy_running > self.heavy_cap
             if not over and (nxt is None or nxt.rank >= rank):
                 return
-            self._release(t, now)
+            self._release(t)
             self._wait(t, timeout)
 
     def leave(self, t: Ticket) -> None:
         with self.cond:
-            self._release(t, time.monotonic())
+            now = time.monotonic()
+            self._release(t)
+            if t.started is not None:  # its time under way goes to its session
+                self.usage[t.session] = (self.used(t.session, now) + now - t.started, now)
+                t.started = None
+                if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
+                    self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
             if t.counted:
                 t.counted = False
                 self.heavy_under_way -= 1

@@ -191,6 +191,34 @@ def test_requests_past_light_run_one_at_a_time(monkeypatch):
     assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0 and not gate.waiting
 
 
+def test_time_paused_counts_as_time_under_way(monkeypatch):
+    """A session is ranked by the time its requests were under way, pauses included: counted by the time it held
+    a slot, a client looping over the maxima was paused so often for students that it turned light again, and then
+    went before them (the load probe: the hostile clients' requests ranked with the students', 9 s waits)."""
+    monkeypatch.setattr(lanes, "LIGHT_S", 0.3)
+    gate = lanes.Gate(1, heavy=1)
+    flood = gate.enter("heavy", "flood", 1)
+    assert not flood.counted  # a new session: light
+
+    def forward():
+        t = gate.enter("model", "student", 5)
+        time.sleep(0.4)  # the student holds the slot while the flood is paused
+        gate.leave(t)
+
+    student = threading.Thread(target=forward)
+    student.start()
+    deadline = time.monotonic() + 5
+    while not gate.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.turn(flood, 5)  # pauses for the student's forward, then resumes
+    student.join(timeout=5)
+    gate.turn(flood, 5)  # under way 0.4 s, 0.4 of them paused: past LIGHT_S
+    assert flood.holding and flood.counted
+    gate.leave(flood)
+    assert gate.used("flood", time.monotonic()) > 0.4 and gate.used("student", time.monotonic()) < 0.5
+    assert gate.free == 1 and gate.heavy_running == gate.heavy_under_way == 0
+
+
 def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
     """A rank-2 heavy request paused for students keeps its memory (its cache, a training step's activations), so
     another rank-2 heavy request does not start meanwhile, though slots are free: the largest transients stay one
