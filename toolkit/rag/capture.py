@@ -46,7 +46,7 @@ class RagConfig(Config):
     wrong: bool = param(
         False, "feed the k least similar passages instead (garbage in, garbage out)", label="wrong passages"
     )
-    max_new_tokens: int = param(16, "tokens each answer may generate", lo=1, hi=160, step=1, label="answer tokens")
+    max_new_tokens: int = param(12, "tokens each answer may generate", lo=1, hi=160, step=1, label="answer tokens")
     budget: int = param(1024, "most prompt tokens; passages past it are dropped", lo=128, hi=4096, step=64)
 
     def problems(self) -> list[str]:
