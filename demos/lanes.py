@@ -8,7 +8,7 @@ first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
   2  anything for any other session (someone looping over the most expensive settings, with one session or a new
-     one for every request: a request that holds a slot past LIGHT_S is rank 2 from then on). At most ``heavy``
+     one for every request: a request under way past LIGHT_S is rank 2 from then on). At most ``heavy``
      rank-2 heavy requests (training included) are under way at once, running or paused, so a slot is always left
      to the others, and the large transients of the largest requests the demos allow (a long prompt's attention, a
      GRPO step at its maxima) are alive one at a time: a paused one keeps its memory.

@@ -90,7 +90,7 @@ class UserError(gr.Error):
 #   "train": training-like work (DPO, LoRA, GRPO...), one run at a time (a second is told at once), in a model
 #            slot ranked as heavy work (a live run takes one for each of its steps: ``ui.slot``).
 # Every slot is lent, between decoder layers and between tokens or steps (toolkit.turns), to a request that ranks
-# before its holder: requests are ranked by how long their browser session held a slot lately (demos/lanes.py), so
+# before its holder: requests are ranked by how long their session's requests were under way lately (demos/lanes.py), so
 # a student's question never waits for someone's long request to end.
 WORKERS = int(os.environ.get("LECTURE_WORKERS", "2"))
 BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
