@@ -71,7 +71,8 @@ def live(method, steps, request: gr.Request | None = None):
         yield f"Starting {fg.METHOD_TITLES[method]} for {cfg.steps} steps on a private copy ...", gr.skip(), gr.skip()
         trace, history, model = recorded(), [], None
         session = getattr(ui.current_request(request), "session_hash", None)
-        steps = turns.each_in(lambda: ui.slot(session), fg.stream(ui.model(), cfg, stop))  # a slot for each step
+        run = fg.stream(ui.model(), cfg, stop)  # step 0 (before training), then cfg.steps steps
+        steps = turns.each_in(lambda: ui.slot(session), run, count=cfg.steps + 1, stop=stop.is_set)  # a slot a step
         for step, trained in steps:
             history.append(step)
             model = trained

@@ -8,16 +8,17 @@ first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
   2  anything for any other session (someone looping over the most expensive settings, with one session or a new
-     one for every request: a request under way past LIGHT_S is rank 2 from then on). At most ``heavy``
-     rank-2 heavy requests (training included) are under way at once, running or paused, so a slot is always left
-     to the others, and the large transients of the largest requests the demos allow (a long prompt's attention, a
-     GRPO step at its maxima) are alive one at a time: a paused one keeps its memory.
-Within a rank, first come, first served. Heavy work takes turns (toolkit.turns: between generated tokens and
-between decoder layers): at a turn it lends its slot to a waiting request that ranks before it, and a rank-2
-request also pauses while another rank-2 one runs. It then waits for a slot again, keeping its place in the queue,
-so a paused request resumes before newer ones of its rank. A paused request keeps only what lives between steps
-(its cache, one layer's hidden states). A request that waits longer than its limit is told the server is busy
-(``Busy``).
+     one for every request: a request under way past LIGHT_S is rank 2 from then on). A rank-2 heavy request
+     (training included) does not start while ``heavy`` others are under way, running or paused, and at most
+     ``heavy`` of them run at once, so a slot is always left to the others, and the large transients of the largest
+     requests the demos allow (a long prompt's attention, a GRPO step at its maxima) are alive one at a time: a
+     paused one keeps its memory. (Requests that turn rank 2 partway through are counted from then on.)
+Within a rank, first come, first served. Work in a slot takes turns (toolkit.turns: between decoder layers, and
+between generated tokens or steps): at a turn it lends its slot to a waiting request that ranks before it, and a
+rank-2 heavy request also pauses while another one runs. It then waits for a slot again, keeping its place in the
+queue, so a paused request resumes before newer ones of its rank. A paused request keeps what it holds at that
+point (a generation's cache and one layer's hidden states; a training step's activations so far). A request that
+waits longer than its limit is told the server is busy (``Busy``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Gate:
         self.heavy_under_way = 0  # rank-2 heavy requests entered and not yet left, running or paused
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
-        self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds in a slot, when)
+        self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds under way, when)
 
     # ---- bookkeeping (under self.cond) ------------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class Gate:
         """From now on a rank-2 heavy request: under way until it leaves."""
         t.counted = True
         self.heavy_under_way += 1
+        self.cond.notify_all()  # who is next may have changed
 
     def _wait(self, t: Ticket, timeout: float) -> None:
         t.rank = self._rank(t, time.monotonic())

@@ -65,16 +65,31 @@ def held() -> Iterator[None]:
         _local.held -= 1
 
 
-def each_in(context: Callable[[], contextlib.AbstractContextManager], items: Iterator[T]) -> Iterator[T]:
+def each_in(
+    context: Callable[[], contextlib.AbstractContextManager],
+    items: Iterator[T],
+    count: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[T]:
     """``items``, each one made inside a fresh ``context()``: a server's model slot for every step of a long run,
-    given back between steps."""
-    while True:
-        with context():
-            try:
-                item = next(items)
-            except StopIteration:
+    given back between steps. ``count``: how many it makes at most, so that no slot is waited for only to find
+    the end; ``stop``: asked before each one, ends the run without waiting for a slot."""
+    made = 0
+    try:
+        while count is None or made < count:
+            if stop is not None and stop():
                 return
-        yield item
+            with context():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            made += 1
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def between_layers(model: torch.nn.Module) -> None:

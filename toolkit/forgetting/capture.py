@@ -130,14 +130,15 @@ def stream(
     replay = general_chunks(tok, REPLAY_TOPICS)
     train = list(task("train"))
     rng = random.Random(cfg.seed)
-    work = turns.stopwatch()  # work, not pauses for a waiting request
-    trained.eval()
+    elapsed = 0.0  # seconds of work so far, pauses left out; each step is timed within the call that makes it
+    trained.eval()  # (a server may run the next step in another thread)
     yield Step(0, None, *evaluate(trained, heldout, general), 0.0), trained
     opt = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=cfg.lr)
     order: list[int] = []
     for step in range(1, cfg.steps + 1):
         if stop is not None and stop.is_set():
             return
+        clock = turns.stopwatch()
         if len(order) < cfg.batch_size:
             order += rng.sample(range(len(train)), len(train))  # epochs in a shuffled order
         picked, order = order[: cfg.batch_size], order[cfg.batch_size :]
@@ -155,7 +156,9 @@ def stream(
         loss.backward()
         opt.step()
         trained.eval()
-        yield Step(step, float(loss.detach()), *evaluate(trained, heldout, general), work()), trained
+        scores = evaluate(trained, heldout, general)
+        elapsed += clock()
+        yield Step(step, float(loss.detach()), *scores, elapsed), trained
 
 
 def answers(loaded: models.Loaded, model: torch.nn.Module | None = None, prompts=PROMPTS) -> list[str]:

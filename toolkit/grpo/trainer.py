@@ -319,7 +319,9 @@ def stream(
     def work() -> None:
         try:
             steps = _run(cfg, control)
-            for rec in turns.each_in(around, steps) if around is not None else steps:
+            if around is not None:  # a slot for each step, none to find the end or a stop
+                steps = turns.each_in(around, steps, count=cfg.steps, stop=control.halted)
+            for rec in steps:
                 items.put(rec)
         except Exception as err:  # handed to the consumer, raised there
             items.put(err)
