@@ -52,6 +52,13 @@ def test_cheap_handlers_never_wait_behind_model_work():
             t.join(timeout=30)
 
 
+def until(condition, seconds: float = 10.0) -> None:
+    """Poll until ``condition()`` holds or ``seconds`` pass; the assertions after it say what must hold."""
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 @pytest.fixture(autouse=True)
 def fresh_usage(monkeypatch):
     """Each test starts with no session's slot time on record (requests without a session share one name)."""
@@ -125,9 +132,7 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 10
-        while "flood" not in steps and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: "flood" in steps)
         assert ui._gate.heavy_running == ui.WORKERS - 1  # its share is held
         with pytest.raises(ui.UserError, match="busy"):
             flood(request=Session("flood"))  # one more of its requests waits for that share, then is told
@@ -141,8 +146,7 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
         other = threading.Thread(target=held, kwargs={"request": Session("student-2")})
         if ui.WORKERS > 1:
             other.start()
-            while ui._gate.free and time.monotonic() < deadline:
-                time.sleep(0.01)
+            until(lambda: not ui._gate.free)
         once = threading.Event()
         once.set()
         assert heavy_steps(once)(request=Session("student-1")) == "slow"  # served: the flood lent its slot
@@ -151,9 +155,7 @@ def test_a_session_flooding_the_heavy_lane_waits_behind_a_light_one(monkeypatch)
             other.join(timeout=30)
         assert forward() == "quick"
         n = len(steps)
-        deadline = time.monotonic() + 10
-        while len(steps) == n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: len(steps) > n)
         assert len(steps) > n  # the flood resumed where it stopped
     finally:
         release.set()
@@ -177,9 +179,7 @@ def test_requests_past_light_run_one_at_a_time(monkeypatch):
     done = []
     paused = threading.Thread(target=lambda: done.append(gate.turn(second, 5)))
     paused.start()
-    deadline = time.monotonic() + 5
-    while second not in gate.waiting and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: second in gate.waiting)
     assert not second.holding and gate.free == 1  # paused, though a slot is free
     student = gate.enter("heavy", "student", 1)  # a light request takes that slot at once
     gate.leave(student)
@@ -207,9 +207,7 @@ def test_time_paused_counts_as_time_under_way(monkeypatch):
 
     student = threading.Thread(target=forward)
     student.start()
-    deadline = time.monotonic() + 5
-    while not gate.waiting and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: gate.waiting)
     gate.turn(flood, 5)  # pauses for the student's forward, then resumes
     student.join(timeout=5)
     gate.turn(flood, 5)  # under way 0.4 s, 0.4 of them paused: past LIGHT_S
@@ -238,13 +236,10 @@ def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
 
     waiting = threading.Thread(target=second_student)
     waiting.start()
-    deadline = time.monotonic() + 5
-    while not gate.waiting and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: gate.waiting)
     pausing = threading.Thread(target=gate.turn, args=(first, 5))
     pausing.start()  # the flood lends its slot to the second student and waits, paused
-    while not (first in gate.waiting and gate.free == 0) and time.monotonic() < deadline:
-        time.sleep(0.01)  # paused, and the second student in its slot
+    until(lambda: first in gate.waiting and gate.free == 0)  # paused, and the second student in its slot
     assert gate.free == 0 and gate.heavy_running == 0 and gate.heavy_under_way == 1
     new = lanes.Ticket("heavy", "flood-2", next(gate.count), rank=lanes.HEAVY)
     assert not gate._eligible(new)  # no rank-2 heavy request runs, but one is under way, paused
@@ -281,15 +276,12 @@ def test_a_flooding_session_s_quick_forwards_wait_behind_students():
 
     flood = threading.Thread(target=forward, args=("flood",))
     flood.start()
-    deadline = time.monotonic() + 5
-    while not gate.waiting and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: gate.waiting)
     gate.turn(student, 1)
     assert student.holding and not got  # no pause for the flood's forward
     light = threading.Thread(target=forward, args=("another student",))
     light.start()
-    while len(gate.waiting) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: len(gate.waiting) >= 2)
     gate.turn(student, 5)  # pauses for the light forward, which ranks first, then gets the slot back
     assert student.holding and got == ["another student"]
     gate.leave(student)
@@ -482,20 +474,16 @@ def test_training_holds_a_model_slot_and_lends_it_to_a_student(monkeypatch):
     run = threading.Thread(target=train, kwargs={"request": Session("trainer")})
     run.start()
     try:
-        deadline = time.monotonic() + 10
-        while not steps and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: steps)
         assert ui._gate.free == ui.WORKERS - 1 and ui._gate.heavy_running == 1  # one slot, counted as heavy
         for t in others:  # the other slots held by students' questions
             t.start()
-        while ui._gate.free and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: not ui._gate.free)
         t0 = time.monotonic()
         assert forward(request=Session("student")) == "quick"  # the run lent its slot at its next step
         assert time.monotonic() - t0 < 5
         n = len(steps)
-        while len(steps) == n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: len(steps) > n)
         assert len(steps) > n  # and carried on
     finally:
         release.set()
@@ -518,7 +506,6 @@ def test_a_long_model_lane_request_lends_its_slot_between_layers(smol, monkeypat
     assert twin(smol.model, training=True)._turns_between_layers
     monkeypatch.setitem(ui._gate.usage, "flood", (10 * lanes.LIGHT_S, time.monotonic()))
     ids = torch.tensor([smol.tokenizer("The animal didn't cross the street because it was too tired").input_ids])
-    turns.between_layers(smol.model)
     waited, got, rounds = threading.Event(), [], []
 
     @ui.safe
@@ -537,14 +524,11 @@ def test_a_long_model_lane_request_lends_its_slot_between_layers(smol, monkeypat
     others = [threading.Thread(target=holding(blocker), args=(Session(f"s{i}"),)) for i in range(1, ui.WORKERS)]
     for t in others:
         t.start()
-    deadline = time.monotonic() + 10
-    while ui._gate.free > 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: ui._gate.free <= 1)
     flood = threading.Thread(target=forward, kwargs={"request": Session("flood")})
     flood.start()
     try:
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: got)
         waited.set()
         assert forward(request=Session("student")) == "student"  # served inside the flood's forward
     finally:

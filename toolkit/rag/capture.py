@@ -124,7 +124,6 @@ def capture(model: models.Loaded | str, question: str, config: RagConfig | None 
     cfg = RagConfig.make(config, **options)
     if loaded.kind != "causal":
         raise ValueError(f"{loaded.name} is an encoder: it cannot write an answer. Choose an instruct model.")
-    turns.between_layers(loaded.model)  # a long prompt's prefill can pause for a waiting request
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:

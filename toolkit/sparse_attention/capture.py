@@ -103,7 +103,6 @@ def capture(
 ) -> SparseTrace:
     """Score ``prompt`` (default: the Python reference-manual text) with SmolLM2 attending only through the mask."""
     loaded = models.resolve(model)
-    turns.between_layers(loaded.model)  # one long forward: it can pause between layers
     cfg = SparseConfig.make(config, **options)
     ids = token_ids(loaded, prompt, cfg.max_tokens)
     allowed = cfg.mask(len(ids))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import arch, models, text, turns
+from toolkit import arch, models, text
 from toolkit.config import Config, ConfigError, param
 from toolkit.speculative import decode, drafts
 from toolkit.speculative.maths import distillation_loss, hard_loss, soft_targets
@@ -103,7 +103,6 @@ def capture(
 ) -> SpeculativeTrace:
     """Speculative decoding of ``prompt`` step by step; greedy runs are checked against plain greedy decoding."""
     loaded = models.resolve(model)
-    turns.between_layers(loaded.model)
     cfg = SpeculativeConfig.make(config, **options)
     n_layers = arch.of(loaded).layers
     if cfg.draft != "lookup" and cfg.layers >= n_layers:
