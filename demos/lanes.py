@@ -1,9 +1,11 @@
 """The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
 
-A browser session is light while the time its requests were under way lately (from getting a slot to leaving it,
-pauses included), this one's included, is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a student
-reading answers and asking again. Pauses count: someone looping over the maxima is always under way, however often
-their work is paused for students, so they do not turn light again by being paused. Ranks, the lower served
+A browser session is light while the time its requests spent in the gate lately (from asking for a slot to leaving
+it, waits and pauses included; a cheap handler's time, which takes no slot, too) plus this one's time under way
+(from getting its slot) is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a student reading answers
+and asking again. Waits and pauses count: someone looping over the maxima is always in the gate, however long
+their work waits or is paused for students, so they do not turn light again by being kept waiting; and the cheap
+requests between their model work count, or they would stay light by mixing them in. Ranks, the lower served
 first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
@@ -13,6 +15,11 @@ first:
      ``heavy`` of them run at once, so a slot is always left to the others, and the large transients of the largest
      requests the demos allow (a long prompt's attention, a GRPO step at its maxima) are alive one at a time: a
      paused one keeps its memory. (Requests that turn rank 2 partway through are counted from then on.)
+A rank-2 request also steps aside while a light one (rank 0 or 1) holds a slot: it does not start, and it pauses at
+its next turn, so a student's question runs alone and is not slowed by someone's maxima on the other core
+(decoding is bound by memory bandwidth, and the Python between the operations by the GIL). So that a lecturer's
+long run is not starved during a busy class, a rank-2 request that has waited AGE_S goes ahead anyway, and then
+does not step aside for RUN_S seconds.
 Within a rank, first come, first served. Work in a slot takes turns (toolkit.turns: between decoder layers, and
 between generated tokens or steps): at a turn it lends its slot to a waiting request that ranks before it, and a
 rank-2 heavy request also pauses while another one runs. It then waits for a slot again, keeping its place in the
@@ -29,7 +36,9 @@ import time
 from dataclasses import dataclass
 
 HALF_LIFE_S = 30.0
-LIGHT_S = 20.0
+LIGHT_S = 8.0
+AGE_S = 10.0  # a rank-2 request waiting this long goes ahead beside light work ...
+RUN_S = 2.0  # ... and then runs this long without stepping aside for it
 QUICK, LIGHT, HEAVY = 0, 1, 2
 
 
@@ -46,6 +55,10 @@ class Ticket:
     started: float | None = None  # when it first got a slot: under way from then until it leaves
     holding: bool = False
     counted: bool = False  # under way as a rank-2 heavy request (until it leaves, paused or not)
+    since: float = 0.0  # when it last began to wait
+    entered: float = 0.0  # when it first asked for a slot
+    light: bool = False  # got its slot at rank 0 or 1 and has not been seen past LIGHT_S since
+    pass_until: float = 0.0  # a rank-2 request that waited AGE_S: until then it does not step aside
 
 
 class Gate:
@@ -55,15 +68,21 @@ class Gate:
         self.heavy_cap = heavy
         self.heavy_running = 0  # rank-2 heavy requests holding a slot
         self.heavy_under_way = 0  # rank-2 heavy requests entered and not yet left, running or paused
+        self.holders: set[Ticket] = set()
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
-        self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds under way, when)
+        self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds in the gate or cheap handlers, when)
 
     # ---- bookkeeping (under self.cond) ------------------------------------------------------------------------
 
     def used(self, session: str, now: float) -> float:
         seconds, at = self.usage.get(session, (0.0, now))
         return seconds * 0.5 ** ((now - at) / HALF_LIFE_S)
+
+    def _add(self, session: str, seconds: float, now: float) -> None:
+        self.usage[session] = (self.used(session, now) + seconds, now)
+        if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
+            self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
 
     def _rank(self, t: Ticket, now: float) -> int:
         running = now - t.started if t.started is not None else 0.0
@@ -76,7 +95,18 @@ class Gate:
         """Among the rank-2 heavy requests, of which ``heavy_cap`` run at once."""
         return rank == HEAVY and t.lane == "heavy"
 
-    def _eligible(self, t: Ticket) -> bool:
+    def _light_running(self, now: float) -> bool:
+        """A request of rank 0 or 1, as ranked now, holds a slot."""
+        return any(self._rank(h, now) < HEAVY for h in self.holders)
+
+    def _due(self, t: Ticket, now: float) -> bool:
+        """A rank-2 request that has waited long enough to go ahead beside light work."""
+        return now - t.since >= AGE_S
+
+    def _eligible(self, t: Ticket, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if t.rank == HEAVY and not self._due(t, now) and self._light_running(now):
+            return False  # steps aside while a light request runs
         if not self._capped(t, t.rank):
             return True
         if t.counted:  # paused mid-way: resumes while fewer than heavy_cap run
@@ -85,7 +115,8 @@ class Gate:
 
     def _next(self) -> Ticket | None:
         """The waiting request served next when a slot frees."""
-        ready = [t for t in self.waiting if self._eligible(t)]
+        now = time.monotonic()
+        ready = [t for t in self.waiting if self._eligible(t, now)]
         return min(ready, key=lambda t: (t.rank, t.seq)) if ready else None
 
     def _release(self, t: Ticket) -> None:
@@ -93,6 +124,7 @@ class Gate:
             return
         self.free += 1
         self.heavy_running -= t.counted
+        self.holders.discard(t)
         t.holding = False
         self.cond.notify_all()
 
@@ -103,63 +135,82 @@ class Gate:
         self.cond.notify_all()  # who is next may have changed
 
     def _wait(self, t: Ticket, timeout: float) -> None:
-        t.rank = self._rank(t, time.monotonic())
+        t.since = time.monotonic()
+        t.rank = self._rank(t, t.since)
         self.waiting.append(t)
         self.cond.notify_all()  # the order may have changed for the others
-        deadline = time.monotonic() + timeout
+        deadline = t.since + timeout
         while not (self.free > 0 and self._next() is t):
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 self.waiting.remove(t)
+                if t.started is None:  # never ran: its wait still goes to its session (leave counts the rest)
+                    self._add(t.session, now - t.entered, now)
                 self.cond.notify_all()
                 raise Busy
+            if t.rank == HEAVY and not self._due(t, now):  # wake when due: no one else would wake it then
+                left = min(left, t.since + AGE_S - now + 0.01)
             self.cond.wait(left)
         self.waiting.remove(t)
         self.free -= 1
+        now = time.monotonic()
         if self._capped(t, t.rank) and not t.counted:
             self._count(t)
         self.heavy_running += t.counted
-        t.holding = True
+        if t.rank == HEAVY and self._light_running(now):  # went ahead beside light work: runs a while
+            t.pass_until = now + RUN_S
+        self.holders.add(t)
+        t.holding, t.light = True, t.rank < HEAVY
         if t.started is None:
-            t.started = time.monotonic()
+            t.started = now
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
 
     def enter(self, lane: str, session: str, timeout: float) -> Ticket:
         """Wait for a slot (``Busy`` past ``timeout`` seconds); the ticket is handed back with ``leave``."""
-        t = Ticket(lane, session, next(self.count))
+        t = Ticket(lane, session, next(self.count), entered=time.monotonic())
         with self.cond:
             self._wait(t, timeout)
         return t
 
     def turn(self, t: Ticket, timeout: float) -> None:
         """A point between steps of heavy work: lend the slot if a request that ranks before it waits, or if it is
-        a rank-2 request beyond the ones allowed to run."""
+        a rank-2 request beyond the ones allowed to run, or a rank-2 request while a light one holds a slot."""
         with self.cond:
             if not t.holding:
                 return
             now = time.monotonic()
             rank = self._rank(t, now)
-            if self._capped(t, rank) and not t.counted:  # past LIGHT_S: rank 2 from now on
+            if t.light and rank == HEAVY:  # past LIGHT_S: rank 2 from now on; the rank-2 requests it held back may go
+                t.light = False
+                self.cond.notify_all()
+            if self._capped(t, rank) and not t.counted:
                 self._count(t)
                 self.heavy_running += 1
-            nxt = self._next() if self.free == 0 else None
             over = t.counted and self.heavy_running > self.heavy_cap
-            if not over and (nxt is None or nxt.rank >= rank):
+            if not over and now < t.pass_until:
+                return
+            nxt = self._next() if self.free == 0 else None
+            aside = rank == HEAVY and self._light_running(now)
+            if not over and not aside and (nxt is None or nxt.rank >= rank):
                 return
             self._release(t)
             self._wait(t, timeout)
+
+    def charge(self, session: str, seconds: float) -> None:
+        """Time the server worked for ``session`` outside the slots (a cheap handler): it ranks the session too."""
+        with self.cond:
+            self._add(session, seconds, time.monotonic())
 
     def leave(self, t: Ticket) -> None:
         with self.cond:
             now = time.monotonic()
             self._release(t)
-            if t.started is not None:  # its time under way goes to its session
-                self.usage[t.session] = (self.used(t.session, now) + now - t.started, now)
+            if t.started is not None:  # its time in the gate goes to its session, its first wait included
+                self._add(t.session, now - t.entered, now)
                 t.started = None
-                if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
-                    self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
             if t.counted:
                 t.counted = False
                 self.heavy_under_way -= 1

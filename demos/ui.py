@@ -16,6 +16,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -194,15 +195,18 @@ class _lane:
         self.ticket: lanes.Ticket | None = None
         self.turns = contextlib.ExitStack()
         self.took = False
+        self.cheap_since: float | None = None
 
     def __enter__(self) -> None:
-        if self.lane == "cheap" or getattr(_held, "slot", False):
+        if getattr(_held, "slot", False) or getattr(_held, "cheap", False):
+            return
+        if self.lane == "cheap":  # no slot; its time still ranks the session (someone looping over the maxima)
+            self.cheap_since, _held.cheap = time.perf_counter(), True
             return
         if self.lane == "train" and not _train.acquire(blocking=False):
             raise UserError(TRAIN_BUSY)
-        session = self.session if self.session is not None else getattr(_held, "session", None)
         try:
-            self.ticket = _gate.enter("model" if self.lane == "model" else "heavy", session or "", BUSY_AFTER_S)
+            self.ticket = _gate.enter("model" if self.lane == "model" else "heavy", self._session() or "", BUSY_AFTER_S)
         except lanes.Busy:
             if self.lane == "train":
                 _train.release()
@@ -211,8 +215,12 @@ class _lane:
         _held.slot = self.took = True
 
     def __exit__(self, *exc: Any) -> None:
+        if self.cheap_since is not None:
+            _held.cheap = False
+            _gate.charge(self._session() or "", time.perf_counter() - self.cheap_since)
+            return
         if not self.took:
-            return  # cheap, or inside another handler's slot
+            return  # inside another handler's slot
         _held.slot = self.took = False
         self.turns.close()
         _gate.leave(self.ticket)
@@ -220,6 +228,9 @@ class _lane:
             _train.release()
         if self.lane != "model":
             trim()
+
+    def _session(self) -> str | None:
+        return self.session if self.session is not None else getattr(_held, "session", None)
 
 
 def slot(session: str | None = None) -> _lane:

@@ -217,6 +217,24 @@ def test_time_paused_counts_as_time_under_way(monkeypatch):
     assert gate.free == 1 and gate.heavy_running == gate.heavy_under_way == 0
 
 
+def test_time_waiting_counts_too():
+    """A client looping over the maxima waits long for a slot (it steps aside for students); counted from getting its
+    slot, its session decayed while it waited and its next request came in light. Its waits count, and so does a
+    wait that ends "busy"."""
+    gate = lanes.Gate(1, heavy=1)
+    holder = gate.enter("model", "student", 1)
+    threading.Timer(0.3, gate.leave, args=(holder,)).start()
+    flood = gate.enter("heavy", "flood", 5)  # waits 0.3 s
+    gate.leave(flood)
+    assert gate.used("flood", time.monotonic()) >= 0.3
+    holder = gate.enter("model", "student", 1)
+    with pytest.raises(lanes.Busy):
+        gate.enter("heavy", "flood-2", 0.2)
+    assert gate.used("flood-2", time.monotonic()) >= 0.2
+    gate.leave(holder)
+    assert gate.free == 1 and not gate.waiting
+
+
 def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
     """A rank-2 heavy request paused for students keeps its memory (its cache, a training step's activations), so
     another rank-2 heavy request does not start meanwhile, though slots are free: the largest transients stay one
@@ -247,10 +265,12 @@ def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
     second = threading.Thread(target=lambda: started.append(gate.enter("heavy", "flood-2", 5)))
     second.start()
     gate.leave(student)
-    pausing.join(timeout=5)  # the first resumed in the freed slot
-    assert first.holding and first.counted
+    time.sleep(0.1)
+    assert not first.holding and gate.free == 1  # a student's request still runs: the flood stays aside
     release.set()
     waiting.join(timeout=5)
+    pausing.join(timeout=5)  # the first resumed once no light request held a slot
+    assert first.holding and first.counted
     time.sleep(0.1)
     assert not started and gate.free == 1  # the second waits, though a slot is free
     gate.leave(first)
@@ -258,6 +278,79 @@ def test_a_paused_rank_2_request_keeps_the_next_one_from_starting(monkeypatch):
     assert started and started[0].counted and gate.heavy_under_way == 1
     gate.leave(started[0])
     assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0 and not gate.waiting
+
+
+def test_rank_2_work_steps_aside_while_a_student_s_question_runs():
+    """Someone's maxima on the other core made a student's question compute 3.4 s instead of 2.2 s (decoding is
+    bound by memory bandwidth; the Python between its operations by the GIL): a rank-2 request pauses at its next
+    turn while a light request holds a slot, though no one waits for its own, and no rank-2 request starts."""
+    gate = lanes.Gate(2, heavy=1)
+    now = time.monotonic()
+    gate.usage.update({"flood": (10 * lanes.LIGHT_S, now), "flood-2": (10 * lanes.LIGHT_S, now)})
+    flood = gate.enter("model", "flood", 1)
+    gate.turn(flood, 1)  # no light request: it carries on
+    assert flood.holding
+    student = gate.enter("heavy", "student", 1)  # the free slot, at once
+    pausing = threading.Thread(target=gate.turn, args=(flood, 5))
+    pausing.start()
+    until(lambda: flood in gate.waiting)
+    assert not flood.holding and gate.free == 1  # aside, though a slot is free
+    new = lanes.Ticket("model", "flood-2", next(gate.count), rank=lanes.HEAVY, since=time.monotonic())
+    assert not gate._eligible(new)  # nor does another rank-2 request start
+    quick = gate.enter("model", "student-2", 1)  # a light one does
+    gate.leave(quick)
+    gate.leave(student)
+    pausing.join(timeout=5)
+    assert flood.holding  # back once no light request holds a slot
+    gate.leave(flood)
+    assert gate.free == 2 and not gate.holders and not gate.waiting
+
+
+def test_a_rank_2_request_that_waited_long_goes_ahead_for_a_while(monkeypatch):
+    """A lecturer's live run (rank 2 after LIGHT_S) in a busy class is slowed, not stopped: after waiting AGE_S it
+    goes ahead beside the students' questions, and does not step aside again for RUN_S."""
+    monkeypatch.setattr(lanes, "AGE_S", 0.3)
+    monkeypatch.setattr(lanes, "RUN_S", 0.4)
+    gate = lanes.Gate(2, heavy=1)
+    gate.usage["lecturer"] = (10 * lanes.LIGHT_S, time.monotonic())
+    run = gate.enter("heavy", "lecturer", 1)
+    student = gate.enter("heavy", "student", 1)
+    t0 = time.monotonic()
+    gate.turn(run, 5)  # steps aside, then goes ahead when due, no one waking it
+    assert run.holding and time.monotonic() - t0 >= 0.3 and student.holding
+    gate.turn(run, 5)  # within RUN_S: no pause
+    assert time.monotonic() - t0 < 0.6
+    time.sleep(0.45)
+    t1 = time.monotonic()
+    gate.turn(run, 5)  # past RUN_S: aside again, for AGE_S
+    assert time.monotonic() - t1 >= 0.3
+    gate.leave(student)
+    gate.leave(run)
+    assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0
+
+
+def test_time_in_cheap_handlers_ranks_the_session_too(monkeypatch):
+    """A client looping over every request at its maxima spent much of its time in cheap handlers (no slot), so
+    its session stayed light and its model work ran beside the students' at their rank: cheap time counts, once
+    for a cheap handler calling another."""
+    monkeypatch.setattr(lanes, "LIGHT_S", 0.15)
+
+    @ui.safe(lane="cheap")
+    def inner(request=None):
+        time.sleep(0.1)
+
+    @ui.safe(lane="cheap")
+    def maths(request=None):
+        time.sleep(0.1)
+        inner()
+
+    maths(request=Session("flood"))
+    used = ui._gate.used("flood", time.monotonic())
+    assert 0.2 <= used < 0.3  # the outer call's time, not the inner's again
+    ticket = ui._gate.enter("model", "flood", 1)
+    assert ticket.rank == lanes.HEAVY
+    ui._gate.leave(ticket)
+    assert ui._gate.used("student", time.monotonic()) == 0
 
 
 def test_a_flooding_session_s_quick_forwards_wait_behind_students():
@@ -470,7 +563,9 @@ def test_training_holds_a_model_slot_and_lends_it_to_a_student(monkeypatch):
         return "quick"
 
     blocker = threading.Event()
-    others = [threading.Thread(target=holding(blocker), args=(Session(f"s{i}"),)) for i in range(1, ui.WORKERS)]
+    others = [
+        threading.Thread(target=holding(blocker), kwargs={"request": Session(f"s{i}")}) for i in range(1, ui.WORKERS)
+    ]
     run = threading.Thread(target=train, kwargs={"request": Session("trainer")})
     run.start()
     try:
@@ -483,8 +578,11 @@ def test_training_holds_a_model_slot_and_lends_it_to_a_student(monkeypatch):
         assert forward(request=Session("student")) == "quick"  # the run lent its slot at its next step
         assert time.monotonic() - t0 < 5
         n = len(steps)
+        time.sleep(0.2)
+        assert len(steps) == n  # aside while the students' questions hold the other slots
+        blocker.set()
         until(lambda: len(steps) > n)
-        assert len(steps) > n  # and carried on
+        assert len(steps) > n  # and carried on after them
     finally:
         release.set()
         blocker.set()
@@ -504,7 +602,8 @@ def test_a_long_model_lane_request_lends_its_slot_between_layers(smol, monkeypat
 
     assert models.load(models.default("causal")).model._turns_between_layers
     assert twin(smol.model, training=True)._turns_between_layers
-    monkeypatch.setitem(ui._gate.usage, "flood", (10 * lanes.LIGHT_S, time.monotonic()))
+    for name in ["flood", *(f"s{i}" for i in range(1, ui.WORKERS))]:  # the other slots: rank 2 too
+        monkeypatch.setitem(ui._gate.usage, name, (10 * lanes.LIGHT_S, time.monotonic()))
     ids = torch.tensor([smol.tokenizer("The animal didn't cross the street because it was too tired").input_ids])
     waited, got, rounds = threading.Event(), [], []
 
@@ -521,7 +620,9 @@ def test_a_long_model_lane_request_lends_its_slot_between_layers(smol, monkeypat
         return request.session_hash
 
     blocker = threading.Event()
-    others = [threading.Thread(target=holding(blocker), args=(Session(f"s{i}"),)) for i in range(1, ui.WORKERS)]
+    others = [
+        threading.Thread(target=holding(blocker), kwargs={"request": Session(f"s{i}")}) for i in range(1, ui.WORKERS)
+    ]
     for t in others:
         t.start()
     until(lambda: ui._gate.free <= 1)

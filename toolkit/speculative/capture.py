@@ -109,10 +109,13 @@ def capture(
         raise ValueError(f"the draft must keep fewer than the model's {n_layers} layers, got {cfg.layers}")
     ids = prompt_ids(loaded, prompt, cfg.chat)
     temperature = None if cfg.mode == "greedy" else cfg.temperature
-    run = decode.speculative(loaded.model, drafter(loaded, cfg), ids, cfg.max_new_tokens, cfg.k, temperature, cfg.seed)
+    start = decode.prefilled(loaded.model, ids)  # read once, for both runs
+    run = decode.speculative(
+        loaded.model, drafter(loaded, cfg), ids, cfg.max_new_tokens, cfg.k, temperature, cfg.seed, start
+    )
     same = plain_seconds = None
     if cfg.check and cfg.mode == "greedy":
-        plain = decode.greedy(loaded.model, ids, cfg.max_new_tokens)
+        plain = decode.greedy(loaded.model, ids, cfg.max_new_tokens, start)
         same, plain_seconds = plain.new == run.new, plain.seconds
     drafted = np.full((len(run.steps), cfg.k), -1, dtype=np.int64)
     for i, step in enumerate(run.steps):

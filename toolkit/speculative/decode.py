@@ -1,9 +1,10 @@
 """The decoding loops (slide "Speculative decoding"): plain greedy, and draft-then-verify with one target pass.
 
-Both keep a key/value cache. The target's cache always holds every accepted token except the last one, which
-goes in first at the next pass followed by the draft: one forward of 1 + k tokens gives the target's choice after
-each prefix. After verification the cache is cut back (``cut``) to what was accepted. A model draft
-keeps its own cache the same way; prompt lookup needs none.
+Both keep a key/value cache and start from the same prefill (``prefilled``: the prompt but its last token), so
+that a run checked against plain greedy reads its prompt once. The target's cache always holds every accepted
+token except the last one, which goes in first at the next pass followed by the draft: one forward of 1 + k tokens
+gives the target's choice after each prefix. After verification the cache is cut back (``cut``) to what was
+accepted. A model draft keeps its own cache the same way; prompt lookup needs none.
 """
 
 from __future__ import annotations
@@ -56,11 +57,23 @@ def _finish(run: Run, eos: set[int], max_new: int) -> bool:
     return False
 
 
-def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
-    """Plain greedy decoding with a cache: one target forward per new token."""
-    run, eos, work = Run(), eos_ids(model), turns.stopwatch()
+def prefilled(model: Any, prompt: list[int]) -> tuple[DynamicCache, float]:
+    """A cache holding the prompt but its last token (each loop feeds that one first), and the seconds of work."""
+    work = turns.stopwatch()
     cache = DynamicCache(config=model.config)
-    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        if len(prompt) > 1:
+            model(input_ids=torch.tensor([prompt[:-1]]), cache=cache, use_cache=True, logits_to_keep=1)
+    return cache, work()
+
+
+def greedy(model: Any, prompt: list[int], max_new: int, start: tuple[DynamicCache, float] | None = None) -> Run:
+    """Plain greedy decoding with a cache: one target forward per new token. ``start``: ``prefilled(prompt)``,
+    already made (its seconds count in the run's)."""
+    run, eos = Run(), eos_ids(model)
+    cache, before = start if start is not None else prefilled(model, prompt)
+    work = turns.stopwatch()
+    ids = torch.tensor([prompt[-1:]])
     with torch.no_grad():
         while True:
             turns.turn()
@@ -71,7 +84,7 @@ def greedy(model: Any, prompt: list[int], max_new: int) -> Run:
             if _finish(run, eos, max_new):
                 break
             ids = torch.tensor([[tok]])
-    run.seconds = run.target_seconds = work()
+    run.seconds = run.target_seconds = before + work()
     return run
 
 
@@ -129,16 +142,16 @@ def speculative(
     k: int,
     temperature: float | None = None,
     seed: int = 0,
+    start: tuple[DynamicCache, float] | None = None,
 ) -> Run:
     """Draft k tokens, verify them in one target pass, keep the agreed prefix and the target's next token.
-    temperature None: greedy (the output equals plain greedy decoding); else speculative sampling."""
-    run, eos, work = Run(), eos_ids(model), turns.stopwatch()
+    temperature None: greedy (the output equals plain greedy decoding); else speculative sampling. ``start``:
+    ``prefilled(prompt)``, already made; its cache is cut back to the prompt at the end, for a plain run next."""
+    run, eos = Run(), eos_ids(model)
+    cache, before = start if start is not None else prefilled(model, prompt)
+    work = turns.stopwatch()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    cache = DynamicCache(config=model.config)
-    with torch.no_grad():
-        if len(prompt) > 1:
-            model(input_ids=torch.tensor([prompt[:-1]]), cache=cache, use_cache=True, logits_to_keep=1)
     recording(cache)  # after the prefill, as transformers' assisted generation does
     ids = list(prompt)
     while True:
@@ -167,7 +180,8 @@ def speculative(
         run.new += [*drafted[:n], token]
         if _finish(run, eos, max_new):
             break
-    run.seconds = work()
+    run.seconds = before + work()
+    cut(cache, len(prompt) - 1)
     return run
 
 
