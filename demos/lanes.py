@@ -1,11 +1,12 @@
 """The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
 
-A browser session is light while the time its requests spent in the gate lately (from asking for a slot to leaving
-it, waits and pauses included; a cheap handler's time, which takes no slot, too) plus this one's time under way
-(from getting its slot) is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a student reading answers
-and asking again. Waits and pauses count: someone looping over the maxima is always in the gate, however long
-their work waits or is paused for students, so they do not turn light again by being kept waiting; and the cheap
-requests between their model work count, or they would stay light by mixing them in. Ranks, the lower served
+A browser session is light while the time its requests were under way lately (from getting a slot to leaving it,
+pauses included; for a request that came in rank 2, from asking for its slot; and a cheap handler's time, which
+takes no slot) plus this one's time under way is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a
+student reading answers and asking again. Pauses and rank-2 waits count: someone looping over the maxima is always
+in the gate, however long their work waits or is paused for students, so they do not turn light again by being
+kept waiting; a student's wait in a busy moment does not count against them. The cheap requests between someone's
+model work count, or they would stay light by mixing them in. Ranks, the lower served
 first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
@@ -57,6 +58,7 @@ class Ticket:
     counted: bool = False  # under way as a rank-2 heavy request (until it leaves, paused or not)
     since: float = 0.0  # when it last began to wait
     entered: float = 0.0  # when it first asked for a slot
+    charged_from: float | None = None  # its session is charged from then: its first wait too if it came in rank 2
     light: bool = False  # got its slot at rank 0 or 1 and has not been seen past LIGHT_S since
     pass_until: float = 0.0  # a rank-2 request that waited AGE_S: until then it does not step aside
 
@@ -145,7 +147,7 @@ class Gate:
             left = deadline - now
             if left <= 0:
                 self.waiting.remove(t)
-                if t.started is None:  # never ran: its wait still goes to its session (leave counts the rest)
+                if t.started is None and t.rank == HEAVY:  # never ran: a rank-2 wait still goes to its session
                     self._add(t.session, now - t.entered, now)
                 self.cond.notify_all()
                 raise Busy
@@ -164,6 +166,7 @@ class Gate:
         t.holding, t.light = True, t.rank < HEAVY
         if t.started is None:
             t.started = now
+            t.charged_from = t.entered if t.rank == HEAVY else now
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
@@ -208,9 +211,9 @@ class Gate:
         with self.cond:
             now = time.monotonic()
             self._release(t)
-            if t.started is not None:  # its time in the gate goes to its session, its first wait included
-                self._add(t.session, now - t.entered, now)
-                t.started = None
+            if t.charged_from is not None:  # its time under way goes to its session (a rank-2 one's wait too)
+                self._add(t.session, now - t.charged_from, now)
+                t.started = t.charged_from = None
             if t.counted:
                 t.counted = False
                 self.heavy_under_way -= 1

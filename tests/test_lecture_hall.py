@@ -217,20 +217,25 @@ def test_time_paused_counts_as_time_under_way(monkeypatch):
     assert gate.free == 1 and gate.heavy_running == gate.heavy_under_way == 0
 
 
-def test_time_waiting_counts_too():
+def test_a_rank_2_request_s_wait_counts_a_student_s_does_not(monkeypatch):
     """A client looping over the maxima waits long for a slot (it steps aside for students); counted from getting its
-    slot, its session decayed while it waited and its next request came in light. Its waits count, and so does a
-    wait that ends "busy"."""
+    slot, its session decayed while it waited and its next request came in light. A rank-2 request's wait counts,
+    also one that ends "busy"; a student's wait in a busy moment does not (it would turn them rank 2)."""
+    monkeypatch.setattr(lanes, "LIGHT_S", 0.25)
     gate = lanes.Gate(1, heavy=1)
-    holder = gate.enter("model", "student", 1)
-    threading.Timer(0.3, gate.leave, args=(holder,)).start()
-    flood = gate.enter("heavy", "flood", 5)  # waits 0.3 s
-    gate.leave(flood)
-    assert gate.used("flood", time.monotonic()) >= 0.3
-    holder = gate.enter("model", "student", 1)
+    gate.usage.update({"flood": (0.3, time.monotonic()), "flood-2": (0.3, time.monotonic())})
+    for session in ("flood", "student"):
+        holder = gate.enter("model", "holder", 1)
+        threading.Timer(0.3, gate.leave, args=(holder,)).start()
+        before = gate.used(session, time.monotonic())
+        t = gate.enter("heavy", session, 5)  # waits 0.3 s
+        gate.leave(t)
+        charged = gate.used(session, time.monotonic()) - before
+        assert charged >= 0.25 if session == "flood" else charged < 0.05
+    holder = gate.enter("model", "holder", 1)
     with pytest.raises(lanes.Busy):
         gate.enter("heavy", "flood-2", 0.2)
-    assert gate.used("flood-2", time.monotonic()) >= 0.2
+    assert gate.used("flood-2", time.monotonic()) >= 0.4
     gate.leave(holder)
     assert gate.free == 1 and not gate.waiting
 

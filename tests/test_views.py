@@ -157,6 +157,9 @@ def test_new_concepts_views_use_the_demos_defaults():
     assert views.presets("rag")["question"] == rag.DECK_QUESTION
     assert views.presets("context")["question"] == context.cx.DEFAULT_QUESTION
     assert views.presets("speculative", "soft-targets")["soft_text"] == speculative.SOFT_TEXT
+    for name in ("text", "passes"):  # the demo's run, so the preset opens its recorded run as the demo does
+        assert views.presets("speculative", name)["max_new"] == speculative.DEFAULT_NEW
+        assert views.presets("speculative", name)["k"] == speculative.Config.default("k")
     assert reasoning_figures.disagreement(reasoning.measurement()) == reasoning.disagreement()
     assert agent_figures.first_tool_success(agent.recorded()) == agent.first_tool_success()
 

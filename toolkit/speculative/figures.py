@@ -5,12 +5,15 @@ the distillation run). One function per view."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from toolkit import style
+from toolkit.speculative.capture import SpeculativeConfig
 from toolkit.speculative.maths import expected_tokens
 from toolkit.speculative.trace import DistillationTrace, SpeculativeTrace, SweepTrace, TargetsTrace
 
@@ -61,18 +64,17 @@ def text_html(t: SpeculativeTrace, dark: bool = False) -> str:
     return f'<div class="sd" data-lecture-view="speculative"><style>{css}</style>{legend}{"".join(parts)}</div>'
 
 
+def _two(titles: list[str], widths: list[float] | None = None, spacing: float = 0.12) -> go.Figure:
+    """Two panels side by side."""
+    return make_subplots(rows=1, cols=2, column_widths=widths, horizontal_spacing=spacing, subplot_titles=titles)
+
+
 def passes(t: SpeculativeTrace, dark: bool = False) -> go.Figure:
     """Output tokens against target forward passes: plain decoding makes one per pass (the diagonal)."""
     pal = style.palette(dark)
     made = np.minimum(np.cumsum(t.accepted + 1), len(t.new_ids))  # (step,) tokens after each pass
     x = np.arange(1, len(made) + 1)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.55, 0.45],
-        horizontal_spacing=0.12,
-        subplot_titles=["tokens after each target pass", "tokens per pass"],
-    )
+    fig = _two(["tokens after each target pass", "tokens per pass"], widths=[0.55, 0.45])
     fig.add_trace(
         go.Scatter(
             x=[0, len(t.new_ids)],
@@ -123,12 +125,7 @@ def passes(t: SpeculativeTrace, dark: bool = False) -> go.Figure:
 def acceptance(s: SweepTrace, dark: bool = False) -> go.Figure:
     """Acceptance rate and wall-time speed-up over plain greedy decoding against k, one line per draft."""
     pal = style.palette(dark)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        horizontal_spacing=0.12,
-        subplot_titles=["draft tokens accepted", "speed-up over plain greedy (wall time)"],
-    )
+    fig = _two(["draft tokens accepted", "speed-up over plain greedy (wall time)"])
     speed = s.speedup()
     for d, name in enumerate(s.drafts):
         colour = pal[[4, 5, 2, 0][d % 4]]
@@ -220,13 +217,8 @@ def soft_targets(t: TargetsTrace, dark: bool = False) -> go.Figure:
 def distillation(t: DistillationTrace, dark: bool = False) -> go.Figure:
     """The distillation loss per step, and acceptance and speed-up of the draft before and after."""
     pal = style.palette(dark)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.55, 0.45],
-        horizontal_spacing=0.14,
-        subplot_titles=[f"T²·KL(teacher ‖ student), T = {t.temperature:g}", f"the draft in use (k = {t.k})"],
-    )
+    titles = [f"T²·KL(teacher ‖ student), T = {t.temperature:g}", f"the draft in use (k = {t.k})"]
+    fig = _two(titles, widths=[0.55, 0.45], spacing=0.14)
     steps = np.arange(1, len(t.losses) + 1)
     width = max(1, len(t.losses) // 20)
     smooth = np.convolve(t.losses, np.ones(width) / width, mode="valid")
@@ -308,28 +300,25 @@ def _spec_run(prompt: str | None, draft: str, k: int, max_new: int, model: str):
     return speculative.capture(model, prompt, cfg)
 
 
-def spec_text(
-    prompt: str | None = None,
-    draft: str = "lookup",
-    k: int = 4,
-    max_new: int = 64,
-    model: str = "smollm2-135m",
-    dark: bool = False,
-) -> str:
-    """The generated text, each token marked by who wrote it: the draft (accepted) or the target (HTML).
-    prompt None: the demo's (a spelling correction, which prompt lookup drafts well)."""
-    return text_html(_spec_run(prompt, draft, k, max_new, model), dark)
+def _on_run(draw: Callable[[SpeculativeTrace, bool], Any], doc: str) -> Callable[..., Any]:
+    """A view of one run with the demo's presets and defaults (``max_new``: the demo's new tokens)."""
+
+    def view(
+        prompt: str | None = None,
+        draft: str = "lookup",
+        k: int = SpeculativeConfig.default("k"),
+        max_new: int = SpeculativeConfig.default("max_new_tokens"),
+        model: str = "smollm2-135m",
+        dark: bool = False,
+    ):
+        return draw(_spec_run(prompt, draft, k, max_new, model), dark)
+
+    view.__doc__ = doc + " prompt None: the demo's (a spelling correction, which prompt lookup drafts well)."
+    return view
 
 
-def spec_passes(
-    prompt: str | None = None,
-    draft: str = "lookup",
-    k: int = 4,
-    max_new: int = 64,
-    model: str = "smollm2-135m",
-    dark: bool = False,
-):
-    return passes(_spec_run(prompt, draft, k, max_new, model), dark)
+spec_text = _on_run(text_html, "The generated text, each token marked by who wrote it: the draft or the target (HTML).")
+spec_passes = _on_run(passes, "Output tokens against target passes, and how many tokens each pass made.")
 
 
 def spec_k(dark: bool = False):
