@@ -20,7 +20,7 @@ A rank-2 request also steps aside while a light one (rank 0 or 1) holds a slot: 
 its next turn, so a student's question runs alone and is not slowed by someone's maxima on the other core
 (decoding is bound by memory bandwidth, and the Python between the operations by the GIL). So that a lecturer's
 long run is not starved during a busy class, a rank-2 request that has waited AGE_S goes ahead anyway, and then
-does not step aside for RUN_S seconds.
+neither steps aside nor lends its slot for RUN_S seconds.
 Within a rank, first come, first served. Work in a slot takes turns (toolkit.turns: between decoder layers, and
 between generated tokens or steps): at a turn it lends its slot to a waiting request that ranks before it, and a
 rank-2 heavy request also pauses while another one runs. It then waits for a slot again, keeping its place in the
@@ -206,6 +206,7 @@ class Gate:
         """Time the server worked for ``session`` outside the slots (a cheap handler): it ranks the session too."""
         with self.cond:
             self._add(session, seconds, time.monotonic())
+            self.cond.notify_all()  # a holder of that session may have turned rank 2: who may run may change
 
     def leave(self, t: Ticket) -> None:
         with self.cond:

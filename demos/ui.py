@@ -198,11 +198,12 @@ class _lane:
         self.cheap_since: float | None = None
 
     def __enter__(self) -> None:
-        if getattr(_held, "slot", False) or getattr(_held, "cheap", False):
+        if getattr(_held, "slot", False):
             return
         if self.lane == "cheap":  # no slot; its time still ranks the session (someone looping over the maxima)
-            self.cheap_since, _held.cheap = time.perf_counter(), True
-            return
+            if not getattr(_held, "cheap", False):
+                self.cheap_since, self.slot_time, _held.cheap = time.perf_counter(), _slot_time(), True
+            return  # model work it calls takes a slot (below), and that time is charged at the slot's leave
         if self.lane == "train" and not _train.acquire(blocking=False):
             raise UserError(TRAIN_BUSY)
         try:
@@ -213,15 +214,20 @@ class _lane:
             raise UserError(BUSY_MESSAGE) from None
         self.turns.enter_context(turns.taking(functools.partial(_turn, self.ticket)))
         _held.slot = self.took = True
+        self.slot_since = time.perf_counter()
 
     def __exit__(self, *exc: Any) -> None:
         if self.cheap_since is not None:
             _held.cheap = False
-            _gate.charge(self._session() or "", time.perf_counter() - self.cheap_since)
+            session = self._session()
+            if session:  # the time outside any slot it called
+                seconds = time.perf_counter() - self.cheap_since - (_slot_time() - self.slot_time)
+                _gate.charge(session, seconds)
             return
         if not self.took:
             return  # inside another handler's slot
         _held.slot = self.took = False
+        _held.slot_time = _slot_time() + time.perf_counter() - self.slot_since
         self.turns.close()
         _gate.leave(self.ticket)
         if self.lane == "train":
@@ -231,6 +237,11 @@ class _lane:
 
     def _session(self) -> str | None:
         return self.session if self.session is not None else getattr(_held, "session", None)
+
+
+def _slot_time() -> float:
+    """Seconds this thread has held slots so far (so a cheap handler's charge leaves out the model work it called)."""
+    return getattr(_held, "slot_time", 0.0)
 
 
 def slot(session: str | None = None) -> _lane:

@@ -352,6 +352,23 @@ def test_time_in_cheap_handlers_ranks_the_session_too(monkeypatch):
     maths(request=Session("flood"))
     used = ui._gate.used("flood", time.monotonic())
     assert 0.2 <= used < 0.3  # the outer call's time, not the inner's again
+    frees = []
+
+    @ui.safe
+    def forward(request=None):
+        frees.append(ui._gate.free)
+        time.sleep(0.2)
+
+    @ui.safe(lane="cheap")
+    def calls_the_model(request=None):
+        time.sleep(0.1)
+        forward()
+
+    calls_the_model(request=Session("mixed"))
+    assert frees == [ui.WORKERS - 1]  # model work a cheap handler calls takes a slot
+    assert 0.3 <= ui._gate.used("mixed", time.monotonic()) < 0.45  # its slot time is not charged twice
+    maths()  # no session: no one is charged
+    assert "" not in ui._gate.usage
     ticket = ui._gate.enter("model", "flood", 1)
     assert ticket.rank == lanes.HEAVY
     ui._gate.leave(ticket)

@@ -164,6 +164,17 @@ def test_speculative_equals_greedy_on_tiny_architectures(name):
         assert decode.speculative(loaded.model, draft, ids, 16, 3).new == plain.new
 
 
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_a_checked_run_from_one_prefill_on_tiny_architectures(name):
+    """The plain greedy check starts from a copy of the speculative run's prefill: sliding windows and recurrent
+    states included (cutting the speculative cache back to the prompt left a window with the wrong positions)."""
+    loaded = tiny(name)
+    trace = spec.capture(loaded, "a b a b a b a b a b", draft="lookup", k=3, max_new_tokens=12, chat=False)
+    ids = spec.prompt_ids(loaded, "a b a b a b a b a b", chat=False)
+    assert trace.same_as_greedy is True
+    assert trace.new_ids.tolist() == decode.greedy(loaded.model, ids, 12).new
+
+
 def test_capture_trace(smol, tmp_path):
     trace = spec.capture(smol, spec.PROMPTS[1], draft="lookup", k=3, max_new_tokens=24)
     assert trace.same_as_greedy is True and len(trace.new_ids) <= 24

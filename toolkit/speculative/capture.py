@@ -7,6 +7,7 @@ reformat, complete code), the everyday case where prompt lookup pays.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from dataclasses import dataclass
@@ -109,9 +110,10 @@ def capture(
         raise ValueError(f"the draft must keep fewer than the model's {n_layers} layers, got {cfg.layers}")
     ids = prompt_ids(loaded, prompt, cfg.chat)
     temperature = None if cfg.mode == "greedy" else cfg.temperature
-    start = decode.prefilled(loaded.model, ids)  # read once, for both runs
+    start = decode.prefilled(loaded.model, ids)  # read once, for both runs: each gets its own copy of the cache
+    ahead = (copy.deepcopy(start[0]), start[1])
     run = decode.speculative(
-        loaded.model, drafter(loaded, cfg), ids, cfg.max_new_tokens, cfg.k, temperature, cfg.seed, start
+        loaded.model, drafter(loaded, cfg), ids, cfg.max_new_tokens, cfg.k, temperature, cfg.seed, ahead
     )
     same = plain_seconds = None
     if cfg.check and cfg.mode == "greedy":

@@ -69,7 +69,7 @@ def prefilled(model: Any, prompt: list[int]) -> tuple[DynamicCache, float]:
 
 def greedy(model: Any, prompt: list[int], max_new: int, start: tuple[DynamicCache, float] | None = None) -> Run:
     """Plain greedy decoding with a cache: one target forward per new token. ``start``: ``prefilled(prompt)``,
-    already made (its seconds count in the run's)."""
+    already made (its seconds count in the run's; the run adds to its cache)."""
     run, eos = Run(), eos_ids(model)
     cache, before = start if start is not None else prefilled(model, prompt)
     work = turns.stopwatch()
@@ -146,7 +146,7 @@ def speculative(
 ) -> Run:
     """Draft k tokens, verify them in one target pass, keep the agreed prefix and the target's next token.
     temperature None: greedy (the output equals plain greedy decoding); else speculative sampling. ``start``:
-    ``prefilled(prompt)``, already made; its cache is cut back to the prompt at the end, for a plain run next."""
+    ``prefilled(prompt)``, already made (the run adds to its cache: give it a copy to keep the prefill)."""
     run, eos = Run(), eos_ids(model)
     cache, before = start if start is not None else prefilled(model, prompt)
     work = turns.stopwatch()
@@ -181,7 +181,6 @@ def speculative(
         if _finish(run, eos, max_new):
             break
     run.seconds = before + work()
-    cut(cache, len(prompt) - 1)
     return run
 
 
