@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-TRACE_CACHE_BYTES = 64 * 2**20  # per cached function; the server's whole cache budget is written in the README
+TRACE_CACHE_BYTES = 48 * 2**20  # per cached function; the server's whole cache budget is written in the README
 
 
 def nbytes(value: Any) -> int:

@@ -75,9 +75,11 @@ def ask(
     if trace.dropped:
         notes.append(f"⚠️ {trace.dropped} passage(s) did not fit the {trace.budget}-token budget and were left out.")
     how = "as retrieved" if trace.rerank == "none" else f"reranked by {trace.rerank}"
+    cached = int(trace.meta.get("prefix_cached") or 0)
+    reused = f" ({cached} from the prefix cache)" if cached else ""
     head = (
         f"**{model_name}** · {len(trace.passage_ids)} passages from {trace.index} "
-        f"({'unrelated, on purpose' if trace.wrong else how}) · prompt {trace.prompt_tokens} tokens · "
+        f"({'unrelated, on purpose' if trace.wrong else how}) · prompt {trace.prompt_tokens} tokens{reused} · "
         f"both answers in {trace.seconds['generate']:.1f} s"
     )
     status = "\n\n".join([head, *notes])

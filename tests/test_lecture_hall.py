@@ -435,6 +435,22 @@ def test_the_lanes_not_gradio_decide_what_runs(live_server):
         assert info.blocks._queue.default_concurrency_limit == ui.PER_DEMO, name
 
 
+def test_idle_queues_do_not_poll_every_millisecond(live_server):
+    """Gradio's queue looked for work every 1 ms (and for progress every 10 ms) per demo: thousands of wake-ups a
+    second, each taking the GIL from the forward under way. The server sets both slower, on every demo, and Gradio's
+    loops still read those two settings (a rename in a new Gradio would leave ours unused)."""
+    import inspect
+
+    from gradio import queueing
+
+    app = live_server.server.config.app
+    for name, info in app.state.demos.items():
+        q = info.blocks._queue
+        assert (q.sleep_when_free, q.progress_update_sleep_when_free) == (0.02, 0.5), name
+    assert "self.sleep_when_free" in inspect.getsource(queueing.Queue.start_processing)
+    assert "self.progress_update_sleep_when_free" in inspect.getsource(queueing.Queue.start_progress_updates)
+
+
 def test_a_handler_not_given_the_request_still_knows_its_page(monkeypatch):
     """Gradio gives the request only to a positional parameter: page handlers written ``f(*args, request=None)``
     (RAG, speculative decoding, attention, vector search...) were called without it, so a dark page got light
@@ -919,6 +935,7 @@ def test_binding_another_address_warns_and_classroom_refuses_any_model(capsys, m
 
     assert guard.is_loopback("127.0.0.1") and guard.is_loopback("::1") and not guard.is_loopback("0.0.0.0")
     monkeypatch.setattr(server, "build_app", lambda *a, **k: (_ for _ in ()).throw(SystemExit("stop")))
+    monkeypatch.setattr(server, "use_onednn", lambda: None)  # the rest of the suite keeps torch's own kernels
     with pytest.raises(SystemExit):
         server.serve("0.0.0.0", 7999)
     assert "WARNING: binding 0.0.0.0" in capsys.readouterr().out

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import models, turns
+from toolkit import models, prefix, turns
 from toolkit.config import Config, param
 from toolkit.rag.maths import Bm25, maxsim, rerank_order
 from toolkit.rag.trace import RagTrace
@@ -84,21 +84,25 @@ def segment_counts(prompt: str, offsets, spans: dict[str, tuple[int, int]]) -> d
     return counts
 
 
-def greedy(loaded: models.Loaded, ids: list[int], max_new_tokens: int) -> tuple[str, int]:
-    """The model's greedy continuation of ``ids``, decoded without special tokens, and its token count."""
+def greedy(loaded: models.Loaded, ids: list[int], max_new_tokens: int, shared: int = 0) -> tuple[str, int, bool]:
+    """The model's greedy continuation of ``ids``, decoded without special tokens, its token count, and whether
+    the first ``shared`` ids came from the prefix cache (0: no prefix cache)."""
     tok = loaded.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    use = 0 < shared < len(ids) and prefix.supported(loaded.model)
+    cache, reused = prefix.prefilled(loaded.model, ids[:shared]) if use else (None, False)
     with torch.no_grad():
         out = loaded.model.generate(
             input_ids=torch.tensor([ids]),
             attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            cache=cache,  # holds ids[:shared]: generate() reads only the rest
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=pad,
             stopping_criteria=turns.each_token(),
         )  # (1, T + new)
     new = out[0, len(ids) :]
-    return tok.decode(new, skip_special_tokens=True).strip(), int(len(new))
+    return tok.decode(new, skip_special_tokens=True).strip(), int(len(new)), reused
 
 
 @lru_cache(maxsize=2)
@@ -159,9 +163,12 @@ def capture(model: models.Loaded | str, question: str, config: RagConfig | None 
     chosen = chosen[: len(chosen) - dropped]
     counts = segment_counts(prompt, offsets, spans)
     prompt_without, ids_without, _ = render(loaded, messages(question, None))
+    # Everything before the question (template, system prompt, passages) is the same for every question that
+    # retrieves these passages: the prefix cache keeps its keys and values.
+    shared = sum(1 for start, _ in offsets if start < spans["question"][0])
     work = turns.stopwatch()  # work, not waiting for a slot
-    answer_with, n_with = greedy(loaded, ids, cfg.max_new_tokens)
-    answer_without, n_without = greedy(loaded, ids_without, cfg.max_new_tokens)
+    answer_with, n_with, reused = greedy(loaded, ids, cfg.max_new_tokens, shared)
+    answer_without, n_without, _ = greedy(loaded, ids_without, cfg.max_new_tokens)
     seconds["generate"] = work()
     titles = {str(int(i)): corpus.titles[int(i)] for i in list(cand) + chosen}
     return RagTrace(
@@ -189,7 +196,7 @@ def capture(model: models.Loaded | str, question: str, config: RagConfig | None 
         dropped=dropped,
         seconds=seconds,
         config=cfg.to_dict(),
-        meta=make_meta(loaded.name, encoder=encoder.name),
+        meta=make_meta(loaded.name, encoder=encoder.name, prefix_cached=shared if reused else 0),
     ).check()
 
 

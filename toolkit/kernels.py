@@ -1,0 +1,122 @@
+"""oneDNN for the fp32 matrix products of a prompt: ``nn.Linear`` on many rows at once, not MKL.
+
+PyTorch sends every fp32 ``nn.Linear`` to MKL, which on AMD processors runs its AVX2 code. oneDNN, also inside
+PyTorch, uses AVX-512 where the processor has it: on the 2-core machine the load benchmark runs on, 64 rows times
+SmolLM2's MLP weights took 0.52 ms instead of 1.08 ms, and a student's own KV cache question (8 forwards of the
+whole text without the cache) 1.3 s of a core instead of 1.85 s; a speculative check of 4 drafts 65 ms instead of 72
+ms. Only 4 to 128 rows: fewer (a decoding step) are bound by memory bandwidth or by oneDNN's cost per call; more (a
+long prompt, a training batch at its maxima) stay where the server's memory was measured (oneDNN's temporaries
+raised the load benchmark's peak by 0.1-0.2 GB). A vocabulary-sized head stays on MKL too. The numbers are fp32 both
+ways; only the order of the sums differs (relative differences of about 1e-6, as between MKL's own kernels for one
+row and for many). Autograd (training) and anything that is not a plain fp32 CPU tensor stay on the usual path.
+
+Off unless asked: ``lecture serve`` turns it on when ``speedup()`` measures it faster on the machine it runs on
+(``enable_if_faster``); a notebook can call ``enable()``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+_plain_forward = torch.nn.Linear.forward
+PLAIN = (torch.Tensor, torch.nn.Parameter)  # tensor subclasses (quantised weights and the like) keep their path
+CHUNKS = (8, *range(16, 129, 16))  # rows per oneDNN call: it builds a kernel for every shape it sees, so only these
+MAX_WEIGHT = 8 * 2**20  # elements: a vocabulary-sized head (SmolLM2's: 28 M) stays on MKL
+
+
+def _fast(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    return (
+        type(x) in PLAIN
+        and type(w) in PLAIN
+        and x.dtype == w.dtype == torch.float32
+        and (bias is None or bias.dtype == torch.float32)
+        and x.device.type == w.device.type == "cpu"
+        and x.layout == w.layout == torch.strided
+        and x.dim() >= 2
+        and 4 * x.shape[-1] <= x.numel() <= CHUNKS[-1] * x.shape[-1]  # 4 to 128 rows: a short prompt, a check of drafts
+        and w.numel() <= MAX_WEIGHT
+        and not (
+            torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or getattr(bias, "requires_grad", False))
+        )
+    )
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, w, bias)``, through oneDNN when it may be: the rows padded with zeros to 8 or a multiple of 16
+    (a row's result does not depend on the others). oneDNN builds and keeps a kernel for every shape it sees: fed
+    every prompt length as it comes, a process grew by 300 MB and more (299 lengths x 4 weights); with these nine
+    shapes, by a few tens of MB."""
+    if not _fast(x, w, bias):
+        return F.linear(x, w, bias)
+    rows = x.reshape(-1, x.shape[-1])  # (N, d_in)
+    n = rows.shape[0]
+    size = next(c for c in CHUNKS if c >= n)
+    if size > n:
+        rows = torch.cat([rows, rows.new_zeros(size - n, rows.shape[1])])  # (size, d_in)
+    return _onednn(rows, w, bias)[:n].reshape(*x.shape[:-1], w.shape[0])
+
+
+def _onednn(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+
+
+def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return linear(x, self.weight, self.bias)
+
+
+def available() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, w = torch.randn(4, 8), torch.randn(3, 8)
+        out = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+    except (RuntimeError, AttributeError):
+        return False
+    return bool(torch.allclose(out, F.linear(x, w), rtol=1e-5, atol=1e-5))
+
+
+def enabled() -> bool:
+    return torch.nn.Linear.forward is _forward
+
+
+def enable() -> None:
+    """Every ``nn.Linear`` (and subclass that keeps its forward, such as peft's base layers) from now on."""
+    if not available():
+        raise RuntimeError("this PyTorch has no oneDNN linear: keep MKL")
+    torch.nn.Linear.forward = _forward
+
+
+def disable() -> None:
+    torch.nn.Linear.forward = _plain_forward
+
+
+def speedup(rows: int = 64, d_in: int = 576, d_out: int = 1536, repeats: int = 30) -> float:
+    """MKL's time over oneDNN's for one (rows, d_in) x (d_in, d_out) product on this machine (> 1: oneDNN faster)."""
+    x, w = torch.randn(rows, d_in), torch.randn(d_out, d_in)
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    with torch.no_grad():
+        mkl = best(lambda: F.linear(x, w))
+        onednn = best(lambda: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""))
+    return mkl / onednn
+
+
+def enable_if_faster(min_speedup: float = 1.2) -> float | None:
+    """Turn oneDNN on if it is at least ``min_speedup`` times MKL here; the measured ratio (None: not available)."""
+    if not available():
+        return None
+    ratio = speedup()
+    if ratio >= min_speedup:
+        enable()
+    return ratio
