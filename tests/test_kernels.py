@@ -93,3 +93,56 @@ def test_onednn_sees_nine_shapes_whatever_the_prompt_length(monkeypatch):
         x = torch.randn(n, 40)
         assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
     assert len(seen) == 9
+
+
+def test_a_vocabulary_sized_head_takes_onednn_only_for_a_check_of_drafts(monkeypatch):
+    seen = []
+    real = kernels._onednn
+    monkeypatch.setattr(kernels, "_onednn", lambda x, w, b: seen.append(x.shape[0]) or real(x, w, b))
+    head = torch.randn(kernels.BIG_WEIGHT // 64 + 1, 64)  # just over BIG_WEIGHT elements
+    for n in (5, 16, 17):
+        x = torch.randn(n, 64)
+        assert torch.allclose(kernels.linear(x, head), F.linear(x, head), rtol=1e-4, atol=1e-4)
+    assert seen == [8, 16]  # 1 + k drafts (k <= 12): oneDNN; a longer prompt's logits: MKL
+
+
+def test_wide_weights_are_stored_column_by_column_with_the_same_values():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 24), torch.nn.Linear(24, 8))
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        expected = model(x)
+        assert kernels.relayout(model) == 1  # the wide one (out 24 >= in 8); the narrow one stays row by row
+        assert model[0].weight.stride() == (1, 24) and model[1].weight.is_contiguous()
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+        assert model[0].weight.untyped_storage().nbytes() == 24 * 8 * 4  # moved, not copied
+        assert torch.allclose(model(x), expected, rtol=1e-6, atol=1e-6)
+    assert kernels.relayout(model) == 0  # once only
+    model(x).sum().backward()  # training works on it
+    assert model[0].weight.grad.shape == (24, 8)
+
+
+def test_a_loaded_model_decodes_the_same_tokens_as_with_its_weights_row_by_row(smol):
+    """toolkit.models relayouts what it loads (decoding steps read wide weights faster). The tied head moves with
+    the embedding; against a copy with every weight row by row (as transformers loads it), the same logits up to
+    the order of the sums and the same greedy tokens."""
+    import copy
+
+    from toolkit.speculative import decode
+
+    model = smol.model
+    assert model.lm_head.weight is model.model.embed_tokens.weight and model.lm_head.weight.stride() == (1, 49152)
+    layer = model.model.layers[0]
+    assert layer.mlp.up_proj.weight.stride() == (1, 1536) and layer.self_attn.k_proj.weight.is_contiguous()
+    files = kernels._mapped_files()  # transformers maps the safetensors file; a loaded model keeps none of it
+    assert not any(lo <= p.untyped_storage().data_ptr() < hi for p in model.parameters() for lo, hi in files)
+    rows = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in rows.parameters():
+            p.data = p.data.contiguous()
+    assert all(p.is_contiguous() for p in rows.parameters())
+    ids = speculative.prompt_ids(smol, speculative.DEFAULT_PROMPT)
+    with torch.no_grad():
+        a, b = model(torch.tensor([ids])).logits, rows(torch.tensor([ids])).logits
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)
+    assert decode.greedy(model, ids, 24).new == decode.greedy(rows, ids, 24).new

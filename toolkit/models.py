@@ -258,7 +258,7 @@ def _load_uncached(key: str) -> Loaded:
         base = load(base_name)
         model = transform(base)
         model.eval()
-        _between_layers(model)
+        _prepare(model)
         return Loaded(key, model, base.tokenizer, base.kind)
     if key in EMBEDDED:
         entry = EMBEDDED[key]
@@ -311,17 +311,19 @@ def _from_folder(name: str, folder: str | Path, kind: str | None) -> Loaded:
     cls = AutoModelForCausalLM if kind == "causal" else AutoModel
     model = cls.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
     model.eval()
-    _between_layers(model)
+    _prepare(model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return Loaded(name, model, tokenizer, kind)
 
 
-def _between_layers(model: Any) -> None:
+def _prepare(model: Any) -> None:
     """A turn before each decoder layer: on a server, a long forward can lend its slot to a waiting request
-    (toolkit.turns; the hooks do nothing elsewhere and change no output)."""
-    from toolkit import turns
+    (toolkit.turns; the hooks do nothing elsewhere and change no output). Wide weights stored column by column,
+    which decoding reads faster (toolkit.kernels.relayout; the same values)."""
+    from toolkit import kernels, turns
 
     turns.between_layers(model)
+    kernels.relayout(model)
 
 
 # ---- the GGUF -> safetensors cache ---------------------------------------------------------------------------
