@@ -1,14 +1,15 @@
 """oneDNN for the fp32 matrix products of a prompt: ``nn.Linear`` on many rows at once, not MKL.
 
 PyTorch sends every fp32 ``nn.Linear`` to MKL, which on AMD processors runs its AVX2 code. oneDNN, also inside
-PyTorch, uses AVX-512 where the processor has it: on the 2-core machine the load benchmark runs on, 64 rows times
+PyTorch, uses AVX-512 where the processor has it: on one 2-core machine the load benchmark ran on, 64 rows times
 SmolLM2's MLP weights took 0.52 ms instead of 1.08 ms, and a student's own KV cache question (8 forwards of the
 whole text without the cache) 1.3 s of a core instead of 1.85 s; a speculative check of 4 drafts 65 ms instead of 72
-ms. Only 4 to 128 rows: fewer (a decoding step) are bound by memory bandwidth or by oneDNN's cost per call; more (a
-long prompt, a training batch at its maxima) stay where the server's memory was measured (oneDNN's temporaries
-raised the load benchmark's peak by 0.1-0.2 GB). A vocabulary-sized head stays on MKL too. The numbers are fp32 both
-ways; only the order of the sums differs (relative differences of about 1e-6, as between MKL's own kernels for one
-row and for many). Autograd (training) and anything that is not a plain fp32 CPU tensor stay on the usual path.
+ms (on another, 1.1x: the server kept MKL). Only 4 to 128 rows: fewer (a decoding step) are bound by memory
+bandwidth or by oneDNN's cost per call; more (a long prompt, a training batch at its maxima) stay where the server's
+memory was measured (oneDNN's temporaries raised the load benchmark's peak by 0.1-0.2 GB). A vocabulary-sized head
+only for a check of drafts (up to 16 rows: 12 ms instead of 20 ms). The numbers are fp32 both ways; only the order
+of the sums differs (relative differences of about 1e-6, as between MKL's own kernels for one row and for many).
+Autograd (training) and anything that is not a plain fp32 CPU tensor stay on the usual path.
 
 Off unless asked: ``lecture serve`` turns it on when ``speedup()`` measures it faster on the machine it runs on
 (``enable_if_faster``); a notebook can call ``enable()``.
