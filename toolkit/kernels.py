@@ -17,7 +17,7 @@ Off unless asked: ``lecture serve`` turns it on when ``speedup()`` measures it f
 A decoding step (one row) is the other case: it reads every weight once, and MKL's product of a row with a weight
 stored row by row (out, in) reads it at about 10 GB/s here. Stored column by column (``relayout``: the same tensor,
 its memory transposed), a wide weight (out >= in: SmolLM2's q, o, gate, up and the tied head) is read at 17-20
-GB/s: a step took 64 ms instead of 75 ms, with the same tokens. Narrow ones (k, v, down) were slower that way and
+GB/s: a step took 62-64 ms instead of 75 ms, with the same tokens. Narrow ones (k, v, down) were slower that way and
 stay as they are. ``toolkit.models`` relayouts every model it loads.
 """
 
@@ -34,14 +34,16 @@ CHUNKS = (8, *range(16, 129, 16))  # rows per oneDNN call: it builds a kernel fo
 BIG_WEIGHT, BIG_ROWS = 8 * 2**20, 16  # a vocabulary-sized head (SmolLM2's: 28 M elements) only for a check of drafts
 
 
+def _plain_fp32(t: torch.Tensor) -> bool:
+    """A plain (no subclass), dense fp32 tensor on the CPU."""
+    return type(t) in PLAIN and t.dtype == torch.float32 and t.device.type == "cpu" and t.layout == torch.strided
+
+
 def _fast(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> bool:
     return (
-        type(x) in PLAIN
-        and type(w) in PLAIN
-        and x.dtype == w.dtype == torch.float32
+        _plain_fp32(x)
+        and _plain_fp32(w)
         and (bias is None or bias.dtype == torch.float32)
-        and x.device.type == w.device.type == "cpu"
-        and x.layout == w.layout == torch.strided
         and x.dim() >= 2
         and 4 * x.shape[-1] <= x.numel() <= CHUNKS[-1] * x.shape[-1]  # 4 to 128 rows: a short prompt, a check of drafts
         and (w.numel() <= BIG_WEIGHT or x.numel() <= BIG_ROWS * x.shape[-1])
@@ -77,9 +79,7 @@ def relayout(model: torch.nn.Module) -> int:
             w = getattr(mod, "weight", None)
             if not (
                 isinstance(mod, torch.nn.Linear)
-                and type(w) in PLAIN
-                and w.dtype == torch.float32
-                and w.device.type == "cpu"
+                and _plain_fp32(w)
                 and w.dim() == 2
                 and w.shape[0] >= w.shape[1] > 1
                 and w.is_contiguous()
@@ -129,7 +129,7 @@ def available() -> bool:
         return False
     try:
         x, w = torch.randn(4, 8), torch.randn(3, 8)
-        out = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        out = _onednn(x, w, None)
     except (RuntimeError, AttributeError):
         return False
     return bool(torch.allclose(out, F.linear(x, w), rtol=1e-5, atol=1e-5))
@@ -165,7 +165,7 @@ def speedup(rows: int = 64, d_in: int = 576, d_out: int = 1536, repeats: int = 3
 
     with torch.no_grad():
         mkl = best(lambda: F.linear(x, w))
-        onednn = best(lambda: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""))
+        onednn = best(lambda: _onednn(x, w, None))
     return mkl / onednn
 
 
