@@ -160,6 +160,11 @@ def test_cached_model_matches_fresh_gguf_conversion(smol):
     fresh = AutoModelForCausalLM.from_pretrained(
         src.parent, gguf_file=src.name, dtype=torch.float32, attn_implementation="eager"
     ).eval()
+    ours, theirs = smol.model.state_dict(), fresh.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)  # the same values
+    # Loaded models keep wide weights column by column (toolkit.kernels.relayout), which changes the order of the
+    # sums on some CPUs (logits 7.8242 vs 7.8243): with the same layout, the same logits to the bit.
+    models._prepare(fresh)
     ids = smol.tokenizer("The animal didn't cross the street because it was too tired", return_tensors="pt")
     with torch.no_grad():
         a = smol.model(**ids).logits
