@@ -1,13 +1,15 @@
 """The model slots of one server, shared by rank (the "model" and "heavy" lanes of demos/ui.py).
 
-A browser session is light while the time its requests were under way lately (from getting a slot to leaving it,
-pauses included; for a request that came in rank 2, from asking for its slot; and a cheap handler's time, which
-takes no slot) plus this one's time under way is under LIGHT_S (the sum decays with a half-life of HALF_LIFE_S): a
-student reading answers and asking again. Pauses and rank-2 waits count: someone looping over the maxima is always
-in the gate, however long their work waits or is paused for students, so they do not turn light again by being
-kept waiting; a student's wait in a busy moment does not count against them. The cheap requests between someone's
-model work count, or they would stay light by mixing them in. Ranks, the lower served
-first:
+A browser session is light while the time its requests were under way lately plus this one's is under LIGHT_S (the
+sum decays with a half-life of HALF_LIFE_S): a student reading answers and asking again. A request that came in
+rank 2 is under way from asking for its slot to leaving it, waits and pauses included: someone looping over the
+maxima is always in the gate, however long their work waits or is paused for students, so they do not turn light
+again by being kept waiting. A request that came in light (rank 0 or 1) counts its work: the time it held its slot,
+not its wait for one nor the pauses at its turns, also after it turned rank 2 partway. Counted by the wall clock, a
+student's question slowed by a busy moment turned rank 2 and was kept waiting for the others' light work, that wait
+was charged too, and the same student's next questions turned rank 2 ever sooner (the load probe: 7 of 71 questions,
+one student's 12.7, 18.9, 23.7 s). A cheap handler's time (it takes no slot) counts too: the cheap requests between
+someone's model work count, or they would stay light by mixing them in. Ranks, the lower served first:
   0  a quick forward (the model lane) for a light session;
   1  heavy work for a light session: a student's own question to a generating demo;
   2  anything for any other session (someone looping over the most expensive settings, with one session or a new
@@ -60,6 +62,9 @@ class Ticket:
     entered: float = 0.0  # when it first asked for a slot
     charged_from: float | None = None  # its session is charged from then: its first wait too if it came in rank 2
     light: bool = False  # got its slot at rank 0 or 1 and has not been seen past LIGHT_S since
+    came_light: bool = False  # first got its slot at rank 0 or 1: it counts the time it held a slot
+    held_s: float = 0.0  # seconds it held a slot, before its current hold
+    held_since: float | None = None  # when its current hold began
     pass_until: float = 0.0  # a rank-2 request that waited AGE_S: until then it does not step aside
 
 
@@ -86,8 +91,19 @@ class Gate:
         if len(self.usage) > 4096:  # sessions long gone: keep the ones that still count
             self.usage = {s: u for s, u in self.usage.items() if self.used(s, now) > 0.1}
 
+    @staticmethod
+    def _work(t: Ticket, now: float) -> float:
+        """Seconds ``t`` has held a slot so far."""
+        return t.held_s + (now - t.held_since if t.held_since is not None else 0.0)
+
+    def _under_way(self, t: Ticket, now: float) -> float:
+        """What ``t`` adds to its session's time now: its work if it came in light, else its time under way."""
+        if t.started is None:
+            return 0.0
+        return self._work(t, now) if t.came_light else now - t.started
+
     def _rank(self, t: Ticket, now: float) -> int:
-        running = now - t.started if t.started is not None else 0.0
+        running = self._under_way(t, now)
         if self.used(t.session, now) + running >= LIGHT_S:
             return HEAVY
         return LIGHT if t.lane == "heavy" else QUICK
@@ -126,6 +142,7 @@ class Gate:
             return
         self.free += 1
         self.heavy_running -= t.counted
+        t.held_s, t.held_since = self._work(t, time.monotonic()), None
         self.holders.discard(t)
         t.holding = False
         self.cond.notify_all()
@@ -163,9 +180,9 @@ class Gate:
         if t.rank == HEAVY and self._light_running(now):  # went ahead beside light work: runs a while
             t.pass_until = now + RUN_S
         self.holders.add(t)
-        t.holding, t.light = True, t.rank < HEAVY
+        t.holding, t.light, t.held_since = True, t.rank < HEAVY, now
         if t.started is None:
-            t.started = now
+            t.started, t.came_light = now, t.rank < HEAVY
             t.charged_from = t.entered if t.rank == HEAVY else now
         self.cond.notify_all()
 
@@ -212,8 +229,8 @@ class Gate:
         with self.cond:
             now = time.monotonic()
             self._release(t)
-            if t.charged_from is not None:  # its time under way goes to its session (a rank-2 one's wait too)
-                self._add(t.session, now - t.charged_from, now)
+            if t.charged_from is not None:  # its time goes to its session (a rank-2 one's wait too)
+                self._add(t.session, t.held_s if t.came_light else now - t.charged_from, now)
                 t.started = t.charged_from = None
             if t.counted:
                 t.counted = False

@@ -191,14 +191,15 @@ def test_requests_past_light_run_one_at_a_time(monkeypatch):
     assert gate.free == 2 and gate.heavy_running == gate.heavy_under_way == 0 and not gate.waiting
 
 
-def test_time_paused_counts_as_time_under_way(monkeypatch):
-    """A session is ranked by the time its requests were under way, pauses included: counted by the time it held
+def test_a_rank_2_request_s_pauses_count_as_time_under_way(monkeypatch):
+    """A request that came in rank 2 is ranked by its time under way, pauses included: counted by the time it held
     a slot, a client looping over the maxima was paused so often for students that it turned light again, and then
     went before them (the load probe: the hostile clients' requests ranked with the students', 9 s waits)."""
     monkeypatch.setattr(lanes, "LIGHT_S", 0.3)
     gate = lanes.Gate(1, heavy=1)
+    gate.usage["flood"] = (0.35, time.monotonic())  # it has been looping
     flood = gate.enter("heavy", "flood", 1)
-    assert not flood.counted  # a new session: light
+    assert flood.counted and not flood.light  # came in rank 2
 
     def forward():
         t = gate.enter("model", "student", 5)
@@ -210,10 +211,40 @@ def test_time_paused_counts_as_time_under_way(monkeypatch):
     until(lambda: gate.waiting)
     gate.turn(flood, 5)  # pauses for the student's forward, then resumes
     student.join(timeout=5)
-    gate.turn(flood, 5)  # under way 0.4 s, 0.4 of them paused: past LIGHT_S
-    assert flood.holding and flood.counted
+    assert flood.holding
     gate.leave(flood)
-    assert gate.used("flood", time.monotonic()) > 0.4 and gate.used("student", time.monotonic()) < 1.0
+    assert gate.used("flood", time.monotonic()) > 0.7  # 0.35 before, and 0.4 paused
+    assert gate.used("student", time.monotonic()) < 1.0
+    assert gate.free == 1 and gate.heavy_running == gate.heavy_under_way == 0
+
+
+def test_a_question_that_came_in_light_counts_its_work_not_its_pauses(monkeypatch):
+    """A question that came in light counts the time it held its slot: not the pauses at its turns, also after it
+    turned rank 2 partway. Counted by the wall clock, a student's question slowed by a busy moment turned rank 2 and
+    waited for the others' light work, that wait was charged too, and the same student's next questions turned rank
+    2 ever sooner (the load probe: one student's 12.7, 18.9, 23.7 s)."""
+    monkeypatch.setattr(lanes, "LIGHT_S", 0.3)
+    gate = lanes.Gate(1, heavy=1)
+    question = gate.enter("heavy", "student", 1)
+    assert question.light and not question.counted  # came in light
+
+    def forward():
+        t = gate.enter("model", "other", 5)
+        time.sleep(0.5)  # another student's forward holds the slot while the question is paused
+        gate.leave(t)
+
+    other = threading.Thread(target=forward)
+    other.start()
+    until(lambda: gate.waiting)
+    gate.turn(question, 5)  # lends its slot for 0.5 s
+    other.join(timeout=5)
+    gate.turn(question, 5)
+    assert question.holding and question.light and not question.counted  # paused 0.5 s: still light
+    time.sleep(0.35)  # its own work: past LIGHT_S
+    gate.turn(question, 5)
+    assert not question.light and question.counted  # rank 2 from now on
+    gate.leave(question)
+    assert 0.35 <= gate.used("student", time.monotonic()) < 0.5  # its work, not the 0.5 s it lent its slot
     assert gate.free == 1 and gate.heavy_running == gate.heavy_under_way == 0
 
 
