@@ -219,6 +219,11 @@ class Gate:
             self._release(t)
             self._wait(t, timeout)
 
+    def alone(self, t: Ticket) -> bool:
+        """``t`` holds the only slot in use: no other request runs beside it (paused ones hold none)."""
+        with self.cond:
+            return t.holding and len(self.holders) == 1
+
     def charge(self, session: str, seconds: float) -> None:
         """Time the server worked for ``session`` outside the slots (a cheap handler): it ranks the session too."""
         with self.cond:

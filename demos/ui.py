@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+import torch
 
 from demos import cache, lanes, stage
 from toolkit import models, registry, turns
@@ -100,6 +101,11 @@ BUSY_AFTER_S = float(os.environ.get("LECTURE_BUSY_AFTER_S", "60"))
 PER_DEMO = 8
 LANES = ("cheap", "model", "heavy", "train")
 _gate = lanes.Gate(WORKERS, heavy=max(1, WORKERS - 1))
+# Intra-op threads of the work in a slot, (beside others, alone); None: left as they are (tests, notebooks).
+# lecture.server sets them: a request holding the only slot in use gets every core (a student's question in a quiet
+# moment, or while someone's maxima step aside for it); beside another, its share (two forwards with two threads each
+# on two cores only fight). Fitted again at every turn, so it follows the others as they come and go.
+THREADS: tuple[int, int] | None = None
 _train = threading.Lock()
 _held = threading.local()
 BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
@@ -213,6 +219,7 @@ class _lane:
                 _train.release()
             raise UserError(BUSY_MESSAGE) from None
         self.turns.enter_context(turns.taking(functools.partial(_turn, self.ticket)))
+        _fit_threads(self.ticket)
         _held.slot = self.took = True
         self.slot_since = time.perf_counter()
 
@@ -230,6 +237,7 @@ class _lane:
         _held.slot_time = _slot_time() + time.perf_counter() - self.slot_since
         self.turns.close()
         _gate.leave(self.ticket)
+        _fit_threads(None)
         if self.lane == "train":
             _train.release()
         if self.lane != "model":
@@ -259,6 +267,16 @@ def _turn(ticket: lanes.Ticket) -> None:
         _gate.turn(ticket, BUSY_AFTER_S)
     except lanes.Busy:
         raise UserError(BUSY_MESSAGE) from None
+    _fit_threads(ticket)
+
+
+def _fit_threads(ticket: lanes.Ticket | None) -> None:
+    """This thread's intra-op threads (``THREADS``) for ``ticket``'s work now; None: it has left its slot."""
+    if THREADS is None:
+        return
+    want = THREADS[1] if ticket is not None and _gate.alone(ticket) else THREADS[0]
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
 
 
 def message(handler: str, err: Exception) -> UserError:

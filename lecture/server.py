@@ -124,13 +124,18 @@ def build_app(
 
 def tune_for_serving() -> None:
     """Many students, few cores: each of ui.WORKERS concurrent requests gets its share of the cores (2 forwards
-    with 2 threads each on 2 cores only fight), glibc keeps few malloc arenas and gives large blocks back, and the
-    "compare with" variants loaded at once are bounded (DERIVED_MODEL_BYTES), so memory stays flat."""
+    with 2 threads each on 2 cores only fight) and one running alone gets all of them (ui.THREADS); glibc keeps few
+    malloc arenas and gives large blocks back, and the "compare with" variants loaded at once are bounded
+    (DERIVED_MODEL_BYTES), so memory stays flat."""
     import ctypes
 
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // ui.WORKERS))
+    cores = os.cpu_count() or 2
+    share = max(1, cores // ui.WORKERS)
+    alone = int(os.environ.get("LECTURE_ALONE_THREADS", cores))  # 1: a request alone keeps its share
+    ui.THREADS = (share, max(share, min(alone, cores)))
+    torch.set_num_threads(share)
     models.limit_derived(DERIVED_MODEL_BYTES)
     use_onednn()
     try:

@@ -730,6 +730,49 @@ def test_a_live_run_takes_a_slot_for_each_step_in_its_own_thread(smol):
     assert ui._gate.free == ui.WORKERS and ui._gate.used("live", time.monotonic()) > 0
 
 
+def test_a_request_alone_runs_on_every_core_and_on_its_share_beside_another(monkeypatch):
+    """Few cores, many students: work holding the only slot in use runs on every core (ui.THREADS, which
+    lecture.server sets), drops to its share at its next turn once another request holds a slot, takes every core
+    again when that one leaves, and leaves its thread at its share. Threads are set per thread: this one's stay."""
+    monkeypatch.setattr(ui, "THREADS", (1, 2))
+    here = torch.get_num_threads()
+    seen, after, release, blocker = [], [], threading.Event(), threading.Event()
+
+    @ui.safe(lane="heavy")
+    def generate(request=None):
+        while not release.is_set():
+            time.sleep(0.01)  # one step
+            turns.turn()
+            seen.append(torch.get_num_threads())
+        return "done"
+
+    def step_more() -> None:
+        n = len(seen)
+        until(lambda: len(seen) > n + 1)
+
+    run = threading.Thread(target=lambda: after.append((generate(request=Session("s1")), torch.get_num_threads())))
+    other = threading.Thread(target=holding(blocker), kwargs={"request": Session("s2")})
+    run.start()
+    try:
+        until(lambda: seen)
+        assert seen[-1] == 2  # alone: every core
+        other.start()
+        until(lambda: ui._gate.free == ui.WORKERS - 2)
+        step_more()
+        assert seen[-1] == 1  # beside another: its share
+        blocker.set()
+        other.join(timeout=10)
+        step_more()
+        assert seen[-1] == 2
+    finally:
+        release.set()
+        blocker.set()
+        for t in (run, other):
+            t.join(timeout=30)
+    assert after == [("done", 1)] and torch.get_num_threads() == here
+    assert ui._gate.free == ui.WORKERS
+
+
 def preset_tiny():
     from toolkit.grpo import config
 
