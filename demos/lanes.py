@@ -56,16 +56,18 @@ class Ticket:
     seq: int  # arrival order, kept across pauses
     rank: int = QUICK
     started: float | None = None  # when it first got a slot: under way from then until it leaves
-    holding: bool = False
     counted: bool = False  # under way as a rank-2 heavy request (until it leaves, paused or not)
     since: float = 0.0  # when it last began to wait
     entered: float = 0.0  # when it first asked for a slot
-    charged_from: float | None = None  # its session is charged from then: its first wait too if it came in rank 2
     light: bool = False  # got its slot at rank 0 or 1 and has not been seen past LIGHT_S since
     came_light: bool = False  # first got its slot at rank 0 or 1: it counts the time it held a slot
     held_s: float = 0.0  # seconds it held a slot, before its current hold
-    held_since: float | None = None  # when its current hold began
+    held_since: float | None = None  # when its current hold began; None: it holds no slot
     pass_until: float = 0.0  # a rank-2 request that waited AGE_S: until then it does not step aside
+
+    @property
+    def holding(self) -> bool:
+        return self.held_since is not None
 
 
 class Gate:
@@ -144,7 +146,6 @@ class Gate:
         self.heavy_running -= t.counted
         t.held_s, t.held_since = self._work(t, time.monotonic()), None
         self.holders.discard(t)
-        t.holding = False
         self.cond.notify_all()
 
     def _count(self, t: Ticket) -> None:
@@ -180,10 +181,9 @@ class Gate:
         if t.rank == HEAVY and self._light_running(now):  # went ahead beside light work: runs a while
             t.pass_until = now + RUN_S
         self.holders.add(t)
-        t.holding, t.light, t.held_since = True, t.rank < HEAVY, now
+        t.light, t.held_since = t.rank < HEAVY, now
         if t.started is None:
             t.started, t.came_light = now, t.rank < HEAVY
-            t.charged_from = t.entered if t.rank == HEAVY else now
         self.cond.notify_all()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
@@ -234,9 +234,9 @@ class Gate:
         with self.cond:
             now = time.monotonic()
             self._release(t)
-            if t.charged_from is not None:  # its time goes to its session (a rank-2 one's wait too)
-                self._add(t.session, t.held_s if t.came_light else now - t.charged_from, now)
-                t.started = t.charged_from = None
+            if t.started is not None:  # its time goes to its session (a rank-2 one's first wait too)
+                self._add(t.session, t.held_s if t.came_light else now - t.entered, now)
+                t.started = None
             if t.counted:
                 t.counted = False
                 self.heavy_under_way -= 1
