@@ -22,7 +22,8 @@ toward its preset until the request is served (see Expensive); the settings foun
 
 Scenarios (--scenario both runs them in turn on one server, after one warm-up):
   students: --students students for --seconds. Targets: 0 errors, p95 <= 3 s for every demo, memory flat (the
-            server's RSS at the end within +10% of its RSS at half time: bounded caches have filled by then).
+            server's memory at the end within +10% of its memory at half time: bounded caches have filled by then).
+            Memory: the PSS of the server and its worker processes (the weights they share count once).
   hostile:  the same students plus --hostile clients. Targets: 0 errors and p95 <= 3 s for every demo among the
             students (the hostile clients' own requests are not counted), peak server memory <= 3 GB.
 Errors: any answer that is not the demo's result (a refusal, a "busy" message, a failed join, no answer within
@@ -530,14 +531,18 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def rss(proc: psutil.Process) -> int:
-    total = 0
+def memory(proc: psutil.Process) -> tuple[int, int]:
+    """(PSS, RSS) summed over the server and its worker processes. PSS counts a page that n of them share 1/n in
+    each: the weights the workers share with the server count once, as the machine holds them. RSS counts them in
+    each process."""
+    pss = rss = 0
     for p in tree(proc):
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            pss, rss = pss + info.pss, rss + info.rss
         except psutil.Error:
             pass
-    return total
+    return pss, rss
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -552,16 +557,19 @@ def cpu(proc: psutil.Process) -> float:
 
 
 class MemorySampler(threading.Thread):
-    """The server's RSS (with its children) every second: (seconds since start, bytes)."""
+    """The server's memory (PSS, with its worker processes) every second: (seconds since start, bytes); ``rss``:
+    the RSS sum at the same times."""
 
     def __init__(self, proc: psutil.Process):
         super().__init__(daemon=True)
-        self.proc, self.samples, self.t0 = proc, [], time.time()
+        self.proc, self.samples, self.rss, self.t0 = proc, [], [], time.time()
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            self.samples.append((time.time() - self.t0, rss(self.proc)))
+            pss, rss = memory(self.proc)
+            self.samples.append((time.time() - self.t0, pss))
+            self.rss.append((time.time() - self.t0, rss))
             self.done.wait(1.0)
 
     def at(self, t: float) -> int:
@@ -729,6 +737,7 @@ def run_scenario(
     half, stop = t_start + args.seconds / 2, t_start + args.seconds
     mem_half, mem_end = sampler.at(half), sampler.at(stop)
     t_peak, mem_peak = sampler.peak(t_start, end - sampler.t0)
+    rss_peak = max((b for t, b in sampler.rss if t_start <= t <= end - sampler.t0), default=0)  # shared pages twice
     t_peak -= t_start  # seconds since the scenario's start, as the records' times
     # the hostile requests running when memory peaked: what to look at first when the peak is too high
     at_peak = sorted(
@@ -792,7 +801,7 @@ def run_scenario(
     )
     print(
         f"server memory: {mem_half / 1e9:.2f} GB at half time, {mem_end / 1e9:.2f} GB at the end ({growth:+.1%}), "
-        f"peak {mem_peak / 1e9:.2f} GB; server alive: {alive}"
+        f"peak {mem_peak / 1e9:.2f} GB (PSS of the server and its workers); server alive: {alive}"
     )
     if at_peak:
         print(f"at the peak ({t_peak:.0f} s) the hostile clients were running: {', '.join(at_peak)}")
@@ -813,6 +822,7 @@ def run_scenario(
         "mem_end_gb": round(mem_end / 1e9, 3),
         "mem_growth": round(growth, 4),
         "mem_peak_gb": round(mem_peak / 1e9, 3),
+        "mem_peak_rss_sum_gb": round(rss_peak / 1e9, 3),
         "mem_peak_during": at_peak,
         "alive": alive,
         "cpu_server_s": round(cpu_server, 1),
@@ -876,7 +886,7 @@ def main() -> int:
         every = {name: eps for name, eps in every.items() if name not in failed}
         if not mains:
             raise SystemExit("every demo failed its warm-up request")
-        mem_warm = rss(proc)
+        mem_warm = memory(proc)[0]
         print(f"warm-up done in {sum(warm.values()):.0f} s; server memory {mem_warm / 1e9:.2f} GB\n", flush=True)
         plans = [Expensive(ep, max_chars) for eps in every.values() for ep in eps if not ep.api_name.startswith("stop")]
         for name in scenarios:

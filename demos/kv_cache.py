@@ -16,7 +16,7 @@ DEFAULT_STEPS = KvCacheConfig.default("steps")  # the slide's preset
 def _capture(prompt: str, steps) -> kv_cache.KvCacheTrace:
     prompt = ui.as_text(prompt, "prompt", max_chars=6000)
     cfg = ui.config(KvCacheConfig, steps=steps)
-    return kv_cache.capture(ui.model(), prompt, cfg)
+    return ui.offload(kv_cache.capture, ui.model().name, prompt, cfg)  # in a worker process, if any
 
 
 @ui.answers

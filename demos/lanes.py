@@ -36,6 +36,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 HALF_LIFE_S = 30.0
@@ -81,8 +82,14 @@ class Gate:
         self.waiting: list[Ticket] = []
         self.count = itertools.count()
         self.usage: dict[str, tuple[float, float]] = {}  # session -> (seconds in the gate or cheap handlers, when)
+        self.changed: Callable[[], None] | None = None  # told of every change (demos/workers.py: workers ask then)
 
     # ---- bookkeeping (under self.cond) ------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self.cond.notify_all()
+        if self.changed is not None:
+            self.changed()
 
     def used(self, session: str, now: float) -> float:
         seconds, at = self.usage.get(session, (0.0, now))
@@ -146,19 +153,19 @@ class Gate:
         self.heavy_running -= t.counted
         t.held_s, t.held_since = self._work(t, time.monotonic()), None
         self.holders.discard(t)
-        self.cond.notify_all()
+        self._notify()
 
     def _count(self, t: Ticket) -> None:
         """From now on a rank-2 heavy request: under way until it leaves."""
         t.counted = True
         self.heavy_under_way += 1
-        self.cond.notify_all()  # who is next may have changed
+        self._notify()  # who is next may have changed
 
     def _wait(self, t: Ticket, timeout: float) -> None:
         t.since = time.monotonic()
         t.rank = self._rank(t, t.since)
         self.waiting.append(t)
-        self.cond.notify_all()  # the order may have changed for the others
+        self._notify()  # the order may have changed for the others
         deadline = t.since + timeout
         while not (self.free > 0 and self._next() is t):
             now = time.monotonic()
@@ -167,7 +174,7 @@ class Gate:
                 self.waiting.remove(t)
                 if t.started is None and t.rank == HEAVY:  # never ran: a rank-2 wait still goes to its session
                     self._add(t.session, now - t.entered, now)
-                self.cond.notify_all()
+                self._notify()
                 raise Busy
             if t.rank == HEAVY and not self._due(t, now):  # wake when due: no one else would wake it then
                 left = min(left, t.since + AGE_S - now + 0.01)
@@ -184,7 +191,7 @@ class Gate:
         t.light, t.held_since = t.rank < HEAVY, now
         if t.started is None:
             t.started, t.came_light = now, t.rank < HEAVY
-        self.cond.notify_all()
+        self._notify()
 
     # ---- the three moves ----------------------------------------------------------------------------------------
 
@@ -205,7 +212,7 @@ class Gate:
             rank = self._rank(t, now)
             if t.light and rank == HEAVY:  # past LIGHT_S: rank 2 from now on; the rank-2 requests it held back may go
                 t.light = False
-                self.cond.notify_all()
+                self._notify()
             if self._capped(t, rank) and not t.counted:
                 self._count(t)
                 self.heavy_running += 1
@@ -228,7 +235,7 @@ class Gate:
         """Time the server worked for ``session`` outside the slots (a cheap handler): it ranks the session too."""
         with self.cond:
             self._add(session, seconds, time.monotonic())
-            self.cond.notify_all()  # a holder of that session may have turned rank 2: who may run may change
+            self._notify()  # a holder of that session may have turned rank 2: who may run may change
 
     def leave(self, t: Ticket) -> None:
         with self.cond:
@@ -240,4 +247,4 @@ class Gate:
             if t.counted:
                 t.counted = False
                 self.heavy_under_way -= 1
-                self.cond.notify_all()
+                self._notify()

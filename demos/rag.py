@@ -39,7 +39,7 @@ def _corpus(raw, notes: list[str]) -> str:
 
 @lru_cache(maxsize=8)  # the same question and settings twice (a reload, a view change) answer at once
 def _answer(model_name: str, question: str, cfg: rag.RagConfig) -> rag.RagTrace:
-    return rag.capture(ui.model(model_name), question, cfg)
+    return ui.offload(rag.capture, ui.model(model_name).name, question, cfg)  # in a worker process, if any
 
 
 @ui.safe(lane="heavy")

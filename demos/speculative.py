@@ -42,12 +42,12 @@ def _run(prompt: str, cfg: spec.SpeculativeConfig):
     default = spec.SpeculativeConfig(draft=cfg.draft)
     if prompt == spec.DEFAULT_PROMPT and cfg == default and (spec.assets_dir() / f"run-{cfg.draft}.npz").is_file():
         return _recorded(f"run-{cfg.draft}.npz")  # the preset opens instantly
-    return spec.capture(ui.model(), prompt, cfg)
+    return ui.offload(spec.capture, ui.model().name, prompt, cfg)  # in a worker process, if any
 
 
 @functools.lru_cache(maxsize=8)
 def _targets(prompt: str, cfg: spec.TargetsConfig):
-    return spec.targets(ui.model(), prompt, cfg)
+    return ui.offload(spec.targets, ui.model().name, prompt, cfg)
 
 
 def _status(trace) -> str:

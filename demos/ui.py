@@ -23,7 +23,7 @@ from typing import Any
 import gradio as gr
 import torch
 
-from demos import cache, lanes, stage
+from demos import cache, lanes, stage, workers
 from toolkit import models, registry, turns
 from toolkit.config import BudgetError, Config, ConfigError
 from toolkit.models import ModelUnavailable
@@ -108,6 +108,7 @@ _gate = lanes.Gate(WORKERS, heavy=max(1, WORKERS - 1))
 THREADS: tuple[int, int] | None = None
 _train = threading.Lock()
 _held = threading.local()
+_pool: workers.Pool | None = None  # the heavy lane's worker processes (start_workers); None: work runs here
 BUSY_MESSAGE = "The demo server is busy with other requests right now; please try again in a moment."
 TRAIN_BUSY = "Another training run is going on this server (one at a time); try again when it has finished."
 
@@ -268,6 +269,32 @@ def _turn(ticket: lanes.Ticket) -> None:
     except lanes.Busy:
         raise UserError(BUSY_MESSAGE) from None
     _fit_threads(ticket)
+
+
+def start_workers(n: int = WORKERS) -> None:
+    """Fork ``n`` worker processes for the heavy lane's model work (``offload``): lecture.server calls it once the
+    models are loaded, before any OpenMP thread exists in this process (see demos/workers.py)."""
+    global _pool
+    _pool = workers.Pool(n, after=lambda: trim())
+    _gate.changed = _pool.changed
+
+
+def offload(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` for a handler holding a model slot: in a worker process where the server started
+    them (its own GIL: not slowed by the server's Python), else here. ``fn`` and its arguments travel pickled: a
+    module-level function and a model's name, not a loaded model."""
+    pool = _pool
+    if pool is None or not pool.alive() or not getattr(_held, "slot", False):
+        return fn(*args, **kwargs)
+    try:
+        return pool.run(fn, args, kwargs, _worker_threads)
+    except workers.WorkerLost as err:
+        raise UserError(str(err)) from None
+
+
+def _worker_threads() -> int | None:
+    """The intra-op threads the slot's work uses now (``_fit_threads`` set them in the slot holder's thread)."""
+    return torch.get_num_threads() if THREADS is not None else None
 
 
 def _fit_threads(ticket: lanes.Ticket | None) -> None:

@@ -31,6 +31,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"lecture: --grpo-trace: {err}", file=sys.stderr)
             return 2
         print(f"[lecture] GRPO replay: {args.grpo_trace} ({len(trace.steps)} steps)", flush=True)
+    import torch
+
+    torch.set_num_threads(1)  # no OpenMP threads before the model workers are forked (lecture.server.start_workers)
     for name in args.model or []:
         print(f"[lecture] loading {name} ...", flush=True)
         models.set_default(name)

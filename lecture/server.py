@@ -127,17 +127,38 @@ def tune_for_serving() -> None:
     with 2 threads each on 2 cores only fight) and one running alone gets all of them (ui.THREADS); glibc keeps few
     malloc arenas and gives large blocks back, and the "compare with" variants loaded at once are bounded
     (DERIVED_MODEL_BYTES), so memory stays flat."""
-    import ctypes
-
     import torch
 
     cores = os.cpu_count() or 2
     share = max(1, cores // ui.WORKERS)
     alone = int(os.environ.get("LECTURE_ALONE_THREADS", cores))  # 1: a request alone keeps its share
     ui.THREADS = (share, max(share, min(alone, cores)))
-    torch.set_num_threads(share)
     models.limit_derived(DERIVED_MODEL_BYTES)
+    malloc_for_serving()
+    start_workers()
+    torch.set_num_threads(share)
     use_onednn()
+
+
+def start_workers() -> None:
+    """The heavy lane's worker processes (demos/workers.py; LECTURE_PROCESSES=0: none), forked once the models they
+    use are loaded, so that they share the weights' pages, and before this process has OpenMP threads (it works
+    on one thread until then). The demos' modules are imported by then (build_app), so none is imported twice."""
+    import torch
+
+    if os.environ.get("LECTURE_PROCESSES", "1") == "0" or not hasattr(os, "fork"):
+        return
+    torch.set_num_threads(1)
+    for kind in ("causal", "encoder"):
+        models.load(models.default(kind))
+    ui.start_workers()
+    print(f"[lecture] model work of the generating demos in {ui.WORKERS} worker processes", flush=True)
+
+
+def malloc_for_serving() -> None:
+    """glibc: few arenas, large blocks given back to the system (set before the workers are forked: theirs too)."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-8, 2)  # M_ARENA_MAX = 2
@@ -161,10 +182,12 @@ def use_onednn() -> None:
     if choice == "1":
         kernels.enable()
         print("[lecture] oneDNN for prompt-sized fp32 products (LECTURE_ONEDNN=1)", flush=True)
-        return
-    ratio = kernels.enable_if_faster()
-    state = "on" if kernels.enabled() else "off (MKL)"
-    print(f"[lecture] oneDNN for prompt-sized fp32 products: {ratio:.1f}x MKL on this machine, {state}", flush=True)
+    else:
+        ratio = kernels.enable_if_faster()
+        state = "on" if kernels.enabled() else "off (MKL)"
+        print(f"[lecture] oneDNN for prompt-sized fp32 products: {ratio:.1f}x MKL on this machine, {state}", flush=True)
+    if kernels.enabled() and ui._pool is not None:  # the workers decode too
+        ui._pool.each(kernels.enable)
 
 
 def serve(
@@ -188,7 +211,10 @@ def serve(
             flush=True,
         )
         hosts.append(host)
-    tune_for_serving()
+    import torch
+
+    torch.set_num_threads(1)  # no OpenMP threads before the workers are forked (tune_for_serving)
     app = build_app(names, tuple(hosts), share_url)
+    tune_for_serving()
     print(f"[lecture] serving {', '.join(app.state.demos)} at http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=64 * 1024)
