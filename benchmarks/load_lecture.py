@@ -31,8 +31,9 @@ Errors: any answer that is not the demo's result (a refusal, a "busy" message, a
 comes only from the training lane, that is to a student who asked for training: one run at a time is the
 design, so it is counted in its own column ("train") and not as an error.
 
-Memory is the RSS of the server process and its children, sampled every second. The warm-up sends each demo's
-main request once and waits for its answer however long it takes (models load on first use: --no-preload); a
+Memory is the PSS of the server process and its worker processes (shared pages counted once), sampled every second.
+The warm-up sends each demo's main request once and waits for its answer however long it takes (--no-preload: only
+the default models, which the worker processes share, are loaded at start); a
 demo that fails it is left out of the run, named in the output, and the run does not meet its targets. The
 server's own log goes to a temporary file; unexpected exceptions in it (not the messages a demo gives a person)
 are listed at the end.

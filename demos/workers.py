@@ -1,20 +1,21 @@
 """Model work in processes of its own: a generating demo's capture runs in a worker process, its figures in the server.
 
-Why: a decoding thread needs the GIL between every torch operation. In one process, beside the server's own Python
-(Gradio's processing, building figures), a student's question took 3.4-3.8 s instead of 1.8-2.4 s (in process, a KV
-cache question beside a thread running Python 40 % of the time). A worker has its own GIL.
+Why: a decoding thread needs the GIL between every torch operation. Beside a thread running Python 40 % of the time
+(as the server's does: Gradio's processing, building figures), a KV cache question on one core took 3.4-3.8 s in a
+thread of the same process and 1.8-2.0 s in a forked process. A worker has its own GIL.
 
-How: ``start`` forks the workers once the models are loaded (they share the weights' pages with the server) and
-before any OpenMP thread exists in the server (libgomp's threads do not survive a fork: a child using them hangs).
-The handler's thread keeps its model slot (demos/lanes.py) and lends it as before: at a turn of the work (between
-decoder layers, between tokens) the worker asks the server's thread, which takes the turn in the gate and answers
-with the threads to use now, or with "stop" (the request was told the server is busy). The worker asks only when
-the gate changed since it last asked (a counter in shared memory) or CHECK_S has passed, so a token costs no
-round trip while nobody waits. The trace, a small dataclass, comes back pickled.
+How: ``Pool`` (``ui.start_workers``) forks the workers once the models are loaded (they share the weights' pages with
+the server) and before any OpenMP thread exists in the server (libgomp's threads do not survive a fork: a child
+using them hangs). The handler's thread keeps its model slot (demos/lanes.py) and lends it as before: at a turn of
+the work (between decoder layers, between tokens) the worker asks the server's thread, which takes the turn in the
+gate and answers with the threads to use now, or with "stop" (the request was told the server is busy). The worker
+asks only when the gate changed since it last asked (a counter in shared memory) or CHECK_S has passed, so a token
+costs no round trip while nobody waits. The trace, a small dataclass, comes back pickled.
 
-A worker that dies (killed, out of memory) is not replaced: a request it was working on is told so, and from then on
-its share of the work runs in the server's threads, as all of it does where there are no workers (tests, notebooks,
-``LECTURE_PROCESSES=0``).
+A request paused at a turn keeps its worker (blocked until it may go on), so more requests than slots may want one:
+one that finds none idle runs in the server's threads at once, as all of the work does where there are no workers
+(tests, notebooks, ``LECTURE_PROCESSES=0``). A worker that dies (killed, out of memory) is not replaced: a request it
+was working on is told so, and its share of the work runs in the server's threads from then on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import multiprocessing.connection
 import os
 import pickle
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -90,7 +93,7 @@ class Pool:
         """``fn(*args, **kwargs)`` in an idle worker; its turns are taken in this thread (``turns.turn``), and
         ``threads()`` after each is the number of intra-op threads the worker uses from then on."""
         try:
-            w = self.idle.get(timeout=1.0)  # one per slot: one is idle for every slot holder
+            w = self.idle.get_nowait()  # none idle: the others' requests are paused in theirs; the work runs here
         except queue.Empty:
             return fn(*args, **kwargs)
         try:
@@ -98,6 +101,9 @@ class Pool:
         except OSError:  # it had ended while idle: the work runs here
             self._lost(w)
             return fn(*args, **kwargs)
+        except BaseException:  # a call that does not pickle: nothing was sent
+            self.idle.put(w)
+            raise
         try:
             return self._answer(w, threads)
         except WorkerLost:
@@ -111,9 +117,10 @@ class Pool:
         self.workers.remove(w)
         w.conn.close()
         try:
-            os.waitpid(w.pid, os.WNOHANG)  # no zombie left behind
-        except ChildProcessError:
+            os.kill(w.pid, signal.SIGKILL)  # if it still ran, it is of no use without its pipe
+        except ProcessLookupError:
             pass
+        threading.Thread(target=_reap, args=(w.pid,), daemon=True).start()  # no zombie left behind
         log.error("model worker %d has ended; its share of the work runs in the server from now on", w.pid)
 
     def _answer(self, w: Worker, threads: Callable[[], int | None]) -> Any:
@@ -128,8 +135,8 @@ class Pool:
                 turns.turn()
             except BaseException:
                 _send(w, ("stop", None))
-                while _recv(w)[0] == "turn":  # it stops at its next turn; what it sends until then
-                    pass
+                while _recv(w)[0] == "turn":  # work that went on after the stop is told again
+                    _send(w, ("stop", None))
                 raise
             _send(w, ("go", threads()))
 
@@ -146,20 +153,27 @@ class Pool:
 
 def _recv(w: Worker) -> tuple[str, Any]:
     try:
-        return w.conn.recv()
-    except (EOFError, OSError, pickle.PickleError) as err:
-        raise WorkerLost(
-            f"The model worker stopped during this request ({type(err).__name__}); please try again."
-        ) from None
+        data = w.conn.recv_bytes()
+    except (EOFError, OSError) as err:
+        raise WorkerLost(LOST.format(type(err).__name__)) from None
+    try:
+        return pickle.loads(data)
+    except Exception as err:  # read whole: the pipe is still in step, the worker fine
+        return "error", RuntimeError(f"{type(err).__name__} reading the model worker's answer: {err}")
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _send(w: Worker, message: tuple[str, Any]) -> None:
     try:
         w.conn.send(message)
     except OSError as err:
-        raise WorkerLost(
-            f"The model worker stopped during this request ({type(err).__name__}); please try again."
-        ) from None
+        raise WorkerLost(LOST.format(type(err).__name__)) from None
 
 
 def _serve(conn: multiprocessing.connection.Connection, version: Any, after: Callable[[], None]) -> None:
@@ -179,11 +193,16 @@ def _serve(conn: multiprocessing.connection.Connection, version: Any, after: Cal
 
     while True:
         try:
-            kind, (fn, args, kwargs, threads) = conn.recv()
+            data = conn.recv_bytes()
         except EOFError:
             return
+        try:
+            kind, (fn, args, kwargs, threads) = pickle.loads(data)
+        except Exception as err:  # read whole: the pipe is still in step
+            conn.send(("error", RuntimeError(f"{type(err).__name__} reading the call in the model worker: {err}")))
+            continue
         _fit(threads)
-        seen, asked = version.value, time.monotonic()
+        seen, asked = -1, time.monotonic()  # its first turn asks: the gate may have changed before it began
         try:
             with turns.taking(turn):
                 reply = ("done", fn(*args, **kwargs))

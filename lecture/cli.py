@@ -391,7 +391,12 @@ def parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="default model for the demos: an embedded name, a Hugging Face id or a local folder",
         )
-        sp.add_argument("--no-preload", action="store_true", help="load models on first use instead of at start")
+        sp.add_argument(
+            "--no-preload",
+            action="store_true",
+            help="load models on first use instead of at start (but for the default causal model and encoder, which "
+            "the generating demos' worker processes share: LECTURE_PROCESSES=0 for none)",
+        )
         sp.add_argument(
             "--any-model",
             action="store_true",

@@ -149,9 +149,13 @@ def start_workers() -> None:
     if os.environ.get("LECTURE_PROCESSES", "1") == "0" or not hasattr(os, "fork"):
         return
     torch.set_num_threads(1)
-    for kind in ("causal", "encoder"):
-        models.load(models.default(kind))
-    ui.start_workers()
+    try:
+        for kind in ("causal", "encoder"):
+            models.load(models.default(kind))
+        ui.start_workers()
+    except (models.ModelUnavailable, OSError) as err:  # the demos still run, in this process
+        print(f"[lecture] no worker processes ({err}): the generating demos' model work runs in the server", flush=True)
+        return
     print(f"[lecture] model work of the generating demos in {ui.WORKERS} worker processes", flush=True)
 
 

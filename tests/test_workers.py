@@ -16,7 +16,7 @@ import pytest
 from conftest import free_port
 from test_lecture_hall import Session, until
 
-from demos import lanes, ui, workers
+from demos import ui, workers
 from toolkit import turns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def pool(monkeypatch):
-    """Workers forked from this test process, as lecture.server forks them (the work sent here uses no torch)."""
+    """Workers forked from this test process, as lecture.server forks them (the work sent here uses no torch). They
+    ask at a turn only when the gate changed (no periodic asking), so a test that needs them to ask shows that
+    the gate's changes reach them."""
+    monkeypatch.setattr(workers, "CHECK_S", 3600.0)  # before the fork: the workers' copy
     started = workers.Pool(ui.WORKERS)
     monkeypatch.setattr(ui, "_pool", started)
     monkeypatch.setattr(ui._gate, "changed", started.changed)
@@ -64,6 +67,11 @@ def raise_odd() -> None:
     raise Odd(1, 2)
 
 
+def touch_then_sleep(path: str, seconds: float) -> None:
+    Path(path).touch()
+    time.sleep(seconds)
+
+
 @ui.safe(lane="heavy")
 def heavy(fn, *args, request=None):
     return ui.offload(fn, *args)
@@ -82,7 +90,8 @@ def test_offloaded_work_runs_in_a_worker_inside_a_slot_and_here_outside(pool):
 
 def test_a_worker_s_turns_lend_the_slot_to_a_quick_forward(pool, tmp_path):
     """Every slot held by work in the workers: a quick forward still gets a slot, lent at a worker's next turn
-    (the worker asks because the gate changed), and the workers' work then carries on to its end."""
+    (the worker asks because the gate changed: nothing else makes it ask here), and the workers' work then carries
+    on to its end."""
     flag, results = tmp_path / "release", []
     threads = [
         threading.Thread(target=lambda i=i: results.append(heavy(steps_until, str(flag), request=Session(f"s{i}"))))
@@ -105,12 +114,19 @@ def test_a_worker_s_turns_lend_the_slot_to_a_quick_forward(pool, tmp_path):
         flag.touch()
         for t in threads:
             t.join(timeout=30)
-    assert len(results) == ui.WORKERS and all(n > 0 for n in results)
+    assert len(results) == ui.WORKERS and all(isinstance(n, int) for n in results)  # every one ran to its end
     assert ui._gate.free == ui.WORKERS and not ui._gate.waiting
 
 
 def test_a_request_told_busy_at_a_turn_stops_its_worker_which_serves_the_next(pool):
-    calls = []
+    calls, done = [], threading.Event()
+
+    def changes():  # the gate changing: the worker asks at its next turn
+        while not done.is_set():
+            pool.changed()
+            time.sleep(0.01)
+
+    threading.Thread(target=changes, daemon=True).start()
 
     def take_turn():
         calls.append(1)
@@ -119,8 +135,11 @@ def test_a_request_told_busy_at_a_turn_stops_its_worker_which_serves_the_next(po
 
     w = pool.workers[0]
     t0 = time.monotonic()
-    with turns.taking(take_turn), pytest.raises(ui.UserError, match="busy"):
-        pool.run(turns_for, (30.0,), {}, lambda: None)  # asks every CHECK_S: stopped at its third turn
+    try:
+        with turns.taking(take_turn), pytest.raises(ui.UserError, match="busy"):
+            pool.run(turns_for, (30.0,), {}, lambda: None)  # stopped at its third turn
+    finally:
+        done.set()
     assert time.monotonic() - t0 < 10 and len(calls) == 3
     assert pool.alive() == ui.WORKERS and w in pool.workers
     pids = {pool.run(os.getpid, (), {}, lambda: None) for _ in range(ui.WORKERS)}
@@ -132,10 +151,35 @@ def test_errors_in_a_worker_reach_the_request(pool):
         pool.run(int, ("x",), {}, lambda: None)
     with pytest.raises(RuntimeError, match="Odd: odd 1 2"):
         pool.run(raise_odd, (), {}, lambda: None)
-    assert pool.alive() == ui.WORKERS
+    for _ in range(ui.WORKERS + 1):  # a call that does not pickle is refused, and leaves its worker idle
+        with pytest.raises(Exception, match="pickle"):
+            pool.run(lambda: 1, (), {}, lambda: None)
+    assert pool.alive() == ui.WORKERS and pool.idle.qsize() == ui.WORKERS
+    assert {pool.run(os.getpid, (), {}, lambda: None) for _ in range(ui.WORKERS)} == {w.pid for w in pool.workers}
 
 
-def test_a_worker_that_dies_leaves_the_server_working(pool, caplog):
+def test_with_every_worker_taken_the_work_runs_here_at_once(pool, tmp_path):
+    """Requests paused at a turn keep their worker: another request does not wait for one."""
+    flag, results = tmp_path / "release", []
+    threads = [
+        threading.Thread(target=lambda: results.append(pool.run(steps_until, (str(flag),), {}, lambda: None)))
+        for _ in range(ui.WORKERS)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        until(lambda: pool.idle.empty())
+        t0 = time.monotonic()
+        assert pool.run(os.getpid, (), {}, lambda: None) == os.getpid()
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        flag.touch()
+        for t in threads:
+            t.join(timeout=30)
+    assert len(results) == ui.WORKERS and pool.idle.qsize() == ui.WORKERS
+
+
+def test_a_worker_that_dies_leaves_the_server_working(pool, caplog, tmp_path):
     first = pool.workers[0]
     os.kill(first.pid, signal.SIGKILL)  # idle: its next call runs here instead
     until(lambda: not psutil.pid_exists(first.pid) or psutil.Process(first.pid).status() == psutil.STATUS_ZOMBIE)
@@ -143,21 +187,22 @@ def test_a_worker_that_dies_leaves_the_server_working(pool, caplog):
     assert os.getpid() in pids and first not in pool.workers and pool.alive() == ui.WORKERS - 1
     assert "has ended" in caplog.text
     if pool.workers:  # one dies during a request: the request is told, the next one is served
-        second = pool.workers[0]
-        threading.Timer(0.5, os.kill, (second.pid, signal.SIGKILL)).start()
-        with pytest.raises(ui.UserError, match="model worker stopped during this request"):
-            heavy(time.sleep, 5, request=Session("student"))
+        second, started, outcome = pool.workers[0], tmp_path / "started", []
+
+        def ask():
+            try:
+                heavy(touch_then_sleep, str(started), 30, request=Session("student"))
+            except ui.UserError as err:
+                outcome.append(err)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        until(started.exists)
+        os.kill(second.pid, signal.SIGKILL)
+        asking.join(timeout=30)
+        assert outcome and "model worker stopped during this request" in str(outcome[0])
         assert heavy(os.getpid, request=Session("student")) == os.getpid()
     assert pool.alive() == 0 and ui._gate.free == ui.WORKERS
-
-
-def test_lanes_tell_the_workers_of_every_change():
-    seen = []
-    gate = lanes.Gate(2, heavy=1)
-    gate.changed = lambda: seen.append(1)
-    t = gate.enter("heavy", "student", 1)
-    gate.leave(t)
-    assert len(seen) >= 2  # taken, given back
 
 
 def test_lecture_serve_answers_from_its_workers(smol):
@@ -203,6 +248,12 @@ def test_lecture_serve_answers_from_its_workers(smol):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
-    gone = lambda: all(not k.is_running() or k.status() == psutil.STATUS_ZOMBIE for k in kids)  # noqa: E731
-    until(gone)
-    assert gone()  # the workers end with the server (their pipe closes)
+    until(lambda: not any(running(k) for k in kids))
+    assert not any(running(k) for k in kids)  # the workers end with the server (their pipe closes)
+
+
+def running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
