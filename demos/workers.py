@@ -83,7 +83,7 @@ class Pool:
     def each(self, fn: Callable, *args: Any) -> None:
         """``fn(*args)`` in every worker, before serving (a setting the server chose after forking them)."""
         for w in self.workers:
-            w.conn.send(("call", (fn, args, {}, None)))
+            _send(w, ("call", (fn, args, {}, None)))
             self._answer(w, lambda: None)
 
     def alive(self) -> int:
@@ -144,10 +144,7 @@ class Pool:
         for w in self.workers:
             w.conn.close()
         for w in self.workers:
-            try:
-                os.waitpid(w.pid, 0)
-            except ChildProcessError:
-                pass
+            _reap(w.pid)
         self.workers = []
 
 

@@ -39,8 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         models.set_default(name)
     models.allow_any_model(args.any_model)
     if not args.no_preload:
-        for kind in ("causal", "encoder"):
-            models.load(models.default(kind))
+        server.load_defaults()
     server.serve(args.host, args.port, args.demos or None, classroom=getattr(args, "classroom", False))
     return 0
 

@@ -150,13 +150,19 @@ def start_workers() -> None:
         return
     torch.set_num_threads(1)
     try:
-        for kind in ("causal", "encoder"):
-            models.load(models.default(kind))
+        load_defaults()
         ui.start_workers()
     except (models.ModelUnavailable, OSError) as err:  # the demos still run, in this process
         print(f"[lecture] no worker processes ({err}): the generating demos' model work runs in the server", flush=True)
         return
     print(f"[lecture] model work of the generating demos in {ui.WORKERS} worker processes", flush=True)
+
+
+def load_defaults() -> None:
+    """The default causal model and encoder (``lecture serve`` loads them at start unless --no-preload; the workers
+    need them loaded before the fork)."""
+    for kind in ("causal", "encoder"):
+        models.load(models.default(kind))
 
 
 def malloc_for_serving() -> None:
