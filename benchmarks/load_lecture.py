@@ -532,18 +532,20 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def memory(proc: psutil.Process) -> tuple[int, int]:
-    """(PSS, RSS) summed over the server and its worker processes. PSS counts a page that n of them share 1/n in
-    each: the weights the workers share with the server count once, as the machine holds them. RSS counts them in
-    each process."""
+def memory(proc: psutil.Process) -> tuple[int, int, list[int]]:
+    """(PSS, RSS) summed over the server and its worker processes, and each one's PSS (the server's first). PSS
+    counts a page that n of them share 1/n in each: the weights the workers share with the server count once, as
+    the machine holds them. RSS counts them in each process."""
     pss = rss = 0
+    each = []
     for p in tree(proc):
         try:
             info = p.memory_full_info()
             pss, rss = pss + info.pss, rss + info.rss
+            each.append(info.pss)
         except psutil.Error:
             pass
-    return pss, rss
+    return pss, rss, each
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -559,18 +561,20 @@ def cpu(proc: psutil.Process) -> float:
 
 class MemorySampler(threading.Thread):
     """The server's memory (PSS, with its worker processes) every second: (seconds since start, bytes); ``rss``:
-    the RSS sum at the same times."""
+    the RSS sum at the same times; ``each``: each process's PSS (the server's first)."""
 
     def __init__(self, proc: psutil.Process):
         super().__init__(daemon=True)
-        self.proc, self.samples, self.rss, self.t0 = proc, [], [], time.time()
+        self.proc, self.samples, self.rss, self.each, self.t0 = proc, [], [], {}, time.time()
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            pss, rss = memory(self.proc)
-            self.samples.append((time.time() - self.t0, pss))
-            self.rss.append((time.time() - self.t0, rss))
+            pss, rss, each = memory(self.proc)
+            t = time.time() - self.t0
+            self.samples.append((t, pss))
+            self.rss.append((t, rss))
+            self.each[t] = each
             self.done.wait(1.0)
 
     def at(self, t: float) -> int:
@@ -739,6 +743,7 @@ def run_scenario(
     mem_half, mem_end = sampler.at(half), sampler.at(stop)
     t_peak, mem_peak = sampler.peak(t_start, end - sampler.t0)
     rss_peak = max((b for t, b in sampler.rss if t_start <= t <= end - sampler.t0), default=0)  # shared pages twice
+    each_peak = sampler.each.get(t_peak, [])  # the server's PSS, then each worker's
     t_peak -= t_start  # seconds since the scenario's start, as the records' times
     # the hostile requests running when memory peaked: what to look at first when the peak is too high
     at_peak = sorted(
@@ -804,6 +809,9 @@ def run_scenario(
         f"server memory: {mem_half / 1e9:.2f} GB at half time, {mem_end / 1e9:.2f} GB at the end ({growth:+.1%}), "
         f"peak {mem_peak / 1e9:.2f} GB (PSS of the server and its workers); server alive: {alive}"
     )
+    if each_peak:
+        workers = " + ".join(f"{b / 1e9:.2f}" for b in each_peak[1:]) or "none"
+        print(f"at the peak: server {each_peak[0] / 1e9:.2f} GB, workers {workers} GB (PSS)")
     if at_peak:
         print(f"at the peak ({t_peak:.0f} s) the hostile clients were running: {', '.join(at_peak)}")
     print(
@@ -824,6 +832,7 @@ def run_scenario(
         "mem_growth": round(growth, 4),
         "mem_peak_gb": round(mem_peak / 1e9, 3),
         "mem_peak_rss_sum_gb": round(rss_peak / 1e9, 3),
+        "mem_peak_each_gb": [round(b / 1e9, 3) for b in each_peak],
         "mem_peak_during": at_peak,
         "alive": alive,
         "cpu_server_s": round(cpu_server, 1),

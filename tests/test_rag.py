@@ -3,6 +3,7 @@ the committed sample corpus (the answer equals a plain generate() of the same pr
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -45,6 +46,19 @@ def test_bm25_known_answer():
     assert bm.score("JSON?", "json dumps object") == pytest.approx(idf * tf_part)
     assert bm.score("xml", "json dumps object") == 0.0
     assert rag.rerank_order(np.array([0.1, 0.5, 0.5, 0.2])).tolist() == [1, 2, 3, 0]
+
+
+def test_maxsim_token_vectors_in_batches_are_each_texts_own(minilm, monkeypatch):
+    """The rerank encodes a few texts at a time (bounded memory); padding to the batch's longest changes nothing."""
+    capture = importlib.import_module("toolkit.rag.capture")  # the module (toolkit.rag.capture is its function)
+    texts = ["json", "How do I convert a Python object to a JSON string?", "read a file line by line", "x " * 300]
+    monkeypatch.setattr(capture, "RERANK_BATCH", 3)
+    batched = capture._token_vectors(minilm, texts)
+    alone = [capture._token_vectors(minilm, [t])[0] for t in texts]  # one text: no padding at all
+    assert [v.shape for v in batched] == [v.shape for v in alone]
+    assert batched[3].shape[0] == 254  # cut at 256 tokens, [CLS] and [SEP] left out
+    for b, a in zip(batched, alone, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-4)
 
 
 def test_segment_counts_follow_offsets():

@@ -32,6 +32,7 @@ INSTRUCTION = "Answer the question using the numbered context passages."
 INDEXES = ("exact", "ivf", "hnsw")
 RERANKERS = ("none", "maxsim", "bm25")
 MAX_QUESTION_CHARS = 1_000
+RERANK_BATCH = 8  # texts per MiniLM forward when reranking by maxsim
 
 
 @dataclass(frozen=True)
@@ -111,14 +112,18 @@ def _bm25(corpus_name: str, n: int) -> Bm25:
 
 
 def _token_vectors(encoder: models.Loaded, texts: list[str]) -> list[np.ndarray]:
-    """MiniLM's last hidden state of each text's real tokens (no [CLS]/[SEP]): list of (T, d)."""
-    batch = encoder.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.no_grad():
-        h = encoder.model(**batch).last_hidden_state  # (n, T, d)
+    """MiniLM's last hidden state of each text's real tokens (no [CLS]/[SEP]): list of (T, d). A few texts at a
+    time: 31 texts of 256 tokens in one batch held 280 MB of attention scores at once."""
+    special = torch.tensor(encoder.tokenizer.all_special_ids)
     out = []
-    for row, mask, ids in zip(h, batch["attention_mask"], batch["input_ids"]):
-        keep = mask.bool() & ~torch.isin(ids, torch.tensor(encoder.tokenizer.all_special_ids))
-        out.append(row[keep].numpy())
+    for i in range(0, len(texts), RERANK_BATCH):
+        batch = encoder.tokenizer(
+            texts[i : i + RERANK_BATCH], padding=True, truncation=True, max_length=256, return_tensors="pt"
+        )
+        with torch.no_grad():
+            h = encoder.model(**batch).last_hidden_state  # (n, T, d)
+        for row, mask, ids in zip(h, batch["attention_mask"], batch["input_ids"]):
+            out.append(row[mask.bool() & ~torch.isin(ids, special)].numpy())
     return out
 
 
