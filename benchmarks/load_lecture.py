@@ -31,7 +31,8 @@ Errors: any answer that is not the demo's result (a refusal, a "busy" message, a
 comes only from the training lane, that is to a student who asked for training: one run at a time is the
 design, so it is counted in its own column ("train") and not as an error.
 
-Memory is the PSS of the server process and its worker processes (shared pages counted once), sampled every second.
+Memory is the PSS of the server process and its worker processes (shared pages counted once), sampled every second;
+at the peak, each process's own pages (USS) are printed beside the rest, the pages they share (the weights).
 The warm-up sends each demo's main request once and waits for its answer however long it takes (--no-preload: only
 the default models, which the worker processes share, are loaded at start); a
 demo that fails it is left out of the run, named in the output, and the run does not meet its targets. The
@@ -532,17 +533,17 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def memory(proc: psutil.Process) -> tuple[int, int, list[int]]:
-    """(PSS, RSS) summed over the server and its worker processes, and each one's PSS (the server's first). PSS
-    counts a page that n of them share 1/n in each: the weights the workers share with the server count once, as
-    the machine holds them. RSS counts them in each process."""
+def memory(proc: psutil.Process) -> tuple[int, int, list[tuple[int, int]]]:
+    """(PSS, RSS) summed over the server and its worker processes, and each one's (PSS, USS), the server's first.
+    PSS counts a page that n of them share 1/n in each: the weights the workers share with the server count once,
+    as the machine holds them. RSS counts them in each process. USS: the pages only that process holds."""
     pss = rss = 0
     each = []
     for p in tree(proc):
         try:
             info = p.memory_full_info()
             pss, rss = pss + info.pss, rss + info.rss
-            each.append(info.pss)
+            each.append((info.pss, info.uss))
         except psutil.Error:
             pass
     return pss, rss, each
@@ -561,7 +562,7 @@ def cpu(proc: psutil.Process) -> float:
 
 class MemorySampler(threading.Thread):
     """The server's memory (PSS, with its worker processes) every second: (seconds since start, bytes); ``rss``:
-    the RSS sum at the same times; ``each``: each process's PSS (the server's first)."""
+    the RSS sum at the same times; ``each``: each process's (PSS, USS), the server's first."""
 
     def __init__(self, proc: psutil.Process):
         super().__init__(daemon=True)
@@ -743,7 +744,7 @@ def run_scenario(
     mem_half, mem_end = sampler.at(half), sampler.at(stop)
     t_peak, mem_peak = sampler.peak(t_start, end - sampler.t0)
     rss_peak = max((b for t, b in sampler.rss if t_start <= t <= end - sampler.t0), default=0)  # shared pages twice
-    each_peak = sampler.each.get(t_peak, [])  # the server's PSS, then each worker's
+    each_peak = sampler.each.get(t_peak, [])  # the server's (PSS, USS), then each worker's
     t_peak -= t_start  # seconds since the scenario's start, as the records' times
     # the hostile requests running when memory peaked: what to look at first when the peak is too high
     at_peak = sorted(
@@ -809,9 +810,11 @@ def run_scenario(
         f"server memory: {mem_half / 1e9:.2f} GB at half time, {mem_end / 1e9:.2f} GB at the end ({growth:+.1%}), "
         f"peak {mem_peak / 1e9:.2f} GB (PSS of the server and its workers); server alive: {alive}"
     )
-    if each_peak:
-        workers = " + ".join(f"{b / 1e9:.2f}" for b in each_peak[1:]) or "none"
-        print(f"at the peak: server {each_peak[0] / 1e9:.2f} GB, workers {workers} GB (PSS)")
+    if each_peak:  # a process's own pages (USS); the rest of the PSS is its share of the pages they share
+        own = " + ".join(f"{u / 1e9:.2f}" for _, u in each_peak[1:]) or "none"
+        shared = mem_peak - sum(u for _, u in each_peak)
+        server = each_peak[0][1] / 1e9
+        print(f"at the peak: the server's own {server:.2f} GB, the workers' own {own} GB, shared {shared / 1e9:.2f} GB")
     if at_peak:
         print(f"at the peak ({t_peak:.0f} s) the hostile clients were running: {', '.join(at_peak)}")
     print(
@@ -832,7 +835,7 @@ def run_scenario(
         "mem_growth": round(growth, 4),
         "mem_peak_gb": round(mem_peak / 1e9, 3),
         "mem_peak_rss_sum_gb": round(rss_peak / 1e9, 3),
-        "mem_peak_each_gb": [round(b / 1e9, 3) for b in each_peak],
+        "mem_peak_each_pss_uss_gb": [[round(b / 1e9, 3) for b in pu] for pu in each_peak],
         "mem_peak_during": at_peak,
         "alive": alive,
         "cpu_server_s": round(cpu_server, 1),
