@@ -715,6 +715,11 @@ def run_scenario(
         alive = proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         alive = False
+    try:  # what the server's byte caches hold at the end (of their budget): part of its own memory
+        health = get_json(f"http://{HOST}:{port}/healthz", timeout=30)
+        kept = (health.get("cache_bytes"), health.get("cache_budget_bytes"))
+    except (OSError, ValueError):
+        kept = (None, None)
 
     per_demo, errors_total, busy_total, train_busy_total = {}, 0, 0, 0
     students = [r for r in records if r.who in mains]
@@ -817,6 +822,8 @@ def run_scenario(
         print(f"at the peak: the server's own {server:.2f} GB, the workers' own {own} GB, shared {shared / 1e9:.2f} GB")
     if at_peak:
         print(f"at the peak ({t_peak:.0f} s) the hostile clients were running: {', '.join(at_peak)}")
+    if kept[0] is not None:
+        print(f"the server's byte caches hold {kept[0] / 2**20:.0f} MiB of their {kept[1] / 2**20:.0f} MiB at the end")
     print(
         f"CPU: server {cpu_server:.0f} s, the simulated clients (this process) {cpu_me:.0f} s ({share:.0%}) on "
         f"{psutil.cpu_count()} cores; worst p95 {worst_text} ({worst}); met: {met}\n",
@@ -837,6 +844,7 @@ def run_scenario(
         "mem_peak_rss_sum_gb": round(rss_peak / 1e9, 3),
         "mem_peak_each_pss_uss_gb": [[round(b / 1e9, 3) for b in pu] for pu in each_peak],
         "mem_peak_during": at_peak,
+        "cache_mib_end": round(kept[0] / 2**20, 1) if kept[0] is not None else None,
         "alive": alive,
         "cpu_server_s": round(cpu_server, 1),
         "cpu_clients_s": round(cpu_me, 1),

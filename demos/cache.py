@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 TRACE_CACHE_BYTES = 48 * 2**20  # per cached function; the server's whole cache budget is written in the README
+_every: weakref.WeakSet = weakref.WeakSet()  # every ByteCache alive, for held()
 
 
 def nbytes(value: Any) -> int:
@@ -44,6 +46,7 @@ class ByteCache:
         self._asked_again: set = set()  # keys read at least once since they were kept
         self._lock = threading.Lock()
         self.bytes = 0
+        _every.add(self)
 
     def get(self, key: Any) -> Any:
         with self._lock:
@@ -78,6 +81,12 @@ class ByteCache:
             self._items.clear()
             self._asked_again.clear()
             self.bytes = 0
+
+
+def held() -> tuple[int, int]:
+    """(bytes held, byte budget) of every ByteCache in this process together."""
+    caches = list(_every)
+    return sum(c.bytes for c in caches), sum(c.max_bytes for c in caches)
 
 
 def bytes_cached(max_bytes: int = TRACE_CACHE_BYTES, size: Callable[[Any], int | None] = nbytes) -> Callable:

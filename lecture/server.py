@@ -19,7 +19,7 @@ import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 
-from demos import ui  # noqa: E402
+from demos import cache, ui  # noqa: E402
 from lecture import guard  # noqa: E402
 from toolkit import kernels, models, registry  # noqa: E402
 
@@ -99,7 +99,8 @@ def build_app(
 
     @app.get("/healthz")
     def health() -> dict:
-        return {"ok": True, "demos": list(infos)}
+        kept, budget = cache.held()
+        return {"ok": True, "demos": list(infos), "cache_bytes": kept, "cache_budget_bytes": budget}
 
     for name, info in infos.items():
         info.blocks.queue(default_concurrency_limit=ui.PER_DEMO, max_size=QUEUE_SIZE, api_open=False)
