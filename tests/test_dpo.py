@@ -271,3 +271,24 @@ def test_demo_handlers_and_bad_input(smol):
 def test_demo_through_a_real_server(live_server):
     _, md = live_server.client("dpo").predict(1, 0, api_name="/bradley_terry")
     assert "0.731" in md
+
+
+def test_token_logps_run_the_head_at_the_answer_s_positions_only(smol):
+    """The vocabulary projection runs where a position predicts an answer token, not over the prompt (at the limits
+    the whole text's logits were 171 MiB a pair); the log-probs equal those read from the whole text's logits."""
+    from toolkit.dpo.capture import pair_batch, token_logps
+
+    ids, mask, labels = pair_batch(smol, dpo.PAIR)  # (2, T) each
+    widths = []
+    hook = smol.model.lm_head.register_forward_hook(lambda module, args, out: widths.append(out.shape[1]))
+    try:
+        with torch.no_grad():
+            kept = token_logps(smol.model, ids, mask, labels)
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        whole = dpo.label_logps(smol.model(input_ids=ids, attention_mask=mask).logits, labels)  # (2, T - 1)
+    answer = int((labels[:, 1:] != -100).any(0).sum())
+    assert widths == [answer] and answer < ids.shape[1] // 2
+    assert kept.shape == whole.shape and torch.allclose(kept, whole, atol=1e-5)
+    assert (kept[labels[:, 1:] == -100] == 0).all() and (kept[labels[:, 1:] != -100] < 0).all()

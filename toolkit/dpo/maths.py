@@ -47,8 +47,12 @@ def label_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p of each labelled token given those before it, 0 elsewhere.
 
     logits: (B, T, vocab), labels: (B, T) with -100 off the answer -> (B, T-1), aligned with labels[:, 1:]."""
-    logits = logits[:, :-1].float()  # (B, T-1, vocab): position t-1 predicts token t
-    target = labels[:, 1:]  # (B, T-1)
-    keep = target != IGNORE
-    logp = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    return logp * keep
+    return target_logps(logits[:, :-1], labels[:, 1:])  # position t-1 predicts token t
+
+
+def target_logps(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log p of each ``target`` token under the ``logits`` beside it, 0 where the target is IGNORE: (..., vocab) and
+    (...) -> (...). Minus the cross-entropy, as transformers' loss computes it (logit minus logsumexp differed from
+    it by 1e-5 a token)."""
+    flat = F.cross_entropy(logits.float().flatten(0, -2), target.flatten(), ignore_index=IGNORE, reduction="none")
+    return -flat.view(target.shape)

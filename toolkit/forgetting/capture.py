@@ -152,7 +152,7 @@ def stream(
                 loss = loss + cfg.kl_coef * kl_to_base(out.logits, _base_logits(loaded, g))
             if cfg.replay_coef:
                 loss = loss + cfg.replay_coef * out.loss
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=False)  # the same buffers each step: new ones every step fragmented the heap
         loss.backward()
         opt.step()
         trained.eval()

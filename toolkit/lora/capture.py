@@ -209,10 +209,11 @@ def _train(loaded: models.Loaded, ids, mask, labels, cfg: LoraConfig):
     peft_model.train()
     for _ in range(cfg.steps):
         loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=False)  # the same buffers each step: new ones every step fragmented the heap
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    opt.zero_grad(set_to_none=True)  # the last step's gradients: as large as the adapter (78 MB at r=64 everywhere)
     trained_as(peft_model.get_base_model(), loaded.model)
     return peft_model.eval(), losses
 
