@@ -74,7 +74,7 @@ def twin(model: models.Loaded | str | torch.nn.Module, training: bool = False) -
     shared model's eager attention keeps every layer's probabilities for the backward pass: 0.4 GB for a DPO pair of
     500 tokens), and in train mode each block's activations are recomputed in the backward pass rather than kept
     (activation checkpointing). Same values as the shared model's to float rounding; a DPO step at its limits
-    peaks at +0.7 GB instead of +2 GB."""
+    peaked at +0.7 GB instead of +2 GB (README: what DPO's log-probs and the gradient buffers took off since)."""
     if not isinstance(model, torch.nn.Module):
         model = models.resolve(model).model
     config = model.config
