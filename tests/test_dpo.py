@@ -293,6 +293,17 @@ def test_token_logps_run_the_head_at_the_answer_s_positions_only(smol):
     assert kept.shape == whole.shape and torch.allclose(kept, whole, atol=1e-5)
     assert (kept[labels[:, 1:] == -100] == 0).all() and (kept[labels[:, 1:] != -100] < 0).all()
 
+    class NoKeep(torch.nn.Module):  # a model whose forward takes no logits_to_keep: the whole text's logits
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids=None, attention_mask=None):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    with torch.no_grad():
+        assert torch.allclose(token_logps(NoKeep(smol.model), ids, mask, labels), whole, atol=1e-5)
+
 
 def test_dpo_gradients_one_answer_at_a_time_equal_the_pair_s(smol, monkeypatch):
     """A long pair's DPO step backpropagates one answer's graph at a time (half the memory at the limits): the same

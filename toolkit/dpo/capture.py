@@ -29,7 +29,7 @@ MAX_STEPS = 10
 MAX_CHARS = 20_000  # the ceiling of max_chars: the demos' own text limit
 DPO_TARGETS = ("q_proj", "v_proj")  # the policy's adapter; alpha = 2r
 # Tokens a row past which a step backpropagates one answer at a time: a DPO step at the limits (456 tokens a row)
-# peaked at +849 MiB as one batch, +396 MiB so (a forked child); at the defaults one at a time took 1.6x as long.
+# peaked at +849 MiB as one batch, +396-514 MiB so (a forked child); at the defaults one at a time took 1.6x as long.
 ONE_AT_A_TIME = 128
 
 
@@ -96,15 +96,16 @@ def token_logps(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, l
     """log p of each labelled token under ``model`` given those before it, 0 elsewhere: (B, T-1).
 
     The head runs only at the positions that predict an answer token (``logits_to_keep``): at the limits (a pair of
-    456 tokens a row) the whole text's logits are (2, 456, 49152) floats, 171 MiB, and a DPO step at the limits
-    peaked at +1194 MiB, a reference pass at +582 MiB."""
+    456 tokens a row) the whole text's logits are (2, 456, 49152) floats, 171 MiB: a reference pass at the limits
+    peaked at +674 MiB, now +218-320 MiB (a forked child with the server's malloc settings)."""
     target = labels[:, 1:]  # (B, T-1): position t-1 predicts token t
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper passes it on
     if "logits_to_keep" not in inspect.signature(base.forward).parameters:
         return label_logps(model(input_ids=ids, attention_mask=mask).logits, labels)
     at = (target != IGNORE).any(0).nonzero().squeeze(-1)  # (K,) positions predicting an answer token in some row
     logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits  # (B, K, vocab)
-    return torch.zeros(target.shape).index_copy(1, at, target_logps(logits, target[:, at]))  # (B, T-1)
+    picked = target_logps(logits, target[:, at])  # (B, K)
+    return torch.zeros(target.shape, device=picked.device).index_copy(1, at.to(picked.device), picked)  # (B, T-1)
 
 
 def sequence_logps(
