@@ -73,10 +73,17 @@ def of(model: Any) -> Arch:
     )
 
 
+def takes_logits_to_keep(model: Any) -> bool:
+    """The model's forward takes ``logits_to_keep`` (the positions whose logits it computes); through peft's wrapper,
+    which passes it on, its base model's does."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def last_logits_only(model: Any) -> dict:
     """Forward keywords for the last position's logits only, as ``generate`` asks (SmolLM2's vocabulary projection is
     a fifth of its forward pass); {} for a model that takes no such argument (an encoder)."""
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    return {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
 
 
 def is_causal(model: Any) -> bool:

@@ -8,7 +8,6 @@ agree, every ratio is 0 and the loss is log 2. The shared model is never changed
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -16,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from toolkit import models
+from toolkit import arch, models
 from toolkit.config import Config, check_budget, param
 from toolkit.dpo.maths import dpo_loss, label_logps, target_logps
 from toolkit.dpo.trace import DpoTrace
@@ -99,8 +98,7 @@ def token_logps(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, l
     456 tokens a row) the whole text's logits are (2, 456, 49152) floats, 171 MiB: a reference pass at the limits
     peaked at +674 MiB, now +218-320 MiB (a forked child with the server's malloc settings)."""
     target = labels[:, 1:]  # (B, T-1): position t-1 predicts token t
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper passes it on
-    if "logits_to_keep" not in inspect.signature(base.forward).parameters:
+    if not arch.takes_logits_to_keep(model):
         return label_logps(model(input_ids=ids, attention_mask=mask).logits, labels)
     at = (target != IGNORE).any(0).nonzero().squeeze(-1)  # (K,) positions predicting an answer token in some row
     logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits  # (B, K, vocab)
