@@ -17,6 +17,7 @@ import torch
 from architectures import ARCHITECTURES, tiny
 
 from lecture.deck import deck_slides
+from toolkit import arch
 from toolkit import sparse_attention as sa
 from toolkit.trace import Trace, TraceError
 
@@ -116,6 +117,41 @@ def test_full_window_parity_over_architectures(name):
     ids = loaded.tokenizer("one two three four five six seven")["input_ids"]
     out = sa.evaluate(loaded, ids, sa.mask(len(ids), "sliding", window=len(ids)))
     assert np.array_equal(out["nll"], sa.evaluate(loaded, ids, None)["nll"])
+
+
+def test_the_head_runs_a_chunk_at_a_time_and_scores_as_the_whole_logits(smol):
+    """arch.token_nll (sparse attention and quantization score texts with it): the vocabulary projection sees at most
+    a chunk of positions, and the losses are those of the whole text's logits."""
+    x = torch.tensor([smol.tokenizer(sa.python_text())["input_ids"][:300]])
+    widths = []
+    hook = smol.model.get_output_embeddings().register_forward_hook(lambda m, a, out: widths.append(out.shape[-2]))
+    try:
+        with torch.no_grad():
+            chunked = arch.token_nll(smol.model, x, chunk=128)
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        whole = torch.nn.functional.cross_entropy(smol.model(input_ids=x).logits[0, :-1], x[0, 1:], reduction="none")
+    assert widths == [1, 1, 128, 128, 43]  # the model's own last position, the check of it, then the chunks
+    assert chunked.shape == (299,) and torch.allclose(chunked, whole, rtol=0, atol=1e-5)
+
+
+def test_a_head_that_does_more_gets_the_whole_logits(smol, monkeypatch):
+    """A model whose logits are not its output embedding of the last hidden state (here a soft cap, as Gemma 2's)."""
+    x = torch.tensor([smol.tokenizer(SHORT)["input_ids"]])
+    plain = smol.model.forward
+
+    def capped(*args, logits_to_keep=0, **kwargs):
+        out = plain(*args, logits_to_keep=logits_to_keep, **kwargs)
+        out.logits = 5 * torch.tanh(out.logits / 5)
+        return out
+
+    monkeypatch.setattr(smol.model, "forward", capped)
+    with torch.no_grad():
+        ours = arch.token_nll(smol.model, x)
+        want = torch.nn.functional.cross_entropy(smol.model(input_ids=x).logits[0, :-1], x[0, 1:], reduction="none")
+        uncapped = torch.nn.functional.cross_entropy(plain(input_ids=x).logits[0, :-1], x[0, 1:], reduction="none")
+    assert torch.allclose(ours, want, rtol=0, atol=1e-6) and not torch.allclose(ours, uncapped, atol=1e-2)
 
 
 def test_record_and_its_invariants(smol, tmp_path):

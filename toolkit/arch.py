@@ -86,6 +86,38 @@ def last_logits_only(model: Any) -> dict:
     return {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
 
 
+HEAD_CHUNK = 128  # positions per vocabulary projection in token_nll: (128, 49152) float32 logits, 24 MiB
+
+
+def token_nll(model: Any, input_ids: torch.Tensor, chunk: int = HEAD_CHUNK, **forward: Any) -> torch.Tensor:
+    """-log p(token t | the tokens before it) for t = 1 .. n - 1 of ``input_ids`` (1, n): (n - 1,) float32, from one
+    forward pass (``forward``: its other keywords) whose vocabulary projection runs ``chunk`` positions at a time.
+    All of a text's logits at once are (n, vocab) floats, 192 MiB for 1,024 of SmolLM2's tokens, and their
+    log-softmax as much again. The chunks use the model's output embedding on its decoder's last hidden state, which
+    is checked against the model's own logits at the last position; a model whose head does more (a soft cap, a
+    scale) or takes no ``logits_to_keep`` gets one pass with all of its logits instead."""
+    x = input_ids
+    targets = x[0, 1:]  # (n - 1,)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or not takes_logits_to_keep(model):
+        return _nll(model(input_ids=x, **forward).logits[0, :-1], targets)
+    seen: list[torch.Tensor] = []
+    hook = model.get_decoder().register_forward_hook(lambda m, a, out: seen.append(out[0]))
+    try:
+        last = model(input_ids=x, logits_to_keep=1, **forward).logits[0, -1]  # (vocab,)
+    finally:
+        hook.remove()
+    hidden = seen[-1][0]  # (n, hidden): the decoder's output, after its final norm
+    if not torch.allclose(head(hidden[-1:])[0], last, rtol=1e-4, atol=1e-4):
+        return _nll(model(input_ids=x, **forward).logits[0, :-1], targets)
+    n = len(targets)
+    return torch.cat([_nll(head(hidden[i : min(i + chunk, n)]), targets[i : i + chunk]) for i in range(0, n, chunk)])
+
+
+def _nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+
+
 def is_causal(model: Any) -> bool:
     return type(model).__name__.endswith("ForCausalLM") or bool(getattr(model.config, "is_decoder", False))
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import models
+from toolkit import arch, models
 from toolkit.agent.tools import TOOLS, corpus, lookup_text
 from toolkit.config import Config, param
 from toolkit.context.data import DEMOS, HISTORY, LABELS, REVIEWS
@@ -202,7 +202,9 @@ def fewshot(
     for a, b in jobs:
         ids = chat_ids(loaded, fewshot_messages(reviews[b][0], shots[a]), PREFILL)
         with torch.no_grad():
-            logits = loaded.model(input_ids=torch.tensor([ids])).logits[0, -1]  # (vocab,)
+            logits = loaded.model(input_ids=torch.tensor([ids]), **arch.last_logits_only(loaded.model)).logits[
+                0, -1
+            ]  # (vocab,)
         logp = torch.log_softmax(logits.float(), -1)
         margin[a, b] = float(logp[label_ids[0]] - logp[label_ids[1]])
     positive = np.array([label == "positive" for _, label in reviews])

@@ -118,8 +118,7 @@ def nll(model: torch.nn.Module, ids: torch.Tensor, window: int) -> float:
             chunk = ids[start : start + window][None]  # (1, w)
             if chunk.shape[1] < 2:
                 break
-            logits = model(input_ids=chunk, use_cache=False).logits[0, :-1]  # (w - 1, vocab)
-            total += float(torch.nn.functional.cross_entropy(logits.float(), chunk[0, 1:], reduction="sum"))
+            total += float(arch.token_nll(model, chunk, use_cache=False).sum())
             count += chunk.shape[1] - 1
     return total / count
 

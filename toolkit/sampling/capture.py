@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit import models, text
+from toolkit import arch, models, text
 from toolkit.config import Config, param
 from toolkit.sampling.maths import STAGES, filtered, kl, stages
 from toolkit.sampling.trace import DecodeTrace, NextTokenCompareTrace, NextTokenTrace
@@ -84,7 +84,7 @@ def next_logits(
     loaded = models.resolve(model)
     ids, _ = _encode(loaded, prompt, SamplingConfig.make(config, **options))
     with torch.no_grad():
-        return loaded.model(ids).logits[0, -1].float()  # (vocab,)
+        return loaded.model(ids, **arch.last_logits_only(loaded.model)).logits[0, -1].float()  # (vocab,)
 
 
 def next_token(
@@ -95,7 +95,7 @@ def next_token(
     cfg = SamplingConfig.make(config, **options)
     ids, enc = _encode(loaded, prompt, cfg)
     with torch.no_grad():
-        logits = loaded.model(ids).logits[0, -1].float()  # (vocab,)
+        logits = loaded.model(ids, **arch.last_logits_only(loaded.model)).logits[0, -1].float()  # (vocab,)
     per_stage = stages(logits, cfg)
     probs = torch.stack([s.softmax(-1) for s in per_stage])  # (stage, vocab); stage 0 is T=1, unfiltered
     show = torch.topk(logits, min(cfg.shown, logits.shape[-1])).indices  # (shown,): the filters keep this order
@@ -221,8 +221,8 @@ def compare(
     if not torch.equal(ids_a, ids_b):
         raise ValueError(f"{a.name} and {b.name} split the prompt differently: compare models that share a tokenizer")
     with torch.no_grad():
-        za = a.model(ids_a).logits[0, -1].float()  # (vocab,)
-        zb = b.model(ids_b).logits[0, -1].float()
+        za = a.model(ids_a, **arch.last_logits_only(a.model)).logits[0, -1].float()  # (vocab,)
+        zb = b.model(ids_b, **arch.last_logits_only(b.model)).logits[0, -1].float()
     if za.shape != zb.shape:
         raise ValueError(f"{a.name} and {b.name} have different vocabularies ({za.shape[0]} vs {zb.shape[0]})")
     la, lb = za.log_softmax(-1), zb.log_softmax(-1)

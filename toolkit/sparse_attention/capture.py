@@ -88,8 +88,7 @@ def evaluate(loaded: models.Loaded, ids: list[int], allowed: np.ndarray | None, 
     with torch.no_grad(), Hooks() as hooks:
         for layer in arch.attention_layers(model):
             hooks.output(str(layer.index), layer.module, keep)
-        logits = model(input_ids=x, attention_mask=mask, use_cache=False).logits[0, :-1]  # (pos - 1, vocab)
-        losses = torch.nn.functional.cross_entropy(logits.float(), x[0, 1:], reduction="none")
+        losses = arch.token_nll(model, x, attention_mask=mask, use_cache=False)  # (pos - 1,)
     layers = range(len(hooks.records))
     return {
         "nll": losses.numpy(),
