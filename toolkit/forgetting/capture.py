@@ -72,8 +72,9 @@ def preset(method: str, **overrides: Any) -> ForgettingConfig:
 
 def private_model(loaded: models.Loaded, cfg: ForgettingConfig) -> torch.nn.Module:
     """The model this run trains: never the shared one. Full: fresh copies of the top layers' weights, trainable;
-    LoRA: a peft adapter on a twin (its base weights frozen and shared, read only)."""
-    model = twin(loaded.model)
+    LoRA: a peft adapter on a twin (its base weights frozen and shared, read only). A training twin: SDPA attention,
+    each block's activations recomputed in the backward pass (a LoRA step on 8 exchanges kept +1.2 GB of them)."""
+    model = twin(loaded.model, training=True)
     for p in model.parameters():
         p.requires_grad_(False)
     if cfg.method != "full_top":
