@@ -788,13 +788,16 @@ def preset_tiny():
 
 
 def test_heavy_work_gives_freed_memory_back(monkeypatch):
-    """After heavy or training work the server hands freed heap pages back (glibc's malloc_trim, set by
-    lecture.server); quick forwards skip it."""
+    """After heavy or training work, or a model-lane request that held its slot TRIM_AFTER_S, the server hands freed
+    heap pages back (glibc's malloc_trim, set by lecture.server); quick forwards skip it."""
     calls = []
     monkeypatch.setattr(ui, "trim", lambda: calls.append(1))
     for lane in ("model", "heavy", "train"):
         ui.safe(lambda: None, lane=lane)()
     assert calls == [1, 1]
+    monkeypatch.setattr(ui, "TRIM_AFTER_S", 0.05)
+    ui.safe(lambda: time.sleep(0.1))()
+    assert calls == [1, 1, 1]
 
 
 def test_budgets_are_sentences_with_the_fix():
