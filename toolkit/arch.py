@@ -99,10 +99,11 @@ def token_nll(model: Any, input_ids: torch.Tensor, chunk: int = HEAD_CHUNK, **fo
     x = input_ids
     targets = x[0, 1:]  # (n - 1,)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is None or not takes_logits_to_keep(model):
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if head is None or decoder is None or decoder is model or not takes_logits_to_keep(model):
         return _nll(model(input_ids=x, **forward).logits[0, :-1], targets)
     seen: list[torch.Tensor] = []
-    hook = model.get_decoder().register_forward_hook(lambda m, a, out: seen.append(out[0]))
+    hook = decoder.register_forward_hook(lambda m, a, out: seen.append(out[0]))
     try:
         last = model(input_ids=x, logits_to_keep=1, **forward).logits[0, -1]  # (vocab,)
     finally:
