@@ -94,8 +94,9 @@ def token_nll(model: Any, input_ids: torch.Tensor, chunk: int = HEAD_CHUNK, **fo
     forward pass (``forward``: its other keywords) whose vocabulary projection runs ``chunk`` positions at a time.
     All of a text's logits at once are (n, vocab) floats, 192 MiB for 1,024 of SmolLM2's tokens, and their
     log-softmax as much again. The chunks use the model's output embedding on its decoder's last hidden state, which
-    is checked against the model's own logits at the last position; a model whose head does more (a soft cap, a
-    scale) or takes no ``logits_to_keep`` gets one pass with all of its logits instead."""
+    is checked against the model's own logits at the last position. A model that takes no ``logits_to_keep`` gets
+    one pass with all of its logits instead; one whose head does more (a soft cap, a scale) gets that pass after the
+    check, a second forward."""
     x = input_ids
     targets = x[0, 1:]  # (n - 1,)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None

@@ -198,13 +198,12 @@ def fewshot(
         from tqdm.auto import tqdm
 
         jobs = tqdm(jobs, desc="few-shot", unit="prompt")
+    last = arch.last_logits_only(loaded.model)
     t0 = time.perf_counter()
     for a, b in jobs:
         ids = chat_ids(loaded, fewshot_messages(reviews[b][0], shots[a]), PREFILL)
         with torch.no_grad():
-            logits = loaded.model(input_ids=torch.tensor([ids]), **arch.last_logits_only(loaded.model)).logits[
-                0, -1
-            ]  # (vocab,)
+            logits = loaded.model(input_ids=torch.tensor([ids]), **last).logits[0, -1]  # (vocab,)
         logp = torch.log_softmax(logits.float(), -1)
         margin[a, b] = float(logp[label_ids[0]] - logp[label_ids[1]])
     positive = np.array([label == "positive" for _, label in reviews])
