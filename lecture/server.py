@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 
@@ -201,13 +202,25 @@ def use_onednn() -> None:
         ui._pool.each(kernels.enable)
 
 
+class Listening(uvicorn.Server):
+    """Prints its line once the socket listens: uvicorn binds after the app's startup, so a URL printed before
+    ``run`` was refused for about 0.1 s (and printed even when the port was taken)."""
+
+    def __init__(self, config: uvicorn.Config, line: str):
+        super().__init__(config)
+        self.line = line
+
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.line, flush=True)
+
+
 def serve(
     host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, names: list[str] | None = None, classroom: bool = False
 ) -> None:
     """Serve on ``host`` (loopback unless told otherwise). Classroom mode binds the LAN address on purpose, adds it
     to the Host allow-list and prints the students' URL with a QR code (also shown on the index page)."""
-    import uvicorn
-
     share_url = None
     hosts = list(guard.LOOPBACK_HOSTS)
     if classroom:
@@ -227,5 +240,11 @@ def serve(
     torch.set_num_threads(1)  # no OpenMP threads before the workers are forked (tune_for_serving)
     app = build_app(names, tuple(hosts), share_url)
     tune_for_serving()
-    print(f"[lecture] serving {', '.join(app.state.demos)} at http://{host}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=64 * 1024)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=64 * 1024)
+    server = Listening(config, f"[lecture] serving {', '.join(app.state.demos)} at http://{host}:{port}/")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:  # as uvicorn.run: the port taken, the app's startup failed
+        raise SystemExit(3)

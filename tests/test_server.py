@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
+import uvicorn
+from conftest import free_port
 
 from lecture import cli, server
 from toolkit import registry
@@ -103,3 +107,45 @@ def test_cli_unknown_demo_and_model_fail_clearly(capsys, monkeypatch):
         assert "could not load model" in capsys.readouterr().err
     finally:
         models.allow_any_model(True)  # `serve` closes it for the process; later tests load tiny models by name
+
+
+async def _hello(scope, receive, send):  # a minimal ASGI app: the line's timing is uvicorn's, not the demos'
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_serving_line_is_printed_once_the_port_listens(monkeypatch):
+    """A lecturer clicks the printed URL at once: it must answer (uvicorn binds after the app's startup; the line
+    used to come about 0.1 s before). When the line is printed, the port already accepts a connection; a port
+    already taken prints no line and fails."""
+    port, printed = free_port(), []
+
+    def print_and_connect(line, **_):  # the moment the line appears, a click
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            printed.append((line, "connected"))
+        except OSError as err:
+            printed.append((line, f"refused: {err}"))
+
+    monkeypatch.setattr(server, "print", print_and_connect, raising=False)
+    config = uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    srv = server.Listening(config, "[lecture] serving test")
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if printed:
+                break
+            threading.Event().wait(0.05)
+        assert printed == [("[lecture] serving test", "connected")]
+        assert _get(f"http://127.0.0.1:{port}/")[::2] == (200, "hello")
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = uvicorn.Config(_hello, host="127.0.0.1", port=taken.getsockname()[1], log_level="critical")
+        with pytest.raises(SystemExit):
+            server.Listening(config, "[lecture] serving taken").run()
+    assert len(printed) == 1
