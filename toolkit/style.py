@@ -36,12 +36,18 @@ def _set_template(fig: go.Figure, dark: bool) -> None:
         layout._validate = fig._validate
 
 
+def _titled_panels(fig: go.Figure) -> bool:
+    """Titles above the plot area (make_subplots' subplot_titles): plotly's toolbar would cover the right one."""
+    return any(
+        a.yref == "paper" and a.y is not None and a.y >= 1 and a.yanchor == "bottom" for a in fig.layout.annotations
+    )
+
+
 def apply(fig: go.Figure, dark: bool = False, title: str | None = None, height: int | None = None) -> go.Figure:
     """Set template, fonts and margins in place; returns the figure for chaining."""
     _set_template(fig, dark)
-    layout = dict(
-        font=dict(size=FONT_SIZE), margin=dict(l=60, r=30, t=70 if title else 30, b=60), colorway=palette(dark)
-    )
+    top = 70 if title else 60 if _titled_panels(fig) else 30  # room for the toolbar above the panels' titles
+    layout = dict(font=dict(size=FONT_SIZE), margin=dict(l=60, r=30, t=top, b=60), colorway=palette(dark))
     if dark:
         layout.update(paper_bgcolor="#0b0f19", plot_bgcolor="#0b0f19")
     if title:
