@@ -61,8 +61,10 @@ def train(prompt, chosen, rejected, beta, steps, request: gr.Request | None = No
     cfg = ui.config(DpoConfig, beta=beta, steps=steps)
     t = dpo.train(ui.model(), pair, cfg)
     dark = ui.is_dark(request)
+    after = max(float(t.loss[-1]), 0.0) + 0.0  # -log σ(·) >= 0: a rounding error showed as -0.000
     md = (
-        f"{cfg.steps} steps ({t.seconds:.1f} s): loss {t.loss[0]:.3f} → **{t.loss[-1]:.3f}** · implicit rewards "
+        f"{cfg.steps} step{'s' * (cfg.steps != 1)} ({t.seconds:.1f} s): loss {t.loss[0]:.3f} → **{after:.3f}** · "
+        "implicit rewards "
         f"chosen {t.reward_chosen[-1]:+.3f}, rejected {t.reward_rejected[-1]:+.3f} (margin "
         f"{t.reward_chosen[-1] - t.reward_rejected[-1]:+.3f}) · DPO only widens the gap: both log-probs may fall"
     )

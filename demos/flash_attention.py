@@ -53,13 +53,20 @@ def show(
     step = ui.as_int(step, "step", 0, trace.n_tiles)
     row = ui.as_int(row, "query row", 0, trace.n - 1)
     dark = ui.is_dark(request)
+    status = _status(trace, cfg, name)
     if view == "tiles":
         fig = views.tiles(trace, step, dark)
     elif view == "row":
         fig = views.row(trace, row, dark)
     else:
-        fig = views.traffic(trace.q.shape[-1], TRAFFIC_N, sram, dark=dark)
-    return _status(trace, cfg, name), fig, gr.update(maximum=trace.n_tiles, value=step)
+        d = trace.q.shape[-1]
+        fig = views.traffic(d, TRAFFIC_N, sram, dark=dark)
+        b_r, b_c = fa.block_sizes(d, int(sram * 1024 / 2))  # as the figure counts: 2 bytes a number
+        status += (
+            f"\n\nThe traffic curve uses the paper's block sizes for {sram:g} KB on chip (B_r={b_r}, B_c={b_c}), "
+            f"not the tiles view's B_r × B_c ({trace.block_q}×{trace.block_k})."
+        )
+    return status, fig, gr.update(maximum=trace.n_tiles, value=step)
 
 
 def _status(trace: fa.FlashTrace, cfg: FlashConfig, name: str) -> str:

@@ -34,8 +34,9 @@ class LiveStep:
 
 def parse_groups(text) -> list[list[float]]:
     """'1, 0, 0.5; 1 1 1' -> [[1, 0, 0.5], [1, 1, 1]]: groups split by ';' or new lines, values by ',' or spaces."""
+    text = ui.as_text(text, "rewards", max_chars=2000)  # its own message: outside the try (a UserError is a ValueError)
     try:
-        return maths.parse_groups(ui.as_text(text, "rewards", max_chars=2000))
+        return maths.parse_groups(text)
     except ValueError as err:
         raise ui.UserError(str(err)) from None
 
@@ -97,7 +98,7 @@ def _status(step: GrpoStep, group_size: int, total: int) -> str:
     m = step.metrics  # TRL's metric names (a run recorded from TRL without a KL term logs no "kl": nan)
     nan = float("nan")
     return (
-        f"**step {step.step + 1} / {total}** · reward {m.get('reward', nan):.2f} ± {m.get('reward_std', nan):.2f} · "
+        f"**step {step.step}** of 0–{total - 1} · reward {m.get('reward', nan):.2f} ± {m.get('reward_std', nan):.2f} · "
         f"KL {m.get('kl', nan):.3f} · clipped low/high {m.get('clip_ratio/low_mean', nan):.3f} / "
         f"{m.get('clip_ratio/high_mean', nan):.3f} · length {m.get('completions/mean_length', nan):.1f} · "
         f"loss {m.get('loss', nan):+.3f} · G = {group_size}"

@@ -104,14 +104,15 @@ def route(text: str, run: str, layer, top_k, request: gr.Request | None = None):
 
 
 def _views(trace, layer: int, summary: str, dark: bool) -> tuple:
-    nxt = min(layer + 1, trace.probs.shape[0] - 1)
+    last = trace.probs.shape[0] - 1
+    a, b = (layer, layer + 1) if layer < last else (max(layer - 1, 0), layer)  # the last layer: with the one before
     return (
         summary,
         views.token_experts(trace, layer, dark),
         stage.fill(views.router_heatmap(trace, layer, dark)),
         stage.fill(views.expert_load(trace, layer, dark)),
         stage.fill(views.load_heatmap(trace, dark)),
-        stage.fill(views.coactivation(trace, layer, nxt, dark)),
+        stage.fill(views.coactivation(trace, a, b, dark)),
         stage.fill(views.shared_vs_routed(trace, dark)),
     )
 

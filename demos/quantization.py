@@ -116,6 +116,11 @@ def _render(view, scheme, layer, site, acts, request) -> tuple[str, object, obje
         main = plots.layer_errors(trace, scheme, dark)
     else:
         main = plots.histogram(trace, scheme, dark)
+        # the layer controls are the outliers view's: say so, or the histogram looks as if it ignored them
+        notes.append(
+            f"The histogram is one recorded weight, `{trace.hist_module}`; **layer** and **input of** pick what the "
+            "outliers view shows."
+        )
     return " ".join(notes), main, None
 
 

@@ -77,8 +77,9 @@ def ask(
     how = "as retrieved" if trace.rerank == "none" else f"reranked by {trace.rerank}"
     cached = int(trace.meta.get("prefix_cached") or 0)
     reused = f" ({cached} from the prefix cache)" if cached else ""
+    n = len(trace.passage_ids)
     head = (
-        f"**{model_name}** · {len(trace.passage_ids)} passages from {trace.index} "
+        f"**{model_name}** · {n or 'no'} passage{'' if n == 1 else 's'} from {trace.index} "
         f"({'unrelated, on purpose' if trace.wrong else how}) · prompt {trace.prompt_tokens} tokens{reused} · "
         f"both answers in {trace.seconds['generate']:.1f} s"
     )

@@ -68,6 +68,9 @@ def show(view, problem, chain, request: gr.Request | None = None):
     if not 0 <= i < trace.n:
         raise ui.UserError(f"Problem {i} does not exist: choose 0 to {trace.n - 1}.")
     k = ui.as_int(chain, "chain")
+    n_chains = len(chains(trace, i))  # checked in every view, as the problem is (none recorded: _view says so)
+    if n_chains and not 0 <= k < n_chains:
+        raise ui.UserError(f"Chain {k} does not exist: problem {i} has chains 0 to {n_chains - 1}.")
     return _view(view, i, k, ui.is_dark(request))
 
 

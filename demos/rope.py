@@ -86,8 +86,8 @@ def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: i
     pairs = (0, p) if p else (0, d // 2 - 1)
     wl = f.wavelength
     notes = (
-        f"θ = {theta:g}, d = {d}: pair 0 turns every {wl[0]:,.1f} positions, pair {d // 2 - 1} every "
-        f"{wl[-1]:,.0f}. {int((wl < f.context).sum())} of {d // 2} pairs complete a turn within "
+        f"θ = {theta:g}, d = {d}: pair 0 turns every {plots.turn(wl[0])} positions, pair {d // 2 - 1} every "
+        f"{plots.turn(wl[-1])}. {int((wl < f.context).sum())} of {d // 2} pairs complete a turn within "
         f"{f.context:,} positions ({kind}{'' if kind == 'default' else f' ×{fac:g}'})."
     )
     return (
@@ -185,8 +185,8 @@ def show_ui(view, theta, head_dim, position, pair, scaling, factor, context, *re
         wl = rope.wavelengths(rope.inv_freq(theta, d))
         notes = (
             f"The outlined row is PE({pos}), added to the embedding of the token at position {pos}. "
-            f"Pair i has period 2π·{theta:g}^(2i/d): {wl[0]:.1f} positions for i = 0, "
-            f"{wl[-1]:,.0f} for i = {d // 2 - 1}."
+            f"Pair i has period 2π·{theta:g}^(2i/d): {plots.turn(wl[0])} positions for i = 0, "
+            f"{plots.turn(wl[-1])} for i = {d // 2 - 1}."
         )
     if hero is None:  # a model without token embeddings to add PE to
         notes += "\n\nThis model gives no input embedding to show; pick another view."

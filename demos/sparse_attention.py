@@ -71,16 +71,22 @@ def show(view, pattern, window, sinks, dilation=2, random=2, seed=0, live=None, 
     cfg = _config(pattern, window, sinks, dilation, random, seed, len(rec.ids))
     dark = ui.is_dark(request)
     live = live if isinstance(live, sa.SparseTrace) and len(live.ids) == len(rec.ids) else None
+    note = ""
     if view == "curves":
         fig = views.curves(rec, live, dark)
     elif view == "masks":
         w = cfg.window if cfg.window <= 24 else MASK_WINDOW
         fig = views.masks(w, cfg.dilation, cfg.sinks, cfg.random, cfg.seed, len(rec.ids), dark=dark)
+        if w != cfg.window:  # the drawing is not the chosen window: say so
+            note = (
+                f"\n\nThe masks view draws {views.SHOWN} tokens with a window of {w} to show the shape; "
+                f"the numbers above are for window {int(rec.windows[rec.at(cfg.window)])}."
+            )
     elif view == "sink":
         fig = views.sink(rec, cfg.window, dark)
     else:
         fig = views.loss(rec, cfg.window, live, dark=dark)
-    return _status(rec, cfg, live), fig
+    return _status(rec, cfg, live) + note, fig
 
 
 def _status(rec: sa.SparseCurveTrace, cfg: SparseConfig, live: sa.SparseTrace | None) -> str:

@@ -131,9 +131,9 @@ def analogy(a: str, b: str, c: str, expected: str, source: str, request: gr.Requ
     shown = ui.escape(expected)
     if r.expected_rank > 0:
         md = (
-            f"**{shown}** ranks **{r.expected_rank}** of the whole vocabulary (cos {r.expected_score:.3f}); "
+            f"**{shown}** ranks **{r.expected_rank:,}** of the whole vocabulary (cos {r.expected_score:.3f}); "
             f"with the three input words removed, as the word2vec demos do, it ranks "
-            f"**{r.expected_rank_without_inputs}**."
+            f"**{r.expected_rank_without_inputs:,}**."
         )
     elif expected:
         md = f"**{shown}** is not a single token for this tokenizer, so it has no row to rank."

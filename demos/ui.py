@@ -475,15 +475,24 @@ def slider(cls: type[Config], name: str, **kw: Any) -> gr.Slider:
 
 def number(cls: type[Config], name: str, **kw: Any) -> gr.Number:
     spec = cls.spec(name)
-    whole = isinstance(cls.default(name), int)
+    default = cls.default(name)
+    whole = isinstance(default, int)
     return gr.Number(
-        kw.pop("value", cls.default(name)),
+        kw.pop("value", default),
         label=kw.pop("label", _label(cls, name)),
         minimum=kw.pop("minimum", spec.lo),
         maximum=kw.pop("maximum", spec.hi),
         precision=0 if whole else None,
+        step=kw.pop("step", spec.step or (1 if whole else _float_step(default))),
         **kw,
     )
+
+
+def _float_step(default: float) -> float:
+    """An arrow click on a fraction moves its leading digit (0.002 -> 0.001 a click, 0.3 -> 0.1), not by 1."""
+    if not default or not math.isfinite(default):
+        return 0.01
+    return 10.0 ** math.floor(math.log10(abs(default)))
 
 
 def dropdown(cls: type[Config], name: str, **kw: Any) -> gr.Dropdown:

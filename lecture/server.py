@@ -52,9 +52,18 @@ def discover(names: list[str] | None = None) -> dict[str, DemoInfo]:
     found = {}
     for name in wanted:
         module = importlib.import_module(registry.get(name).demo)
-        doc = (module.__doc__ or "").strip().splitlines()
-        found[name] = DemoInfo(name, registry.get(name).title, doc[0] if doc else "", module.demo)
+        blurb = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())  # the docstring's first paragraph
+        found[name] = DemoInfo(name, registry.get(name).title, blurb, module.demo)
     return found
+
+
+def _blurb(info: DemoInfo) -> str:
+    """The description after the linked title; a description that starts with the title ("Model card: layers…")
+    goes on from the link instead of repeating it."""
+    text, n = info.description, len(info.title)
+    if text[:n].lower() == info.title.lower() and text[n : n + 1] in (":", ","):
+        return f"<span>{html.escape(text[n:])}</span>"
+    return f" <span>{html.escape(text)}</span>"
 
 
 def index_html(infos: dict[str, DemoInfo], share_url: str | None = None) -> str:
@@ -63,10 +72,7 @@ def index_html(infos: dict[str, DemoInfo], share_url: str | None = None) -> str:
         if share_url
         else ""
     )
-    items = "\n".join(
-        f'<li><a href="/demo/{n}/">{html.escape(i.title)}</a> <span>{html.escape(i.description)}</span></li>'
-        for n, i in infos.items()
-    )
+    items = "\n".join(f'<li><a href="/demo/{n}/">{html.escape(i.title)}</a>{_blurb(i)}</li>' for n, i in infos.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>LLM lecture demos</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -132,3 +132,16 @@ def test_server_still_answers_after_bad_requests(live_server):
             client.predict(bad, api_name="/show")
     facts, _ = client.predict("smollm2-135m", api_name="/show")
     assert "30" in facts
+
+
+def test_number_boxes_step_within_their_scale():
+    """A box holding a fraction (a learning rate of 0.002, β = 0.1) must not move by 1 a click: one arrow press
+    would leave its range or change it by orders of magnitude."""
+    seen = 0
+    for name, info in server.discover().items():
+        for block in info.blocks.blocks.values():
+            value = getattr(block, "value", None)
+            if isinstance(block, gr.Number) and isinstance(value, float) and 0 < abs(value) < 1:
+                seen += 1
+                assert block.step <= abs(value), (name, block.label, value, block.step)
+    assert seen >= 5  # DPO's β, GRPO's learning rate, ε and β, the paged-attention arrival rate

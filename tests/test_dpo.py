@@ -4,6 +4,7 @@ LoRA that leave the shared model untouched."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import gradio as gr
@@ -222,7 +223,7 @@ def test_dpo_steps_move_rewards_and_leave_the_shared_model(smol, tmp_path):
     np.testing.assert_array_equal(back.loss, t.loss)
 
 
-def test_demo_handlers_and_bad_input(smol):
+def test_demo_handlers_and_bad_input(smol, monkeypatch):
     from demos import dpo as d
 
     assert isinstance(d.demo, gr.Blocks)
@@ -230,7 +231,13 @@ def test_demo_handlers_and_bad_input(smol):
     assert isinstance(fig, go.Figure) and "0.881" in md
     assert "log 2" in d.reference(*dpo.PAIR)
     a, b, md = d.train(*dpo.PAIR, 0.1, 1)
-    assert isinstance(a, go.Figure) and "loss 0.693" in md
+    assert isinstance(a, go.Figure) and "loss 0.693" in md and md.startswith("1 step (")
+    trained = d.dpo.train  # a loss that rounds to minus zero (β = 10 on a short pair did) is shown as 0.000
+    monkeypatch.setattr(
+        d.dpo, "train", lambda *a, **k: dataclasses.replace(t := trained(*a, **k), loss=np.array([t.loss[0], -1e-9]))
+    )
+    assert "→ **0.000**" in d.train(*dpo.PAIR, 0.1, 1)[2]
+    monkeypatch.undo()
     bad = [
         lambda: d.bradley_terry("high", 0),
         lambda: d.bradley_terry(100, 0),

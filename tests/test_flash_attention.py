@@ -231,6 +231,13 @@ def test_demo_views(smol):
         assert slider["maximum"] == 25
     status, fig, slider = demo.show(TEXT, "tiles", 3, 4, 4, 999, -5)
     assert slider["value"] == 25  # clamped to the last tile
+    assert "block sizes" not in status
+    # the traffic figure's block sizes are the paper's for the on-chip memory, not the tiles': the status says so
+    status, fig, _ = demo.show(TEXT, "traffic", 3, 4, 4, 9, 12, sram_kb=16)
+    b_r, b_c = fa.block_sizes(64, 16 * 1024 // 2)
+    assert f"(B_r={b_r}, B_c={b_c})" in fig.layout.title.text
+    note = f"paper's block sizes for 16 KB on chip (B_r={b_r}, B_c={b_c}), not the tiles view's B_r × B_c (4×4)"
+    assert note in status
 
 
 def test_demo_bad_input(smol):

@@ -507,7 +507,10 @@ def test_demo_handlers():
     assert "no learning signal" in md and "group 1" in md
     assert len(bars.data) == 3 and len(clip.data) == 4
     status, curves, table, heat = d.replay(3, 2)
-    assert "step 4 / 20" in status and "<table" in table and len(curves.data) >= 5 and heat.data
+    assert "step 3** of 0–19" in status and "<table" in table and len(curves.data) >= 5 and heat.data
+    with pytest.raises(gr.Error) as err:
+        d.advantages("  ", 0.2, 0.28)
+    assert err.value.message == "Please type some rewards: it is empty."  # the message itself, not its repr
 
 
 def test_demo_presets_render_on_load_and_views_switch():
@@ -520,7 +523,7 @@ def test_demo_presets_render_on_load_and_views_switch():
     n_views = len(d.VIEW_NAMES)
     assert view == "group" and [u["visible"] for u in shown[:n_views]] == [v == "group" for v in d.VIEW_NAMES]
     assert shown[5]["value"] == 4 and shown[5]["maximum"] == len(d.replay_trace().steps) - 1  # the step slider
-    assert "step 5 / 20" in shown[7]["value"] and shown[7]["visible"]  # the replay's status
+    assert "step 4** of 0–19" in shown[7]["value"] and shown[7]["visible"]  # the replay's status
     assert not shown[8]["visible"]  # the calculator's rewards box is not shown with the group
     assert not shown[6]["visible"]  # nor the completion number, which only the token view uses
     table = shown[0]["value"]
@@ -622,7 +625,7 @@ def test_live_handler_streams_and_reports_busy(smol):
     outs = [o for o in d.live(*args) if not isinstance(o[0], type(gr.skip()))]
     assert len(outs) == 2 and outs[0][0].startswith("Starting")
     status, curves, table, heat, state = outs[1]
-    assert "step 1 / 1" in status and "<table" in table and state.step.step == 0
+    assert "step 0** of 0–0" in status and "<table" in table and state.step.step == 0
     assert state.config.num_generations == 2 and len(state.step.groups[0].completions) == 2
     assert d.heat(state, 0).data
     assert not trainer.is_busy()
@@ -644,7 +647,7 @@ def test_demo_through_server(live_server):
     md, bars, clip = client.predict("1, 0, 0, 1", 0.2, 0.2, api_name="/advantages")
     assert "G = 4" in md
     status, *_ = client.predict(19, 0, api_name="/replay")
-    assert "step 20 / 20" in status
+    assert "step 19** of 0–19" in status  # the slider's and the curves' numbering
 
 
 # ---------------------------------------------------------------- live runs in a lecture hall (issue #15, finding 5)

@@ -96,7 +96,7 @@ def test_the_demo_replays_a_trl_trace(trl_run):
     try:
         assert len(grpo.open_trace(path).steps) == 2
         status, curves, table, heat = grpo.replay(1, 2)
-        assert status.startswith("**step 2 / 2**") and "G = 4" in status and curves is not None
+        assert status.startswith("**step 1** of 0–1") and "G = 4" in status and curves is not None
         assert replay.load(path).steps[1].groups[0].prompt in table
         assert "No per-token record" in heat.layout.annotations[0].text  # TRL's logs keep no per-token values
     finally:

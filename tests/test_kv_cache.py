@@ -80,6 +80,22 @@ def test_trace_cache_is_faster_on_a_long_prompt(smol, tmp_path):
     assert isinstance(back, KvCacheTrace) and back.tokens == t.tokens and back.kind == "kv_cache"
 
 
+def test_times_title_says_when_the_cache_did_not_help(smol):
+    """A one-token prompt leaves nothing to recompute: the title must not call 0.9x "faster"."""
+    import dataclasses
+
+    from toolkit.kv_cache import figures as views
+
+    t = kv_cache.capture(smol, "Hi", steps=3)
+    slow = dataclasses.replace(t, n_prompt=1, seconds_cached=np.array([0.2, 0.05, 0.05]))
+    slow = dataclasses.replace(slow, seconds_uncached=np.array([0.2, 0.045, 0.045]))
+    fig = views.times(slow)
+    assert "no faster with the cache (0.9×) on a 1-token prompt" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "generated token (prompt: 1 token)"
+    fast = dataclasses.replace(slow, seconds_uncached=np.array([0.2, 0.1, 0.1]))
+    assert "2.0× faster with the cache" in views.times(fast).layout.title.text
+
+
 def test_demo_handlers_and_bad_input(smol):
     from demos import kv_cache as d
 

@@ -380,7 +380,10 @@ def test_demo_handlers_and_bad_input():
             demo_mod.route(text, run, layer, k)
     with pytest.raises(gr.Error, match="Unknown layer"):
         demo_mod.replay(10, -1)
-    assert "byte tokens" in demo_mod.route("héllo 👋 wörld", "balanced", 3, 1)[0]  # multi-byte UTF-8
+    last = demo_mod.route("héllo 👋 wörld", "balanced", 3, 1)
+    assert "byte tokens" in last[0]  # multi-byte UTF-8
+    assert last[5].layout.title.text == "Co-activation: layer 2 → layer 3"  # the last layer: with the one before
+    assert out[5].layout.title.text == "Co-activation: layer 1 → layer 2"
 
 
 def test_demo_url_presets():

@@ -364,6 +364,10 @@ def test_demo_views_and_bad_input():
         assert main["value"] is not None and "perplexity" in notice or "W8A8" in notice
     notice, *_ = d.show("outliers", "nf4", 99, "mlp")
     assert "does not exist" in notice
+    # the histogram is one recorded weight whatever the layer controls read: the notice says which
+    notice, *_ = d.show("histogram", "nf4", 3, "attention")
+    assert f"one recorded weight, `{d.recorded().hist_module}`" in notice and "outliers view" in notice
+    assert "recorded weight" not in d.show("tradeoff", "nf4", 3, "attention")[0]
     for bad in (
         ("views?", "nf4", 3, "attention"),
         ("tradeoff", "int3", 3, "attention"),

@@ -137,6 +137,18 @@ def test_demo_views_and_bad_input(smol, minilm):
     for view in demo.VIEW_NAMES:
         status, html_out, fig, budget, moved = demo.ask(QUESTION, 1, "none", False, view, "sample", max_new_tokens=2)
         assert "smollm2" in status and (fig is None) == (view == "answers") and budget is not None
+    c = rag.RagConfig.default("candidates")
+    assert (
+        moved.layout.title.text
+        == f"{c} candidates, not reranked: the order is the retriever's; the top 1 goes into the prompt"
+    )
+    status, html_out, _, _, moved = demo.ask(
+        QUESTION, 1, "bm25", False, "answers", "sample", candidates=1, budget=128, max_new_tokens=1
+    )
+    assert (
+        moved.layout.title.text == "Reranking 1 candidate by bm25: 0 of 1 moved; no passage fits the 128-token budget"
+    )
+    assert "no passages from" in status and "With no passages (none fit the 128-token budget)" in html_out
     for bad, match in (("", "empty"), ("x" * 5000, "limit")):
         with pytest.raises(gr.Error, match=match):
             demo.ask(bad, 2, "none", False, "answers", "sample")

@@ -191,6 +191,9 @@ def test_demo_bad_input():
     for args in [("nope", 0, 0), ("problem", 60, 0), ("problem", -1, 0), ("supervision", 0, 99), ("tree", "x", 0)]:
         with pytest.raises(UserError):
             demo.show(*args)
+    for view in demo.VIEW_NAMES:  # a chain out of range is refused in every view, as a problem out of range is
+        with pytest.raises(UserError, match=r"Chain 99 does not exist: problem 59 has chains 0 to \d+\."):
+            demo.show(view, 59, 99)
     with pytest.raises(UserError):
         demo.search_live(1e9)
 

@@ -426,6 +426,10 @@ def test_demo_handlers_and_bad_input(smol):
     assert isinstance(demo_mod.demo, gr.Blocks)
     out = demo_mod.explore(10_000, 64, 100, 8, "yarn", 4, 8192)
     assert "pair 0 turns every 6.3 positions" in out[0] and all(isinstance(f, go.Figure) for f in out[1:])
+    assert "turn every 6.3 pos" in out[1].layout.annotations[0].text  # the figure says what the status says
+    assert "θ = 10,000," in out[4].layout.title.text and "base 10,000" in out[6].layout.title.text
+    notes, _, _, _, decay, _, sinus = demo_mod.explore(1.0001, 64, 100, 0, "default", 1, 8192)
+    assert "θ = 1.0001," in decay.layout.title.text and "base 1.0001" in sinus.layout.title.text  # not "1"
     real = demo_mod.show_model("smollm2-135m", TEXT, 2, 3, 4, 50, 10)
     assert "smollm2-135m" in real[0] and all(isinstance(f, go.Figure) for f in real[1:])
     bad_maths = [

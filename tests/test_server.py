@@ -36,8 +36,10 @@ def test_every_registered_concept_is_served_in_deck_order():
 def test_index_and_each_demo_page(live_server):
     status, _, page = _get(live_server.url + "/")
     assert status == 200
-    for name in server.discover():
+    for name, info in server.discover().items():
         assert f'href="/demo/{name}/"' in page
+        entry = re.sub(r"<[^>]+>", "", re.search(rf'<li><a href="/demo/{name}/">.*?</li>', page)[0])
+        assert entry.count(info.title) == 1 and entry.endswith("."), entry  # "Model card: layers…", said once, whole
         status, headers, html = _get(f"{live_server.url}/demo/{name}/")
         assert status == 200, name
         assert "x-frame-options" not in {k.lower() for k in headers}, "demos must load inside an iframe"

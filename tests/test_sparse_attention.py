@@ -236,6 +236,11 @@ def test_demo_views(curves):
     for view in demo.VIEW_NAMES:
         status, fig = demo.show(view, "sliding", 64, 4)
         assert isinstance(fig, go.Figure) and f"{curves.full_ppl:.2f}" in status
+    # a window over 24 is drawn as 8: the status says so, with the window its numbers are for
+    status, fig = demo.show("masks", "sliding", 64, 4)
+    assert fig.layout.title.text.startswith("window 8 ")
+    assert "draws 48 tokens with a window of 8" in status and "numbers above are for window 64." in status
+    assert "window of" not in demo.show("masks", "sliding", 16, 4)[0]
 
 
 def test_demo_live_run(smol, curves):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import gradio as gr
 import numpy as np
@@ -163,6 +164,8 @@ def test_demo_handlers_and_bad_input(smol, minilm):
     assert isinstance(sim, go.Figure) and isinstance(proj, go.Figure)
     fig, md = d.analogy("king", "man", "woman", "queen", "SmolLM2 input embeddings")
     assert "ranks" in md
+    _, md = d.analogy("king", "man", "woman", "banana", "SmolLM2 input embeddings")  # far down the vocabulary
+    assert re.search(r"ranks \*\*\d{1,3}(,\d{3})+\*\* of .* it ranks \*\*\d{1,3}(,\d{3})+\*\*\.", md), md
     d.tokenize("\u200b\u0301 ☃︎ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \x00")  # odd Unicode is fine
     for call in (
         lambda: d.tokenize("   "),

@@ -351,6 +351,10 @@ def test_figures_draw_each_view(sample_trace, sample_indexes, sample, tmp_path):
     trade = figures.tradeoff(sweep)
     assert trade.layout.xaxis.type == "log" and min_font(trade) >= 16
     assert len(figures.memory(sweep).data) == 6
+    # the sweep is the recorded full corpus's, not the corpus the search uses: both titles say so
+    head = f"Recorded sweep: recall vs latency, {sweep.n_vectors:,} vectors, {sweep.n_queries} held-out"
+    assert trade.layout.title.text.startswith(head)
+    assert figures.memory(sweep).layout.title.text.startswith("Recorded sweep: memory and build time")
     assert vs.TradeoffTrace.load(sweep.save(tmp_path / "t.npz")).recall.tolist() == sweep.recall.tolist()
 
 

@@ -33,13 +33,16 @@ def times(t: KvCacheTrace, dark: bool = False) -> go.Figure:
             line=dict(color=pal[2], width=3),
         )
     )
-    fig.update_xaxes(title=f"generated token (prompt: {t.n_prompt} tokens)", dtick=max(1, len(x) // 8))
+    unit = "token" if t.n_prompt == 1 else "tokens"
+    fig.update_xaxes(title=f"generated token (prompt: {t.n_prompt} {unit})", dtick=max(1, len(x) // 8))
     fig.update_yaxes(title="milliseconds (measured now)", rangemode="tozero")
     total_c, total_u = t.seconds_cached[1:].sum(), t.seconds_uncached[1:].sum()
     ratio = total_u / max(total_c, 1e-9)
-    title = (
-        f"Time per token: {ratio:.1f}× faster with the cache (prefill {1000 * t.seconds_cached[0]:.0f} ms, not shown)"
-    )
+    if ratio >= 1.05:
+        gain = f"{ratio:.1f}× faster with the cache"
+    else:  # a text this short leaves little to recompute: the measurement says so
+        gain = f"no faster with the cache ({ratio:.1f}×) on a {t.n_prompt}-token prompt"
+    title = f"Time per token: {gain} (prefill {1000 * t.seconds_cached[0]:.0f} ms, not shown)"
     style.apply(fig, dark, title=title, height=460)
     return fig.update_layout(legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom"), margin=dict(t=100))
 

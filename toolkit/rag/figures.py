@@ -27,6 +27,8 @@ def answers(t: RagTrace, dark: bool = False) -> str:
     ink, card = ("#eee", "#1d2536") if dark else ("#111", "#eef3f8")
     warn = "#5a2a14" if dark else "#fbe3d6"
     fed = "unrelated passages (the least similar in the corpus)" if t.wrong else f"the top {len(t.passage_ids)}"
+    if not len(t.passage_ids):
+        fed = f"no passages (none fit the {t.budget}-token budget)"
     rows = []
     for n, (i, text) in enumerate(zip(t.passage_ids.tolist(), t.passage_texts), start=1):
         score = ""
@@ -134,9 +136,26 @@ def rerank(t: RagTrace, dark: bool = False) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", title="rank", dtick=1 if c <= 12 else 2, showgrid=False, zeroline=False)
     n_moved = sum(1 for _, b, a in moved if a != b)
-    what = "not reranked: nothing moves" if t.rerank == "none" else f"by {t.rerank}: {n_moved} of {c} moved"
-    title = f"Reranking {c} candidates {what}; the top {k} go into the prompt"
-    return style.apply(fig, dark, title=title, height=560)
+    cands = f"{c} candidate{'' if c == 1 else 's'}"
+    if t.rerank == "none":
+        title = f"{cands}, not reranked: the order is the retriever's"
+    else:
+        title = f"Reranking {cands} by {t.rerank}: {n_moved} of {c} moved"
+    return style.apply(fig, dark, title=f"{title}; {_fed(t)}", height=560)
+
+
+def _fed(t: RagTrace) -> str:
+    """What went into the prompt, for the rerank title: the top k, unrelated passages, or none within the budget."""
+    k = len(t.passage_ids)
+    if k == 0:
+        return f"no passage fits the {t.budget}-token budget"
+    verb = "goes" if k == 1 else "go"
+    fed = (
+        f"{k} unrelated passage{'' if k == 1 else 's'} {verb} into the prompt instead"
+        if t.wrong
+        else f"the top {k} {verb} into the prompt"
+    )
+    return fed + (f" ({t.dropped} more did not fit the {t.budget}-token budget)" if t.dropped else "")
 
 
 # ---- the demo's views from Python: toolkit.views.show("rag", view, **preset) -----------------------------------

@@ -24,6 +24,19 @@ def _hline(n: int, y: float, name: str, color: str, dash: str) -> go.Scatter:
     return go.Scatter(x=[-0.5, n - 0.5], y=[y, y], mode="lines", name=name, line=dict(color=color, dash=dash, width=3))
 
 
+def turn(wavelength: float) -> str:
+    """Positions per turn as text: one decimal under 100 ("6.3"), whole numbers with separators above ("62,832")."""
+    return f"{wavelength:,.1f}" if round(wavelength, 1) < 100 else f"{wavelength:,.0f}"
+
+
+def base_text(base: float) -> str:
+    """θ or the PE base as text: separators for large bases, and enough digits that 1.0001 does not read as 1."""
+    digits = max(6, len(f"{base:.0f}"))
+    while digits < 17 and base != 1 and float(f"{base:.{digits}g}") == 1:
+        digits += 1
+    return f"{base:,.{digits}g}"
+
+
 def _label(token: str | None) -> str:
     return f" of {token.strip()!r}" if token else ""
 
@@ -44,7 +57,7 @@ def rotation(
         cols=len(pairs),
         horizontal_spacing=0.12,
         subplot_titles=[
-            f"pair {p}: θ = {freqs[p]:.3g} rad/pos, turn every {maths.wavelengths(freqs)[p]:,.0f} pos" for p in pairs
+            f"pair {p}: θ = {freqs[p]:.3g} rad/pos, turn every {turn(maths.wavelengths(freqs)[p])} pos" for p in pairs
         ],
     )
     col = style.palette(dark)
@@ -225,7 +238,7 @@ def decay(theta: float, head_dim: int, max_distance: int = 256, dark: bool = Fal
     fig.update_xaxes(title="relative distance r = m − n")
     fig.update_yaxes(title="size relative to r = 0", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return style.apply(fig, dark, title=f"Long-range decay (θ = {theta:,.0f}, d = {head_dim})", height=500)
+    return style.apply(fig, dark, title=f"Long-range decay (θ = {base_text(theta)}, d = {head_dim})", height=500)
 
 
 def pair_norms(trace: RopeTrace, layer: int, head: int, dark: bool = False) -> go.Figure:
@@ -332,7 +345,7 @@ def sinusoidal(
     fig.update_yaxes(autorange="reversed")
     for a in fig.layout.annotations:  # subplot titles: plotly makes them 16 px; the deck reads them at 18
         a.font = dict(size=style.FONT_SIZE)
-    title = f"Sinusoidal position encoding: {n_positions} positions × d = {d}, base {base:,.0f}"
+    title = f"Sinusoidal position encoding: {n_positions} positions × d = {d}, base {base_text(base)}"
     return style.apply(fig, dark, title=title, height=520)
 
 

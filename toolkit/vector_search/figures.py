@@ -420,7 +420,9 @@ def tradeoff(tr: TradeoffTrace, dark: bool = False) -> go.Figure:
     )
     fig.update_yaxes(title=f"recall@{tr.k} vs exact", range=[0.4, 1.06])
     fig.update_layout(legend=dict(font=dict(size=style.MIN_FONT)))
-    title = f"Recall vs latency, {tr.n_vectors:,} vectors, {tr.n_queries} held-out queries: ours beside FAISS"
+    # a recorded run (`lecture vector-sweep`), whichever corpus the demo searches now
+    title = f"Recorded sweep: recall vs latency, {tr.n_vectors:,} vectors, {tr.n_queries} held-out queries, "
+    title += "ours beside FAISS"
     return style.apply(fig, dark, title=title, height=560)
 
 
@@ -453,7 +455,8 @@ def memory(tr: TradeoffTrace, dark: bool = False) -> go.Figure:
             )
     fig.update_yaxes(type="log")
     fig.update_annotations(font_size=style.MIN_FONT + 1)
-    return style.apply(fig, dark, title=f"Memory and build time, {tr.n_vectors:,} vectors of {tr.dim} dims", height=480)
+    title = f"Recorded sweep: memory and build time, {tr.n_vectors:,} vectors of {tr.dim} dims"
+    return style.apply(fig, dark, title=title, height=480)
 
 
 # ---- the flow ----------------------------------------------------------------------------------------------------
