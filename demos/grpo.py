@@ -94,11 +94,13 @@ def _completion(step: GrpoStep, value):
     return group, group.completions[i]
 
 
-def _status(step: GrpoStep, group_size: int, total: int) -> str:
+def _status(step: GrpoStep, at: int, group_size: int, total: int) -> str:
+    """``at``: the step's place in the run, as the slider and the curves count (a trace logged every few steps
+    numbers its steps 4, 9, 14...)."""
     m = step.metrics  # TRL's metric names (a run recorded from TRL without a KL term logs no "kl": nan)
     nan = float("nan")
     return (
-        f"**step {step.step}** of 0–{total - 1} · reward {m.get('reward', nan):.2f} ± {m.get('reward_std', nan):.2f} · "
+        f"**step {at}** of 0–{total - 1} · reward {m.get('reward', nan):.2f} ± {m.get('reward_std', nan):.2f} · "
         f"KL {m.get('kl', nan):.3f} · clipped low/high {m.get('clip_ratio/low_mean', nan):.3f} / "
         f"{m.get('clip_ratio/high_mean', nan):.3f} · length {m.get('completions/mean_length', nan):.1f} · "
         f"loss {m.get('loss', nan):+.3f} · G = {group_size}"
@@ -124,7 +126,7 @@ def _replay_views(s: int, i: int, dark: bool) -> tuple:
     step = trace.steps[s]
     group, comp = _completion(step, i)
     return (
-        _status(step, trace.group_size, len(trace.steps)),
+        _status(step, s, trace.group_size, len(trace.steps)),
         stage.fill(views.curves(trace.metrics, dark, at=s)),
         views.group_table(group, dark),
         stage.fill(views.token_heat(comp, *trace.epsilon, dark)),
@@ -203,7 +205,7 @@ def live(
                 history.append(step)
                 group, comp = _completion(step, idx)
                 yield (
-                    _status(step, cfg.num_generations, cfg.steps),
+                    _status(step, len(history) - 1, cfg.num_generations, cfg.steps),
                     views.curves(metric_series(history), dark),
                     views.group_table(group, dark),
                     views.token_heat(comp, cfg.epsilon_low, cfg.epsilon_high, dark),

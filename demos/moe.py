@@ -23,7 +23,7 @@ VIEWS = [
     ("Router probabilities", "router"),
     ("Expert load, one layer", "load"),
     ("Expert load, every layer", "layers"),
-    ("Co-activation, layer → next", "coactivation"),
+    ("Co-activation of neighbouring layers", "coactivation"),
     ("Shared vs routed experts", "shared"),
     ("The router learning (training replay)", "replay"),
     ("Total vs active parameters", "parameters"),

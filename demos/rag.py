@@ -73,7 +73,8 @@ def ask(
         raise ui.UserError(str(err)) from None
     dark = ui.is_dark(request)
     if trace.dropped:
-        notes.append(f"⚠️ {trace.dropped} passage(s) did not fit the {trace.budget}-token budget and were left out.")
+        n, s = trace.dropped, "" if trace.dropped == 1 else "s"
+        notes.append(f"⚠️ {n} passage{s} did not fit the {trace.budget}-token budget: left out of the prompt.")
     how = "as retrieved" if trace.rerank == "none" else f"reranked by {trace.rerank}"
     cached = int(trace.meta.get("prefix_cached") or 0)
     reused = f" ({cached} from the prefix cache)" if cached else ""

@@ -68,7 +68,9 @@ def show(view, problem, chain, request: gr.Request | None = None):
     if not 0 <= i < trace.n:
         raise ui.UserError(f"Problem {i} does not exist: choose 0 to {trace.n - 1}.")
     k = ui.as_int(chain, "chain")
-    n_chains = len(chains(trace, i))  # checked in every view, as the problem is (none recorded: _view says so)
+    n_chains = len(chains(trace, i))  # checked in every view, as the problem is
+    if not n_chains and view == "supervision":
+        raise ui.UserError(f"Problem {i} has no recorded chain of thought: choose another problem.")
     if n_chains and not 0 <= k < n_chains:
         raise ui.UserError(f"Chain {k} does not exist: problem {i} has chains 0 to {n_chains - 1}.")
     return _view(view, i, k, ui.is_dark(request))
@@ -87,10 +89,7 @@ def _view(view: str, i: int, k: int, dark: bool):
     if view == "problem":
         html = views.outputs(trace, i, dark)
         return f"Problem {i} of {trace.n}: every method's text and the number read from it.", hide, _html(html)
-    options = chains(trace, i)
-    if not 0 <= k < len(options):
-        raise ui.UserError(f"Chain {k} does not exist: problem {i} has chains 0 to {len(options) - 1}.")
-    label, chain, final = options[k]
+    label, chain, final = chains(trace, i)[k]  # show() checked k
     p = trace.problems[i]
     html = views.supervision(p["question"], float(p["answer"]), chain, final, dark)
     return f"Problem {i}, {label}: one reward for the outcome, one per checked step.", hide, _html(html)

@@ -86,7 +86,8 @@ def _maths(theta: float, d: int, kind: str, fac: float, ctx: int, pos: int, p: i
     pairs = (0, p) if p else (0, d // 2 - 1)
     wl = f.wavelength
     notes = (
-        f"θ = {theta:g}, d = {d}: pair 0 turns every {plots.turn(wl[0])} positions, pair {d // 2 - 1} every "
+        f"θ = {plots.base_text(theta)}, d = {d}: pair 0 turns every {plots.turn(wl[0])} positions, "
+        f"pair {d // 2 - 1} every "
         f"{plots.turn(wl[-1])}. {int((wl < f.context).sum())} of {d // 2} pairs complete a turn within "
         f"{f.context:,} positions ({kind}{'' if kind == 'default' else f' ×{fac:g}'})."
     )
@@ -185,7 +186,7 @@ def show_ui(view, theta, head_dim, position, pair, scaling, factor, context, *re
         wl = rope.wavelengths(rope.inv_freq(theta, d))
         notes = (
             f"The outlined row is PE({pos}), added to the embedding of the token at position {pos}. "
-            f"Pair i has period 2π·{theta:g}^(2i/d): {plots.turn(wl[0])} positions for i = 0, "
+            f"Pair i has period 2π·{plots.base_text(theta)}^(2i/d): {plots.turn(wl[0])} positions for i = 0, "
             f"{plots.turn(wl[-1])} for i = {d // 2 - 1}."
         )
     if hero is None:  # a model without token embeddings to add PE to
@@ -241,7 +242,8 @@ with gr.Blocks(title="RoPE rotations") as demo:
     ui.header("rope", __doc__)
     with stage.strip():
         view = gr.Dropdown(VIEWS, value="rotation", label="view", scale=3)
-        theta = gr.Number(10000, label="θ (base)", minimum=1.0001, scale=1)
+        # minimum 1, not the first allowed value: the arrows step from it (10,000 -> 10,001); 1 itself gets a message
+        theta = gr.Number(10000, label="θ (base)", minimum=1, scale=1)
         head_dim = gr.Number(64, label="head dim d", minimum=MIN_HEAD_DIM, maximum=256, step=2, precision=0, scale=1)
         position = gr.Slider(0, 4096, 10, step=1, label="position", scale=3)
         pair = gr.Number(8, label="pair i", minimum=0, maximum=127, precision=0, scale=1)

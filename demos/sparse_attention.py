@@ -20,7 +20,7 @@ VIEWS = [
 ]
 VIEW_NAMES = [v for _, v in VIEWS]
 DEFAULTS = {"window": 64, "sinks": 4}
-MASK_WINDOW = 8  # the masks view draws 48 tokens: a window of 8 shows its shape (the slider's value is used above 4)
+MASK_WINDOW = 8  # the masks view draws 48 tokens: over 24, a window of 8 shows its shape (the status says so)
 
 
 @lru_cache(maxsize=1)
@@ -77,10 +77,11 @@ def show(view, pattern, window, sinks, dilation=2, random=2, seed=0, live=None, 
     elif view == "masks":
         w = cfg.window if cfg.window <= 24 else MASK_WINDOW
         fig = views.masks(w, cfg.dilation, cfg.sinks, cfg.random, cfg.seed, len(rec.ids), dark=dark)
-        if w != cfg.window:  # the drawing is not the chosen window: say so
+        recorded = int(rec.windows[rec.at(cfg.window)])  # the window the status's numbers are read at
+        if w != recorded:  # the drawing is not that window: say so
             note = (
                 f"\n\nThe masks view draws {views.SHOWN} tokens with a window of {w} to show the shape; "
-                f"the numbers above are for window {int(rec.windows[rec.at(cfg.window)])}."
+                f"the numbers above are for window {recorded}."
             )
     elif view == "sink":
         fig = views.sink(rec, cfg.window, dark)

@@ -82,7 +82,13 @@ class UserError(gr.Error):
 
     def __init__(self, message: str = "Error", *args: Any, **kwargs: Any):
         kwargs.setdefault("print_exception", False)
-        super().__init__(html.escape(str(message), quote=False), *args, **kwargs)
+        self.text = str(message)
+        super().__init__(html.escape(self.text, quote=False), *args, **kwargs)
+
+    def __str__(self) -> str:
+        """The sentence as written (gr.Error gives its repr): a handler that catches ValueError and re-raises
+        ``UserError(str(err))`` catches this one too, and must not add quotes or escape it twice."""
+        return self.text
 
 
 # Four lanes, so that nothing cheap ever waits behind model work, and quick forwards never behind slow ones:
@@ -483,16 +489,19 @@ def number(cls: type[Config], name: str, **kw: Any) -> gr.Number:
         minimum=kw.pop("minimum", spec.lo),
         maximum=kw.pop("maximum", spec.hi),
         precision=0 if whole else None,
-        step=kw.pop("step", spec.step or (1 if whole else _float_step(default))),
+        step=kw.pop("step", spec.step or _fraction_step(default, spec.lo)),
         **kw,
     )
 
 
-def _float_step(default: float) -> float:
-    """An arrow click on a fraction moves its leading digit (0.002 -> 0.001 a click, 0.3 -> 0.1), not by 1."""
-    if not default or not math.isfinite(default):
-        return 0.01
-    return 10.0 ** math.floor(math.log10(abs(default)))
+def _fraction_step(default: Any, lo: float | None) -> float:
+    """A box holding a fraction steps by its finest leading digit, of the default and of the minimum (the browser
+    counts steps from the minimum): a learning rate of 0.002 by 0.001, a rate of 0.3 from 0.01 by 0.01; not by 1,
+    which would leave the range in one click. Whole numbers and values from 1 up keep Gradio's step of 1."""
+    if isinstance(default, int) or not 0 < abs(default) < 1:
+        return 1
+    digits = [abs(default)] + ([abs(lo)] if lo and 0 < abs(lo) < 1 else [])
+    return 10.0 ** min(math.floor(math.log10(v) + 1e-9) for v in digits)
 
 
 def dropdown(cls: type[Config], name: str, **kw: Any) -> gr.Dropdown:

@@ -141,7 +141,19 @@ def test_number_boxes_step_within_their_scale():
     for name, info in server.discover().items():
         for block in info.blocks.blocks.values():
             value = getattr(block, "value", None)
-            if isinstance(block, gr.Number) and isinstance(value, float) and 0 < abs(value) < 1:
+            if not (isinstance(block, gr.Number) and isinstance(value, (int, float))):
+                continue
+            if 0 < abs(value) < 1:
                 seen += 1
                 assert block.step <= abs(value), (name, block.label, value, block.step)
+            on_grid = (value - (block.minimum or 0)) / block.step  # the browser steps from the minimum
+            assert abs(on_grid - round(on_grid)) < 1e-6, (name, block.label, value, block.minimum, block.step)
     assert seen >= 5  # DPO's β, GRPO's learning rate, ε and β, the paged-attention arrival rate
+
+
+def test_a_message_rewrapped_keeps_its_words():
+    """Handlers catch ValueError around their parsing and re-raise ``UserError(str(err))``; a UserError is a
+    ValueError: re-wrapped, it must read the same (no quotes around it, markup escaped once)."""
+    first = ui.UserError("Please type a name like <b>cat</b>.")
+    again = ui.UserError(str(first))
+    assert again.message == first.message == "Please type a name like &lt;b&gt;cat&lt;/b&gt;."

@@ -500,7 +500,7 @@ def test_demo_through_a_real_server(live_server):
 
     client = live_server.client("rope")
     notes, *figs = client.predict(10_000, 64, 12, 8, "llama3", 8, 8192, api_name="/rope")
-    assert "θ = 10000" in notes and len(figs) == 6 and all(figs)
+    assert "θ = 10,000, d" in notes and len(figs) == 6 and all(figs)
     notes, *figs = client.predict("smollm2-135m", TEXT, 1, 0, 0, 10, 8, api_name="/rope_model")
     assert "9 query heads" in notes and all(figs)
     with pytest.raises(AppError, match="even"):

@@ -93,7 +93,7 @@ def budget(t: RagTrace, dark: bool = False) -> go.Figure:
         f"the model's context is {t.context_window:,}"
     )
     if t.dropped:
-        title += f"; {t.dropped} passage(s) dropped"
+        title += f"; {t.dropped} passage{'' if t.dropped == 1 else 's'} dropped"
     return style.apply(fig, dark, title=title, height=360)
 
 
@@ -150,12 +150,9 @@ def _fed(t: RagTrace) -> str:
     if k == 0:
         return f"no passage fits the {t.budget}-token budget"
     verb = "goes" if k == 1 else "go"
-    fed = (
-        f"{k} unrelated passage{'' if k == 1 else 's'} {verb} into the prompt instead"
-        if t.wrong
-        else f"the top {k} {verb} into the prompt"
-    )
-    return fed + (f" ({t.dropped} more did not fit the {t.budget}-token budget)" if t.dropped else "")
+    if t.wrong:
+        return f"{k} unrelated passage{'' if k == 1 else 's'} {verb} in instead"
+    return f"the top {k} {verb} into the prompt"  # one line at 1280 px: the budget view tells what was dropped
 
 
 # ---- the demo's views from Python: toolkit.views.show("rag", view, **preset) -----------------------------------
