@@ -160,11 +160,11 @@ with gr.Blocks(title="Vector search") as demo:
     ui.header("vector_search", __doc__)
     with stage.strip():
         query_in = gr.Textbox(DECK_QUERY, label="query", lines=1, max_lines=1, scale=3)
-        view_in = gr.Dropdown(VIEWS, value="results", label="view", scale=2)
-        nprobe_in = ui.slider(Config, "nprobe", scale=2)  # scale 2: a slider's track and its ends stay in view
-        ef_in = ui.slider(Config, "ef_search", scale=2)
+        view_in = gr.Dropdown(VIEWS, value="results", label="view", scale=3)
+        nprobe_in = ui.slider(Config, "nprobe", scale=1)
+        ef_in = ui.slider(Config, "ef_search", scale=1)
         nprobe_in.maximum, ef_in.maximum = 64, 256  # the slider's useful span; the config's limits still apply
-        hop_in = gr.Slider(0, 200, value=0, step=1, label="HNSW hops (0 = all)", scale=2)
+        hop_in = gr.Slider(0, 200, value=0, step=1, label="HNSW hops (0 all)", scale=1)
         go_btn = gr.Button("Search", variant="primary", scale=1)
     with stage.options():
         corpus_in = gr.Dropdown(corpus_choices(), value="stdlib", label="corpus", allow_custom_value=True)
