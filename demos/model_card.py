@@ -11,13 +11,19 @@ from toolkit.model_card import figures
 MAX_NAME_CHARS = 255
 
 
-@ui.safe(lane="cheap")
-def show(model_name: str, request: gr.Request | None = None):
-    name = (model_name or "").strip()
+def _name(value) -> str:
+    """A model's name as typed: text (an API call may send a number, a list, true...), not empty, not too long."""
+    if value is not None and not isinstance(value, str):
+        raise ui.UserError("The model is named by text: a Hugging Face id or a local folder.")
+    name = (value or "").strip()
     if not name:
         raise ui.UserError("Choose a model or type a Hugging Face id / local folder.")
-    name = ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)  # longer is no hub id, nor a path the OS takes
-    c = model_card.card(ui.model(name))
+    return ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)  # longer is no hub id, nor a path the OS takes
+
+
+@ui.safe(lane="cheap")
+def show(model_name: str, request: gr.Request | None = None):
+    c = model_card.card(ui.model(_name(model_name)))
     gqa = f"{c.heads} query heads share {c.kv_heads} key/value heads" if c.kv_heads != c.heads else f"{c.heads} heads"
     rope = f"{c.rope_theta:,.0f}" if c.rope_theta else "none (learned absolute positions)"
     text = (
@@ -32,11 +38,7 @@ def show(model_name: str, request: gr.Request | None = None):
 @ui.safe(lane="cheap")
 def show_ui(model_name: str, request: gr.Request | None = None):
     """The page: (status, hero = the card: facts and where the parameters live)."""
-    name = (model_name or "").strip()
-    if not name:
-        raise ui.UserError("Choose a model or type a Hugging Face id / local folder.")
-    name = ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)
-    loaded = ui.model(name)
+    loaded = ui.model(_name(model_name))
     c = model_card.card(loaded)
     entry = models.EMBEDDED.get(loaded.name)
     if entry is not None and entry.gguf:
