@@ -128,7 +128,7 @@ def show(
 ):
     """Returns (notice markdown, main figure, second figure, bertviz iframe html)."""
     prompt = ui.as_text(prompt)
-    name = (model_name or "").strip() or models.default("causal")
+    name = ui.model_name(model_name)
     view = view if view in VIEW_NAMES else "overview"
     dark = ui.is_dark(request)
     notes: list[str] = []

@@ -42,7 +42,7 @@ def show(
     """Returns (status markdown, figure, step slider update)."""
     prompt = ui.as_text(prompt)
     view = ui.as_choice(view, "view", VIEW_NAMES)
-    name = (model_name or "").strip() or models.default("causal")
+    name = ui.model_name(model_name)
     cfg = ui.config(
         FlashConfig, layer=layer, head=head, block_q=block_q, block_k=block_k, order=order, max_tokens=max_tokens
     )

@@ -12,12 +12,8 @@ MAX_NAME_CHARS = 255
 
 
 def _name(value) -> str:
-    """A model's name as typed: text (an API call may send a number, a list, true...), not empty, not too long."""
-    if value is not None and not isinstance(value, str):
-        raise ui.UserError("The model is named by text: a Hugging Face id or a local folder.")
-    name = (value or "").strip()
-    if not name:
-        raise ui.UserError("Choose a model or type a Hugging Face id / local folder.")
+    """The model's name as typed: text, not empty (the card names no default), not too long."""
+    name = ui.model_name(value, kind=None)
     return ui.as_text(name, "model name", max_chars=MAX_NAME_CHARS)  # longer is no hub id, nor a path the OS takes
 
 

@@ -66,7 +66,7 @@ def ask(
         Config, corpus=name, index=index, k=k, candidates=candidates, rerank=rerank, wrong=bool(wrong),
         max_new_tokens=max_new_tokens, budget=budget,
     )  # fmt: skip
-    model_name = (model_name or "").strip() or models.default("causal")
+    model_name = ui.model_name(model_name)
     try:
         trace = _answer(model_name, question.strip(), cfg)
     except (ValueError, corpora.CorpusError) as err:

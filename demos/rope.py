@@ -115,7 +115,7 @@ def _capture(name: str, text: str) -> rope.RopeTrace:
 def show_model(model_name, text, token, layer, head, position, pair, request: gr.Request | None = None):
     """Real-model tab: (notes, rotation of the token's query, per-pair norms, relative grid, embedding + PE)."""
     text = ui.as_text(text)
-    name = (model_name or "").strip() or models.default("causal")
+    name = ui.model_name(model_name)
     trace = _capture(name, text)
     n_layers, n_heads, n_tokens, d = trace.q_pre.shape
     t = _int(token, "token", 0, n_tokens - 1)

@@ -450,6 +450,20 @@ def as_text(value: Any, name: str = "text", max_chars: int = MAX_TEXT_CHARS) -> 
     return text
 
 
+def model_name(value: Any, kind: str | None = "causal") -> str:
+    """A model named in a box or through the API: text (an API call may send 1.5, true, [1]...: a message, not a
+    crash in ``.strip()``), stripped; empty: the server's default of ``kind``, or a message where ``kind`` is None.
+    Too long or not a name at all: ``models.load`` says so."""
+    if value is not None and not isinstance(value, str):
+        raise UserError("The model is named by text: a Hugging Face id or a local folder.")
+    name = (value or "").strip()
+    if name:
+        return name
+    if kind is None:
+        raise UserError("Choose a model or type a Hugging Face id / local folder.")
+    return models.default(kind)
+
+
 def model(name: str | None = None, kind: str = "causal") -> models.Loaded:
     """The named model (default: the server's default of that kind); one that cannot be had is a message."""
     try:

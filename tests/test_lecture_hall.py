@@ -1086,6 +1086,23 @@ def test_model_card_any_model_name_is_a_message(name):
         assert facts
 
 
+@pytest.mark.parametrize("name", [1.5, -1, True, [1], {"a": 1}, ("x",), float("nan")], ids=repr)
+def test_every_model_box_refuses_a_name_that_is_not_text(name):
+    """The same API call to the other demos with a model box (attention, FlashAttention, RoPE, RAG): their
+    ``(model_name or "").strip()`` raised AttributeError ("Something went wrong"); ``ui.model_name`` says what to
+    send."""
+    from demos import attention
+
+    with pytest.raises(ui.UserError, match="named by text"):
+        ui.model_name(name)
+    with pytest.raises(ui.UserError) as err:
+        attention.show("The animal", name, 3, 0, "it", "lines")
+    assert err.value.message.startswith("The model is named by text")
+    assert ui.model_name("  ") == models.default("causal") and ui.model_name(None, "encoder") == models.default(
+        "encoder"
+    )
+
+
 def test_user_error_messages_are_text_not_markup():
     err = ui.UserError("could not load '<img src=x onerror=alert(1)>'")
     assert "<img" not in err.message and "&lt;img" in err.message  # what Gradio sends the page
