@@ -61,7 +61,7 @@ def show(
     else:
         d = trace.q.shape[-1]
         fig = views.traffic(d, TRAFFIC_N, sram, dark=dark)
-        b_r, b_c = fa.block_sizes(d, int(sram * 1024 / 2))  # as the figure counts: 2 bytes a number
+        b_r, b_c = fa.block_sizes(d, fa.on_chip(sram))  # as the figure's title
         status += (
             f"\n\nThe traffic curve uses the paper's block sizes for {sram:g} KB on chip (B_r={b_r}, B_c={b_c}), "
             f"not the tiles view's B_r × B_c ({trace.block_q}×{trace.block_k})."

@@ -188,7 +188,9 @@ def row(trace: FlashTrace, query: int, dark: bool = False) -> go.Figure:
     return fig
 
 
-def traffic(d: int, n_mark: int = 4096, sram_kb: float = 100, bytes_per_number: int = 2, dark: bool = False):
+def traffic(
+    d: int, n_mark: int = 4096, sram_kb: float = 100, bytes_per_number: int = maths.BYTES_PER_NUMBER, dark: bool = False
+):
     """Elements read from and written to slow memory (HBM) against sequence length N: standard attention (4N² + 4Nd)
     and FlashAttention's Algorithm 1 for the chosen on-chip memory (and two reference sizes, dashed)."""
     pal = style.palette(dark)
@@ -206,7 +208,7 @@ def traffic(d: int, n_mark: int = 4096, sram_kb: float = 100, bytes_per_number: 
     sizes = sorted({*SRAM_KB, float(sram_kb)})
     for kb in sizes:
         chosen = kb == float(sram_kb)
-        elements = int(kb * 1024 / bytes_per_number)
+        elements = maths.on_chip(kb, bytes_per_number)
         fig.add_trace(
             go.Scatter(
                 x=n,
@@ -218,7 +220,7 @@ def traffic(d: int, n_mark: int = 4096, sram_kb: float = 100, bytes_per_number: 
                 ),
             )
         )
-    elements = int(float(sram_kb) * 1024 / bytes_per_number)
+    elements = maths.on_chip(sram_kb, bytes_per_number)
     std, fl = maths.io_standard(n_mark, d), maths.io_flash(n_mark, d, elements)
     b_r, b_c = maths.block_sizes(d, elements)
     fig.add_vline(x=n_mark, line=dict(color="#888", dash="dot", width=2))

@@ -127,6 +127,14 @@ def io_standard(n: int, d: int) -> int:
     return 4 * n * n + 4 * n * d
 
 
+BYTES_PER_NUMBER = 2  # fp16 / bf16, as in the paper's count
+
+
+def on_chip(kb: float, bytes_per_number: int = BYTES_PER_NUMBER) -> int:
+    """Numbers an on-chip memory of ``kb`` KB holds (the M of Algorithm 1)."""
+    return int(float(kb) * 1024 / bytes_per_number)
+
+
 def block_sizes(d: int, sram: int) -> tuple[int, int]:
     """(B_r, B_c) of Algorithm 1 for an on-chip memory of ``sram`` elements: B_c = ⌈M / 4d⌉, B_r = min(B_c, d)."""
     if sram < 4 * d:
